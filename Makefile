@@ -1,0 +1,35 @@
+# make demo  - set up and run the MNIST-style batch inference job end to end (local processes)
+# make test  - set up and run every test (import contracts, then pytest)
+# make bench - run the benchmarks (results go in bench/README.md by hand)
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# extras the test suite needs; each issue's services add theirs here
+TEST_EXTRAS := dev
+
+.PHONY: demo test bench setup clean
+
+$(VENV)/.installed-%: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[$*]'
+	touch $@
+
+setup: $(VENV)/.installed-$(TEST_EXTRAS)
+
+demo: $(VENV)/.installed-demo
+	$(PY) examples/mnist/demo.py
+
+test: setup
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/bench_images.py
+	$(PY) bench/bench_dispatch.py
+	$(PY) bench/bench_listing.py
+
+clean:
+	rm -rf $(VENV) demo_data bench/_work

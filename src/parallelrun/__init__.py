@@ -1,0 +1,69 @@
+"""parallelrun: batch inference over large data, after Azure ML's ParallelRunStep.
+
+Example::
+
+    from parallelrun import Dataset, ParallelRunConfig, run_job
+
+    ds = Dataset.File.from_files(path="data/mnist/*.png")
+    config = ParallelRunConfig(source_directory="scripts", entry_script="score.py",
+                               mini_batch_size="5", error_threshold=10,
+                               output_action="append_row", process_count_per_node=2)
+    result = run_job(config, inputs=[ds], output="out/")
+
+Every public name is importable from here. Heavy parts are imported on first use, so
+``import parallelrun`` stays light (no Ray, no web stack, no pandas).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first attribute access)
+_EXPORTS = {
+    "ParallelRunError": "parallelrun.errors",
+    "ConfigurationError": "parallelrun.errors",
+    "EntryScriptError": "parallelrun.errors",
+    "DataError": "parallelrun.errors",
+    "StorageError": "parallelrun.errors",
+    "BackendError": "parallelrun.errors",
+    "WorkspaceError": "parallelrun.errors",
+    "JobFailedError": "parallelrun.errors",
+    "ParallelRunConfig": "parallelrun.config",
+    "EntryScript": "parallelrun.script",
+    "Dataset": "parallelrun.data.dataset",
+    "FileDataset": "parallelrun.data.files",
+    "run_job": "parallelrun.engine.job",
+    "JobResult": "parallelrun.engine.job",
+    "JobProgress": "parallelrun.engine.progress",
+    "ProgressListener": "parallelrun.engine.progress",
+    "MiniBatchRecord": "parallelrun.engine.progress",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'parallelrun' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from parallelrun.config import ParallelRunConfig
+    from parallelrun.data.dataset import Dataset
+    from parallelrun.data.files import FileDataset
+    from parallelrun.engine.job import JobResult, run_job
+    from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
+    from parallelrun.errors import (BackendError, ConfigurationError, DataError, EntryScriptError,
+                                    JobFailedError, ParallelRunError, StorageError, WorkspaceError)
+    from parallelrun.script import EntryScript

@@ -1,0 +1,53 @@
+"""Compute backends, chosen by name. ``import parallelrun`` never imports Ray: backends outside
+this package's core register as ``"module:Class"`` strings and are imported on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+from parallelrun.backends.base import Backend, Slot, WorkerSpec
+from parallelrun.errors import BackendError
+
+BACKENDS: dict[str, str] = {
+    "local": "parallelrun.backends.local:LocalProcessBackend",
+}
+
+
+@dataclasses.dataclass
+class BackendTarget:
+    """The simplest compute target: a backend name and its options.
+
+    Compute targets of the workspace (``ws.compute_targets[name]``) expose the same two
+    attributes, which is all ``run_job`` reads.
+    """
+
+    backend: str
+    backend_options: dict = dataclasses.field(default_factory=dict)
+
+
+def register_backend(name: str, target: str) -> None:
+    """Make a backend available by name; ``target`` is ``"package.module:ClassName"``."""
+    BACKENDS[name] = target
+
+
+def get_backend(name: str) -> type[Backend]:
+    """The backend class registered as ``name`` (imported now if it was not yet)."""
+    try:
+        target = BACKENDS[name]
+    except KeyError:
+        raise BackendError(
+            f"unknown compute backend {name!r}; available: {', '.join(sorted(BACKENDS))}") from None
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = {"ray": "ray"}.get(name, name)
+        raise BackendError(
+            f"backend {name!r} needs a package that is not installed ({exc.name}); "
+            f"install it with: pip install 'parallelrun[{extra}]'") from exc
+    return getattr(module, class_name)
+
+
+__all__ = ["BACKENDS", "Backend", "BackendTarget", "Slot", "WorkerSpec", "get_backend", "register_backend"]

@@ -1,0 +1,109 @@
+"""The backend interface: how workers start, receive mini-batches and report back.
+
+The scheduler (``parallelrun.engine.scheduler``) owns every decision (what to run where, retries,
+timeouts, thresholds); a backend only moves work and news. A backend manages numbered worker
+*slots*; each slot hosts at most one live worker at a time, which the scheduler may kill and
+start again. News comes back from :meth:`Backend.poll` as events.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any
+
+from parallelrun.data.minibatch import MiniBatch
+from parallelrun.script import ResultEncoder, RunOutcome
+
+
+@dataclasses.dataclass
+class WorkerSpec:
+    """Everything a worker needs to start; the same for all workers of a job (picklable)."""
+
+    script_path: str
+    source_dir: str
+    arguments: list[str]
+    encoder: ResultEncoder
+    output_dir: str
+    log_dir: str
+    logging_level: str = "INFO"
+    environment_variables: dict[str, str] = dataclasses.field(default_factory=dict)
+    models: dict[str, str] = dataclasses.field(default_factory=dict)
+    input_datasets: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: interpreter for the workers (an Environment's virtualenv); None = the coordinator's
+    python: str | None = None
+    run_id: str | None = None
+    workspace_path: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """A place for one worker: ``node_name``/``process_name`` also name its log files."""
+
+    id: int
+    node_name: str
+    process_name: str
+
+
+# Events a backend reports -------------------------------------------------------------------
+
+@dataclasses.dataclass
+class WorkerReady:
+    slot: int
+
+
+@dataclasses.dataclass
+class WorkerInitFailed:
+    slot: int
+    traceback: str
+    #: True when the script could not even be imported: retrying cannot help
+    fatal: bool = False
+
+
+@dataclasses.dataclass
+class MiniBatchDone:
+    slot: int
+    outcome: RunOutcome
+
+
+@dataclasses.dataclass
+class WorkerLost:
+    slot: int
+    reason: str
+
+
+Event = WorkerReady | WorkerInitFailed | MiniBatchDone | WorkerLost
+
+
+class Backend(abc.ABC):
+    """A way to run workers. Subclasses register in ``parallelrun.backends.BACKENDS``."""
+
+    name: str = ""
+
+    def __init__(self, spec: WorkerSpec, **options: Any):
+        self.spec = spec
+        self.options = options
+
+    @abc.abstractmethod
+    def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
+        """The worker slots for this job; raises BackendError when they cannot be had."""
+
+    @abc.abstractmethod
+    def start_worker(self, slot: Slot) -> None:
+        """Start a worker in ``slot`` without waiting; WorkerReady or a failure event follows."""
+
+    @abc.abstractmethod
+    def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
+        """Queue ``minibatch`` on the worker in ``slot``; it runs them in the order given."""
+
+    @abc.abstractmethod
+    def poll(self, timeout: float | None) -> list[Event]:
+        """Events since the last call, waiting up to ``timeout`` seconds for the first."""
+
+    @abc.abstractmethod
+    def kill_worker(self, slot: Slot) -> None:
+        """Stop the worker in ``slot`` at once (hung, timed out or no longer needed)."""
+
+    @abc.abstractmethod
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        """Let every worker call the script's shutdown() and exit; kill what is left after."""

@@ -1,0 +1,187 @@
+"""Local processes: the embedded default backend.
+
+Each worker is a child process (``python -m parallelrun.backends.local_worker``) started with
+``subprocess``, not ``multiprocessing``: the user's ``__main__`` is never re-imported, and the
+child can be another interpreter (an Environment's virtualenv). It talks over a socketpair; its
+stdout and stderr go straight to its files under ``logs/user/``, so even a segfault message
+lands there.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+
+import parallelrun
+from parallelrun.backends.base import (
+    Backend, Event, MiniBatchDone, Slot, WorkerInitFailed, WorkerLost, WorkerReady,
+)
+from parallelrun.data.minibatch import MiniBatch
+from parallelrun.errors import BackendError
+
+_PACKAGE_ROOT = str(Path(parallelrun.__file__).resolve().parent.parent)
+
+
+def gpu_count() -> int:
+    """GPUs visible on this machine (NVIDIA device nodes, narrowed by CUDA_VISIBLE_DEVICES)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    return len([d for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()]) \
+        if os.path.isdir("/dev") else 0
+
+
+class _Worker:
+    __slots__ = ("slot", "proc", "conn", "ready")
+
+    def __init__(self, slot: Slot, proc: subprocess.Popen, conn: Connection):
+        self.slot = slot
+        self.proc = proc
+        self.conn = conn
+        self.ready = False
+
+
+class LocalProcessBackend(Backend):
+    """Worker processes on this machine; ``node_count`` must be 1."""
+
+    name = "local"
+
+    def __init__(self, spec, **options):
+        super().__init__(spec, **options)
+        self._workers: dict[int, _Worker] = {}
+        self._by_conn: dict[Connection, _Worker] = {}
+        self._gpus = 0
+
+    def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
+        if node_count != 1:
+            raise BackendError(
+                f"node_count={node_count}: the local backend runs on this one machine, so "
+                "node_count must be 1. To use several nodes, run on a Ray cluster: "
+                "compute_target=RayCompute.attach(ws, 'ray-cluster', address='auto') "
+                "(or parallelrun run --compute ray)")
+        self._gpus = gpu_count()
+        count = process_count_per_node or self._gpus or os.cpu_count() or 1
+        return [Slot(i, "node0", f"process{i:03d}") for i in range(count)]
+
+    def _stream(self, kind: str, slot: Slot):
+        path = Path(self.spec.log_dir, "user", kind, slot.node_name, f"{slot.process_name}.{kind}.txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab")
+
+    def start_worker(self, slot: Slot) -> None:
+        parent_sock, child_sock = socket.socketpair()
+        env = dict(os.environ)
+        env.update(self.spec.environment_variables)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if self._gpus and "CUDA_VISIBLE_DEVICES" not in self.spec.environment_variables:
+            # one GPU per worker, round robin when there are more workers than GPUs
+            env["CUDA_VISIBLE_DEVICES"] = str(slot.id % self._gpus)
+        python = self.spec.python or sys.executable
+        with self._stream("stdout", slot) as out, self._stream("stderr", slot) as err:
+            try:
+                proc = subprocess.Popen(
+                    [python, "-m", "parallelrun.backends.local_worker", str(child_sock.fileno())],
+                    pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=err, env=env, cwd=self.spec.source_dir)
+            except OSError as exc:
+                parent_sock.close()
+                child_sock.close()
+                raise BackendError(f"cannot start a worker with interpreter {python!r}: {exc}") from exc
+        child_sock.close()
+        conn = Connection(parent_sock.detach())
+        worker = _Worker(slot, proc, conn)
+        self._workers[slot.id] = worker
+        self._by_conn[conn] = worker
+        try:
+            conn.send((self.spec, slot))
+        except OSError:
+            pass  # the process already died; poll() reports it
+
+    def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
+        worker = self._workers[slot.id]
+        try:
+            worker.conn.send_bytes(pickle.dumps(minibatch, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            pass  # the worker died; its EOF arrives through poll()
+
+    def poll(self, timeout: float | None) -> list[Event]:
+        if not self._by_conn:
+            if timeout:
+                time.sleep(min(timeout, 0.05))
+            return []
+        events: list[Event] = []
+        for conn in wait(list(self._by_conn), timeout):
+            worker = self._by_conn.get(conn)
+            if worker is None:
+                continue
+            try:
+                while True:
+                    message = pickle.loads(conn.recv_bytes())
+                    events.append(self._event(worker, message))
+                    if not conn.poll(0):
+                        break
+            except (EOFError, OSError):
+                events.append(WorkerLost(worker.slot.id, self._death_reason(worker)))
+                self._forget(worker)
+        return events
+
+    def _event(self, worker: _Worker, message) -> Event:
+        if isinstance(message, tuple):
+            if message[0] == "ready":
+                worker.ready = True
+                return WorkerReady(worker.slot.id)
+            return WorkerInitFailed(worker.slot.id, message[1], fatal=message[2])
+        return MiniBatchDone(worker.slot.id, message)
+
+    def _death_reason(self, worker: _Worker) -> str:
+        try:
+            code = worker.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()
+            code = worker.proc.wait()
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            hint = " (out of memory?)" if name == "SIGKILL" else ""
+            return f"worker process {worker.proc.pid} was killed by {name}{hint}"
+        return f"worker process {worker.proc.pid} exited with code {code}"
+
+    def _forget(self, worker: _Worker) -> None:
+        self._by_conn.pop(worker.conn, None)
+        if self._workers.get(worker.slot.id) is worker:
+            del self._workers[worker.slot.id]
+        worker.conn.close()
+
+    def kill_worker(self, slot: Slot) -> None:
+        worker = self._workers.get(slot.id)
+        if worker is None:
+            return
+        worker.proc.kill()
+        worker.proc.wait()
+        self._forget(worker)
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        workers = list(self._workers.values())
+        for worker in workers:
+            try:
+                worker.conn.send_bytes(pickle.dumps(None))
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace_seconds
+        for worker in workers:
+            try:
+                worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                worker.proc.wait()
+            self._forget(worker)

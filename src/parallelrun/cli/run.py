@@ -1,0 +1,104 @@
+"""``parallelrun run``: one parallel job from the terminal.
+
+Every ParallelRunConfig parameter is a flag of the same name in kebab case; the script's own
+arguments follow ``--``. Exit status: 0 finished, 1 failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import click
+from rich.console import Console
+
+from parallelrun.backends import BackendTarget
+from parallelrun.cli import main
+from parallelrun.cli.progress_view import TerminalProgress
+from parallelrun.config import ParallelRunConfig
+from parallelrun.errors import ParallelRunError
+
+# ParallelRunConfig fields that get a flag of another shape (or none: objects, not values)
+_SPECIAL_FIELDS = {"environment", "compute_target", "environment_variables", "partition_keys",
+                   "input_format"}
+_INT_FIELDS = {"error_threshold", "node_count", "process_count_per_node", "allowed_failed_count",
+               "run_max_try"}
+_FLOAT_FIELDS = {"run_invocation_timeout", "init_timeout", "allowed_failed_percent"}
+# The original requires these; on the terminal they take the v2 parallel job's defaults.
+_CLI_DEFAULTS = {"error_threshold": -1, "output_action": "append_row"}
+
+
+def config_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _config_options(func):
+    for field in reversed(dataclasses.fields(ParallelRunConfig)):
+        if field.name in _SPECIAL_FIELDS:
+            continue
+        kind = int if field.name in _INT_FIELDS else float if field.name in _FLOAT_FIELDS else str
+        default = _CLI_DEFAULTS.get(field.name, field.default)
+        func = click.option(config_flag(field.name), field.name, type=kind, default=default,
+                            show_default=default is not None,
+                            help=f"ParallelRunConfig.{field.name}")(func)
+    return func
+
+
+def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    result = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=flag)
+        result[key] = value
+    return result
+
+
+@main.command("run", context_settings={"ignore_unknown_options": False})
+@_config_options
+@click.option("--input", "inputs", multiple=True, required=True,
+              help="Files, folder or glob to process (repeatable).")
+@click.option("--output", required=True, help="Output folder (the append_row file goes here).")
+@click.option("--log-dir", default=None, help="Where logs go (default: OUTPUT/logs).")
+@click.option("--partition-keys", default=None, help="Comma-separated partition key columns.")
+@click.option("--environment-variables", "env_vars", multiple=True, metavar="KEY=VALUE",
+              help="Environment variable for the workers (repeatable).")
+@click.option("--compute", "--compute-target", "compute", default="local", show_default=True,
+              help="Compute backend: local, or ray.")
+@click.option("--ray-address", default=None, help="Ray cluster address for --compute ray.")
+@click.option("--resume", is_flag=True, help="Continue a job that died, from its log folder's journal.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+def run_command(inputs, output, log_dir, partition_keys, env_vars, compute, ray_address, resume,
+                quiet, script_args, **config_values):
+    """Run ENTRY_SCRIPT's run() over the input files in parallel.
+
+    \b
+    Example:
+      parallelrun run --source-directory scripts --entry-script score.py \\
+          --input 'data/*.png' --mini-batch-size 5 --output out/ -- --threshold 0.5
+    """
+    from parallelrun.data.files import FileDataset
+    from parallelrun.engine.job import run_job
+
+    console = Console(stderr=True)
+    try:
+        compute_target = compute
+        if ray_address is not None:
+            compute_target = BackendTarget(compute, {"address": ray_address})
+        config = ParallelRunConfig(
+            compute_target=compute_target,
+            partition_keys=[k.strip() for k in partition_keys.split(",")] if partition_keys else None,
+            environment_variables=_key_values(env_vars, "--environment-variables") or None,
+            **config_values)
+        datasets = [FileDataset.from_files(path) for path in inputs]
+        listeners = [] if quiet else [TerminalProgress(console)]
+        result = run_job(config, datasets, output, list(script_args), log_dir=log_dir,
+                         listeners=listeners, resume=resume)
+    except ParallelRunError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    colour = "green" if result.succeeded else "red"
+    console.print(f"[bold {colour}]{result.status}[/]", highlight=False)
+    console.print(result.summary(), highlight=False, markup=False)
+    sys.exit(0 if result.succeeded else 1)

@@ -1,0 +1,219 @@
+"""ParallelRunConfig: every knob of a parallel run step, with its defaults and its checks.
+
+The names, order and defaults follow Azure ML's ``ParallelRunConfig`` (SDK v1) so that existing
+code keeps working; see SPEC.md section 3. Every value is checked when the object is built, and
+an error names the parameter, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from parallelrun.errors import ConfigurationError
+
+OUTPUT_ACTIONS = ("append_row", "summary_only")
+LOGGING_LEVELS = ("WARNING", "INFO", "DEBUG")
+DEFAULT_APPEND_ROW_FILE_NAME = "parallel_run_step.txt"
+_MINI_BATCH_SIZE_RE = re.compile(r"^\d+([kKmMgG][bB])?$")
+_BAD_FILE_NAME_CHARS = set('~"#%&*:<>?/\\{|}')
+# Names the engine owns; a script argument with one of these names would be ambiguous.
+RESERVED_ARGUMENT_NAMES = (
+    "mini_batch_size", "error_threshold", "allowed_failed_count", "allowed_failed_percent",
+    "output", "output_action", "logging_level", "process_count_per_node",
+    "run_invocation_timeout", "run_max_try", "append_row_file_name",
+)
+_SIZE_UNITS = {"": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+
+
+def parse_data_size(value: int | str) -> int:
+    """Bytes in a tabular mini_batch_size: ``1024``, ``"10KB"``, ``"1mb"``, ``"2GB"`` (powers of 1024).
+
+    >>> parse_data_size("1MB")
+    1048576
+    """
+    text = str(value).strip()
+    if isinstance(value, bool) or not _MINI_BATCH_SIZE_RE.match(text):
+        raise ConfigurationError(
+            "mini_batch_size", value,
+            "a tabular dataset needs a data size: bytes (1024) or a number with KB, MB or GB "
+            "(e.g. '1MB'; case-insensitive, powers of 1024)")
+    digits = text.rstrip("kKmMgGbB")
+    unit = text[len(digits):].upper()
+    size = int(digits) * _SIZE_UNITS[unit]
+    if size < 1:
+        raise ConfigurationError("mini_batch_size", value, "a data size of at least 1 byte")
+    return size
+
+
+def parse_file_count(value: int | str) -> int:
+    """Files per mini-batch in a file dataset's mini_batch_size: ``5`` or ``"5"``, at least 1."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise ConfigurationError(
+            "mini_batch_size", value,
+            "a file dataset needs a count of files per mini-batch, an integer >= 1 (e.g. 5 or '5')")
+    return int(text)
+
+
+def _check_int(name: str, value: Any, minimum: int, meaning: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(name, value, f"{meaning}, an integer >= {minimum}")
+    return value
+
+
+@dataclasses.dataclass
+class ParallelRunConfig:
+    """How to run an entry script over a dataset in parallel.
+
+    Example::
+
+        config = ParallelRunConfig(
+            source_directory="scripts", entry_script="digit_identification.py",
+            mini_batch_size="5", error_threshold=10, output_action="append_row",
+            process_count_per_node=2)
+
+    ``environment``, ``compute_target`` and ``node_count`` come first, as in Azure ML, so
+    positional code written for it still lines up.
+    """
+
+    environment: Any = None
+    entry_script: str | None = None
+    error_threshold: int | None = None
+    output_action: str | None = None
+    compute_target: Any = None
+    node_count: int = 1
+    process_count_per_node: int | None = None
+    mini_batch_size: int | str | None = None
+    source_directory: str | os.PathLike | None = None
+    description: str | None = None
+    logging_level: str = "INFO"
+    run_invocation_timeout: int | float = 60
+    input_format: str | None = None
+    append_row_file_name: str | None = None
+    allowed_failed_count: int | None = None
+    allowed_failed_percent: float | None = None
+    partition_keys: list[str] | None = None
+    environment_variables: Mapping[str, str] | None = None
+    run_max_try: int = 3
+    # [beyond] a worker whose init() runs longer than this is replaced, so a job never hangs in init.
+    init_timeout: int | float = 600
+
+    def __post_init__(self) -> None:
+        self._check_entry_script()
+        if self.error_threshold is None:
+            raise ConfigurationError(
+                "error_threshold", None,
+                "it is required: the number of failed items to tolerate, an integer >= -1 "
+                "(-1 ignores all failures)")
+        _check_int("error_threshold", self.error_threshold, -1, "the number of failed items tolerated")
+        if self.output_action not in OUTPUT_ACTIONS:
+            raise ConfigurationError("output_action", self.output_action,
+                                     f"one of {', '.join(OUTPUT_ACTIONS)}")
+        _check_int("node_count", self.node_count, 1, "the number of nodes")
+        if self.process_count_per_node is not None:
+            _check_int("process_count_per_node", self.process_count_per_node, 1,
+                       "worker processes per node")
+        if self.mini_batch_size is not None:
+            text = str(self.mini_batch_size).strip()
+            if isinstance(self.mini_batch_size, bool) or not _MINI_BATCH_SIZE_RE.match(text) \
+                    or int(text.rstrip("kKmMgGbB")) < 1:
+                raise ConfigurationError(
+                    "mini_batch_size", self.mini_batch_size,
+                    "a count of files for file datasets (an integer >= 1, e.g. 5 or '5') or a data "
+                    "size for tabular datasets (e.g. 1024, '10KB', '1MB', '1GB')")
+        level = str(self.logging_level).upper()
+        if level not in LOGGING_LEVELS:
+            raise ConfigurationError("logging_level", self.logging_level,
+                                     f"one of {', '.join(LOGGING_LEVELS)}")
+        self.logging_level = level
+        for name in ("run_invocation_timeout", "init_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigurationError(name, value, "a number of seconds > 0")
+        _check_int("run_max_try", self.run_max_try, 1, "tries of a mini-batch (first + retries)")
+        if self.allowed_failed_count is not None:
+            _check_int("allowed_failed_count", self.allowed_failed_count, -1,
+                       "failed mini-batches tolerated (-1 ignores all)")
+        if self.allowed_failed_percent is not None:
+            value = self.allowed_failed_percent
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+                raise ConfigurationError("allowed_failed_percent", value, "a percentage from 0 to 100")
+        if self.append_row_file_name is None:
+            self.append_row_file_name = DEFAULT_APPEND_ROW_FILE_NAME
+        name = self.append_row_file_name
+        if not isinstance(name, str) or not name.strip() or _BAD_FILE_NAME_CHARS & set(name):
+            raise ConfigurationError(
+                "append_row_file_name", name,
+                'a plain file name without any of ~ " # % & * : < > ? / \\ { | }')
+        if self.partition_keys is not None:
+            keys = self.partition_keys
+            if isinstance(keys, str) or not keys or not all(isinstance(k, str) and k for k in keys):
+                raise ConfigurationError("partition_keys", keys,
+                                         "a non-empty list of column names, e.g. ['region', 'date']")
+            self.partition_keys = list(keys)
+        if self.environment_variables is not None:
+            env = self.environment_variables
+            if not isinstance(env, Mapping) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+                raise ConfigurationError("environment_variables", env,
+                                         "a dict of str to str, e.g. {'OMP_NUM_THREADS': '1'}")
+            self.environment_variables = dict(env)
+
+    def _check_entry_script(self) -> None:
+        if not self.entry_script:
+            raise ConfigurationError(
+                "entry_script", self.entry_script,
+                "it is required: the path of a .py file defining init() and run(mini_batch)")
+        if self.source_directory is not None:
+            source = Path(self.source_directory)
+            if not source.is_dir():
+                raise ConfigurationError(
+                    "source_directory", str(self.source_directory),
+                    f"an existing folder (nothing at {source.resolve()}); it holds the entry script")
+            script = source / self.entry_script
+        else:
+            script = Path(self.entry_script)
+        if script.suffix != ".py":
+            raise ConfigurationError("entry_script", str(self.entry_script), "a Python file ending in .py")
+        if not script.is_file():
+            where = f" inside source_directory {str(self.source_directory)!r}" if self.source_directory else ""
+            raise ConfigurationError(
+                "entry_script", str(self.entry_script),
+                f"an existing .py file{where} (nothing at {script.resolve()})")
+
+    @property
+    def script_path(self) -> Path:
+        """Absolute path of the entry script."""
+        base = Path(self.source_directory) if self.source_directory is not None else Path()
+        return (base / self.entry_script).resolve()
+
+    @property
+    def source_path(self) -> Path:
+        """Absolute path of the source directory (the script's folder when none was given)."""
+        if self.source_directory is not None:
+            return Path(self.source_directory).resolve()
+        return self.script_path.parent
+
+
+def check_arguments(arguments: list[str] | None) -> list[str]:
+    """Check a step's script arguments the way the original does; returns them as strings.
+
+    The first one must be a flag (start with ``-``) and none may use a name the engine owns.
+    """
+    args = [str(a) for a in (arguments or [])]
+    if args and not args[0].startswith("-"):
+        raise ConfigurationError("arguments", arguments,
+                                 "a list starting with a flag such as '--threshold', then its values")
+    for arg in args:
+        if arg.startswith("-"):
+            name = arg.lstrip("-").split("=", 1)[0].replace("-", "_")
+            if name in RESERVED_ARGUMENT_NAMES:
+                raise ConfigurationError(
+                    "arguments", arguments,
+                    f"{arg!r} is a name parallelrun owns ({', '.join(RESERVED_ARGUMENT_NAMES)}); "
+                    "rename that script argument")
+    return args

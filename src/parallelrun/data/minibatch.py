@@ -1,0 +1,49 @@
+"""The unit of work: one mini-batch, as planned by a dataset and sent to a worker."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Payload(Protocol):
+    """What travels to a worker; ``load()`` runs there and gives ``run()`` its argument."""
+
+    def load(self) -> Any: ...
+
+
+class MiniBatch:
+    """One mini-batch: its position in the plan, its item count when known, and its payload.
+
+    ``index`` is the mini-batch's place in the deterministic plan of the job's inputs; journal,
+    resume and exactly-once output all key on it. ``items`` is the number of files for file
+    datasets and None for tables (rows are counted by the worker that reads them).
+    """
+
+    __slots__ = ("index", "items", "payload", "label")
+
+    def __init__(self, index: int, items: int | None, payload: Payload, label: str):
+        self.index = index
+        self.items = items
+        self.payload = payload
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"MiniBatch({self.index}, items={self.items}, {self.label})"
+
+
+class FileList:
+    """Payload of a file mini-batch: local paths, handed to ``run()`` as a list of str."""
+
+    __slots__ = ("paths",)
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+
+    def load(self) -> list[str]:
+        return list(self.paths)
+
+    def __getstate__(self):
+        return self.paths
+
+    def __setstate__(self, state):
+        self.paths = state

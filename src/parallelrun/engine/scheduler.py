@@ -1,0 +1,423 @@
+"""The scheduler: hands mini-batches to workers and decides what every outcome means.
+
+It is the same for every backend. It owns retries (``run_max_try``), timeouts of ``run()`` and
+``init()``, replacing dead workers, the error thresholds, and the order of commits: a mini-batch's
+rows are committed once, by this thread, after its successful try. Backends only carry
+mini-batches out and events back (``parallelrun.backends.base``).
+
+Each worker gets up to ``depth`` mini-batches queued so it never waits for the coordinator;
+the one at the head of its queue is the one running, and started when the previous one's
+result arrived. A worker that dies or times out fails only its head mini-batch; the others
+in its queue go back to the front of the line without losing a try.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import queue
+import threading
+import time
+from typing import Iterable, Iterator
+
+from parallelrun.backends.base import (
+    Backend, MiniBatchDone, Slot, WorkerInitFailed, WorkerLost, WorkerReady,
+)
+from parallelrun.data.minibatch import MiniBatch
+from parallelrun.engine.journal import Commit, Journal
+from parallelrun.engine.outputs import OutputAction
+from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
+from parallelrun.script import RunOutcome
+
+
+@dataclasses.dataclass
+class Limits:
+    """The parts of ParallelRunConfig the scheduler enforces."""
+
+    run_max_try: int = 3
+    run_invocation_timeout: float = 60
+    init_timeout: float = 600
+    error_threshold: int = -1
+    allowed_failed_count: int | None = None
+    allowed_failed_percent: float | None = None
+    #: init() failures tolerated before the job fails (the original: 3 x workers)
+    init_failures: int = 3
+
+
+@dataclasses.dataclass
+class SchedulerOutcome:
+    status: str                 # Finished | Failed | Canceled
+    error: str | None = None
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, error: str | None):
+        self.status = status
+        self.error = error
+
+
+class _Worker:
+    __slots__ = ("slot", "ready", "started_at", "queue", "current_since", "done")
+
+    def __init__(self, slot: Slot, started_at: float):
+        self.slot = slot
+        self.ready = False
+        self.started_at = started_at
+        self.queue: collections.deque[tuple[MiniBatch, int]] = collections.deque()
+        self.current_since = started_at
+        self.done = 0
+
+
+class _Feeder(threading.Thread):
+    """Pulls the planner on its own thread, so listing a huge folder overlaps running."""
+
+    CHUNK = 256
+
+    def __init__(self, planner: Iterator[MiniBatch], skip: set[int], progress: JobProgress):
+        super().__init__(name="parallelrun-planner", daemon=True)
+        self.planner = planner
+        self.skip = skip
+        self.progress = progress
+        self.chunks: queue.Queue[list[MiniBatch]] = queue.Queue(maxsize=64)
+        self.error: BaseException | None = None
+        self.exhausted = threading.Event()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        chunk: list[MiniBatch] = []
+        progress = self.progress
+        try:
+            for mb in self.planner:
+                progress.planned_minibatches += 1
+                progress.planned_items += mb.items or 0
+                if mb.index in self.skip:
+                    continue
+                chunk.append(mb)
+                if len(chunk) >= self.CHUNK or self.chunks.empty():
+                    self._put(chunk)
+                    chunk = []
+                if self._halt.is_set():
+                    return
+            if chunk:
+                self._put(chunk)
+        except BaseException as exc:  # noqa: BLE001 - handed to the scheduler thread
+            self.error = exc
+        finally:
+            progress.planning_done = self.error is None
+            self.exhausted.set()
+
+    def _put(self, chunk: list[MiniBatch]) -> None:
+        while not self._halt.is_set():
+            try:
+                self.chunks.put(chunk, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def halt(self) -> None:
+        self._halt.set()
+
+
+class Scheduler:
+    """Runs a planned job on a backend until it finishes, fails or is canceled."""
+
+    TICK = 1.0
+
+    def __init__(self, backend: Backend, slots: list[Slot], planner: Iterator[MiniBatch],
+                 output: OutputAction, journal: Journal, limits: Limits,
+                 listeners: Iterable[ProgressListener] = (), progress: JobProgress | None = None,
+                 skip: set[int] | None = None, cancel: threading.Event | None = None,
+                 logger=None):
+        self.backend = backend
+        self.slots = slots
+        self.output = output
+        self.journal = journal
+        self.limits = limits
+        self.listeners = list(listeners)
+        self.progress = progress or JobProgress()
+        self.cancel = cancel or threading.Event()
+        self.log = logger
+        self.progress.minibatches_resumed = len(skip or ())
+        self._feeder = _Feeder(planner, set(skip or ()), self.progress)
+        self._pending: collections.deque[MiniBatch] = collections.deque()
+        self._retry: collections.deque[tuple[MiniBatch, int]] = collections.deque()
+        self._workers: dict[int, _Worker] = {}
+        self._init_failures = 0
+        self._last_init_traceback: str | None = None
+        self._first_error: MiniBatchRecord | None = None
+        self._depth = 2
+        self._run_seconds_avg = 0.0
+
+    # The loop --------------------------------------------------------------------------------
+    def run(self) -> SchedulerOutcome:
+        for listener in self.listeners:
+            listener.on_start(self.progress)
+        self._feeder.start()
+        for slot in self.slots:
+            self._start(slot)
+        self.progress.workers_total = len(self.slots)
+        next_tick = time.monotonic() + self.TICK
+        try:
+            while True:
+                if self.cancel.is_set():
+                    raise _Stop("Canceled", "the job was canceled")
+                self._dispatch()
+                if self._finished():
+                    break
+                now = time.monotonic()
+                timeout = min(self._next_deadline(now), next_tick) - now
+                if self._idle_waiting_for_plan():
+                    timeout = min(timeout, 0.005)
+                for event in self.backend.poll(max(0.0, timeout)):
+                    self._handle(event)
+                now = time.monotonic()
+                self._enforce_deadlines(now)
+                if now >= next_tick:
+                    next_tick = now + self.TICK
+                    for listener in self.listeners:
+                        listener.on_tick(self.progress)
+            outcome = self._final_outcome()
+            self.backend.shutdown()
+        except _Stop as stop:
+            outcome = SchedulerOutcome(stop.status, stop.error)
+            self._abort()
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._feeder.halt()
+        return outcome
+
+    def _abort(self) -> None:
+        for worker in list(self._workers.values()):
+            self.backend.kill_worker(worker.slot)
+        self.backend.shutdown(grace_seconds=0)
+
+    def _finished(self) -> bool:
+        if self._retry or self._pending or not self._feeder.exhausted.is_set():
+            return False
+        if not self._feeder.chunks.empty():
+            return False
+        if self._feeder.error is not None:
+            raise self._feeder.error
+        return not any(w.queue for w in self._workers.values())
+
+    def _idle_waiting_for_plan(self) -> bool:
+        return not self._feeder.exhausted.is_set() and not self._pending and any(
+            w.ready and not w.queue for w in self._workers.values())
+
+    def _next_work(self) -> tuple[MiniBatch, int] | None:
+        if self._retry:
+            return self._retry.popleft()
+        if not self._pending:
+            try:
+                self._pending.extend(self._feeder.chunks.get_nowait())
+            except queue.Empty:
+                if self._feeder.error is not None:
+                    raise self._feeder.error
+                return None
+        return self._pending.popleft(), 1
+
+    def _dispatch(self) -> None:
+        now = time.monotonic()
+        for worker in self._workers.values():
+            if not worker.ready:
+                continue
+            while len(worker.queue) < self._depth:
+                work = self._next_work()
+                if work is None:
+                    break
+                if not worker.queue:
+                    worker.current_since = now
+                    self.progress.workers[worker.slot.process_name]["current"] = work[0].index
+                worker.queue.append(work)
+                self.backend.submit(worker.slot, work[0])
+            else:
+                continue
+            return  # no work left to hand out right now
+
+    # Events ----------------------------------------------------------------------------------
+    def _handle(self, event) -> None:
+        worker = self._workers.get(event.slot)
+        if worker is None:
+            return
+        if isinstance(event, MiniBatchDone):
+            self._on_done(worker, event.outcome)
+        elif isinstance(event, WorkerReady):
+            worker.ready = True
+            self.progress.workers_ready += 1
+            self.progress.workers[worker.slot.process_name]["state"] = "ready"
+            self._log("info", "worker %s ready after %.2f s", worker.slot.process_name,
+                      time.monotonic() - worker.started_at)
+        elif isinstance(event, WorkerInitFailed):
+            self._on_init_failed(worker, event.traceback, event.fatal)
+        elif isinstance(event, WorkerLost):
+            if worker.ready:
+                self._on_worker_lost(worker, "PROCESS_DIED", event.reason)
+            else:
+                self._on_init_failed(worker, f"{event.reason} during import or init()", False)
+
+    def _on_done(self, worker: _Worker, outcome: RunOutcome) -> None:
+        mb, attempt = worker.queue.popleft()
+        now = time.monotonic()
+        started, worker.current_since = worker.current_since, now
+        worker.done += 1
+        self.progress.workers[worker.slot.process_name]["current"] = (
+            worker.queue[0][0].index if worker.queue else None)
+        self._run_seconds_avg = 0.9 * self._run_seconds_avg + 0.1 * outcome.run_seconds
+        self._depth = 8 if self._run_seconds_avg < 0.005 else 2
+        mb.items = outcome.items
+        record = self._record(worker, mb, attempt, started, now, outcome)
+        if outcome.status == "RUN_DONE":
+            offset = self.output.commit(outcome.payload) if outcome.payload else 0
+            self.journal.record(Commit(mb.index, offset, len(outcome.payload), outcome.items,
+                                       outcome.succeeded))
+            progress = self.progress
+            progress.minibatches_succeeded += 1
+            progress.items_succeeded += outcome.succeeded
+            progress.items_failed += outcome.failed
+            record.final = True
+            self._notify(record)
+            self._check_thresholds()
+        else:
+            self._failed_try(mb, attempt, record)
+
+    def _on_worker_lost(self, worker: _Worker, status: str, reason: str) -> None:
+        """The worker died or was killed: its running mini-batch failed a try, the rest go back."""
+        now = time.monotonic()
+        queued = list(worker.queue)
+        worker.queue.clear()
+        self._retire(worker)
+        if queued:
+            (mb, attempt), rest = queued[0], queued[1:]
+            self._retry.extendleft(reversed(rest))
+            outcome = RunOutcome(mb.index, status, mb.items or 0, 0, error_type=status,
+                                 error_message=reason, traceback=reason,
+                                 run_seconds=now - worker.current_since)
+            self._failed_try(mb, attempt, self._record(worker, mb, attempt, worker.current_since,
+                                                        now, outcome))
+        self._log("warning", "%s: %s; starting a new worker", worker.slot.process_name, reason)
+        self.progress.worker_restarts += 1
+        self._start(worker.slot)
+
+    def _on_init_failed(self, worker: _Worker, traceback_text: str, fatal: bool) -> None:
+        self._retire(worker)
+        self._last_init_traceback = traceback_text
+        if fatal:
+            raise _Stop("Failed", "the entry script could not be imported in a worker; no "
+                                  f"mini-batch ran. Fix the script:\n{traceback_text}")
+        self._init_failures += 1
+        self._log("warning", "init() failed on %s (%d of %d allowed):\n%s", worker.slot.process_name,
+                  self._init_failures, self.limits.init_failures, traceback_text)
+        if self._init_failures >= self.limits.init_failures:
+            raise _Stop("Failed", f"init() failed {self._init_failures} times, the most workers "
+                                  "may fail to start; the job stopped. Last traceback:\n"
+                                  f"{traceback_text}")
+        self._start(worker.slot)
+
+    def _failed_try(self, mb: MiniBatch, attempt: int, record: MiniBatchRecord) -> None:
+        progress = self.progress
+        if attempt < self.limits.run_max_try:
+            self._retry.appendleft((mb, attempt + 1))
+            progress.retries += 1
+            record.final = False
+            self._notify(record)
+            return
+        record.final = True
+        progress.minibatches_failed += 1
+        progress.items_failed += record.items
+        if self._first_error is None:
+            self._first_error = record
+        self._notify(record)
+        self._check_thresholds()
+
+    # Workers ---------------------------------------------------------------------------------
+    def _start(self, slot: Slot) -> None:
+        self._workers[slot.id] = _Worker(slot, time.monotonic())
+        self.progress.workers.setdefault(slot.process_name, {"node": slot.node_name, "done": 0})
+        self.progress.workers[slot.process_name].update(state="starting", current=None)
+        self.backend.start_worker(slot)
+
+    def _retire(self, worker: _Worker) -> None:
+        self.backend.kill_worker(worker.slot)
+        if worker.ready:
+            self.progress.workers_ready -= 1
+        worker.ready = False
+        self.progress.workers[worker.slot.process_name].update(state="restarting", current=None)
+
+    def _next_deadline(self, now: float) -> float:
+        deadline = now + 3600.0
+        for worker in self._workers.values():
+            if not worker.ready:
+                deadline = min(deadline, worker.started_at + self.limits.init_timeout)
+            elif worker.queue:
+                deadline = min(deadline, worker.current_since + self.limits.run_invocation_timeout)
+        return deadline
+
+    def _enforce_deadlines(self, now: float) -> None:
+        for worker in list(self._workers.values()):
+            if not worker.ready:
+                if now - worker.started_at > self.limits.init_timeout:
+                    self._on_init_failed(
+                        worker, f"init() did not finish within init_timeout={self.limits.init_timeout} s",
+                        False)
+            elif worker.queue and now - worker.current_since > self.limits.run_invocation_timeout:
+                self._on_worker_lost(
+                    worker, "RUN_TIMEOUT",
+                    f"run() did not return within run_invocation_timeout="
+                    f"{self.limits.run_invocation_timeout} s; the worker was killed and replaced")
+
+    # Outcomes --------------------------------------------------------------------------------
+    def _record(self, worker: _Worker, mb: MiniBatch, attempt: int, started: float,
+                finished: float, outcome: RunOutcome) -> MiniBatchRecord:
+        wall = time.time()
+        return MiniBatchRecord(
+            index=mb.index, attempt=attempt, node_name=worker.slot.node_name,
+            process_name=worker.slot.process_name, started_at=wall - (finished - started),
+            finished_at=wall, items=outcome.items, succeeded=outcome.succeeded,
+            run_seconds=outcome.run_seconds, status=outcome.status, final=False,
+            error_type=outcome.error_type, error_message=outcome.error_message,
+            traceback=outcome.traceback)
+
+    def _notify(self, record: MiniBatchRecord) -> None:
+        if record.final:
+            self.progress.workers[record.process_name]["done"] += 1
+        for listener in self.listeners:
+            listener.on_record(self.progress, record)
+
+    def _check_thresholds(self) -> None:
+        p, limits = self.progress, self.limits
+        if limits.error_threshold != -1 and p.items_failed > limits.error_threshold:
+            raise _Stop("Failed", self._with_first_error(
+                f"error_threshold={limits.error_threshold} exceeded: {p.items_failed} items failed; "
+                "the job stopped, finished mini-batches are kept in the output"))
+        allowed = limits.allowed_failed_count
+        if allowed is not None and allowed != -1 and p.minibatches_failed > allowed:
+            raise _Stop("Failed", self._with_first_error(
+                f"allowed_failed_count={allowed} exceeded: {p.minibatches_failed} mini-batches "
+                "failed; the job stopped, finished mini-batches are kept in the output"))
+
+    def _final_outcome(self) -> SchedulerOutcome:
+        p, percent = self.progress, self.limits.allowed_failed_percent
+        if percent is not None and p.planned_minibatches:
+            failed_percent = 100.0 * p.minibatches_failed / p.planned_minibatches
+            if failed_percent > percent:
+                return SchedulerOutcome("Failed", self._with_first_error(
+                    f"allowed_failed_percent={percent} exceeded: {p.minibatches_failed} of "
+                    f"{p.planned_minibatches} mini-batches failed ({failed_percent:.1f}%)"))
+        return SchedulerOutcome("Finished", None)
+
+    def _with_first_error(self, reason: str) -> str:
+        first = self._first_error
+        if first is None:
+            return reason
+        return (f"{reason}.\nFirst failed mini-batch: {first.index} ({first.status} on "
+                f"{first.node_name}/{first.process_name}):\n{first.traceback or first.error_message}")
+
+    @property
+    def first_error(self) -> MiniBatchRecord | None:
+        return self._first_error
+
+    def _log(self, level: str, message: str, *args) -> None:
+        if self.log is not None:
+            getattr(self.log, level)(message, *args)
