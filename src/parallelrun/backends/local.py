@@ -19,14 +19,14 @@ import time
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-import parallelrun
 from parallelrun.backends.base import (
     Backend, Event, MiniBatchDone, Slot, WorkerInitFailed, WorkerLost, WorkerReady,
 )
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.errors import BackendError
 
-_PACKAGE_ROOT = str(Path(parallelrun.__file__).resolve().parent.parent)
+# the folder holding the parallelrun package, put on workers' path (they may run another Python)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def gpu_count() -> int:
