@@ -124,8 +124,12 @@ class LocalProcessBackend(Backend):
                 continue
             try:
                 while True:
-                    message = pickle.loads(conn.recv_bytes())
-                    events.append(self._event(worker, message))
+                    event = self._event(worker, pickle.loads(conn.recv_bytes()))
+                    events.append(event)
+                    if isinstance(event, WorkerInitFailed):
+                        # the worker exits next; its EOF is not news
+                        self._reap(worker)
+                        break
                     if not conn.poll(0):
                         break
             except (EOFError, OSError):
@@ -155,6 +159,14 @@ class LocalProcessBackend(Backend):
             hint = " (out of memory?)" if name == "SIGKILL" else ""
             return f"worker process {worker.proc.pid} was killed by {name}{hint}"
         return f"worker process {worker.proc.pid} exited with code {code}"
+
+    def _reap(self, worker: _Worker) -> None:
+        try:
+            worker.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()
+            worker.proc.wait()
+        self._forget(worker)
 
     def _forget(self, worker: _Worker) -> None:
         self._by_conn.pop(worker.conn, None)

@@ -310,8 +310,9 @@ class Scheduler:
         self._log("warning", "init() failed on %s (%d of %d allowed):\n%s", worker.slot.process_name,
                   self._init_failures, self.limits.init_failures, traceback_text)
         if self._init_failures >= self.limits.init_failures:
-            raise _Stop("Failed", f"init() failed {self._init_failures} times, the most workers "
-                                  "may fail to start; the job stopped. Last traceback:\n"
+            raise _Stop("Failed", f"init() failed {self._init_failures} times (at most "
+                                  f"{self.limits.init_failures - 1} failures are tolerated: 3 per "
+                                  "worker); the job stopped. Last traceback:\n"
                                   f"{traceback_text}")
         self._start(worker.slot)
 

@@ -1,0 +1,165 @@
+"""The entry-script contract, through run_job with real worker processes and real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parallelrun import Dataset, EntryScriptError, ParallelRunConfig, run_job
+
+
+def config(src: Path, **overrides) -> ParallelRunConfig:
+    values = dict(source_directory=str(src), entry_script="score.py", mini_batch_size="3",
+                  error_threshold=-1, output_action="append_row", process_count_per_node=2,
+                  run_invocation_timeout=30)
+    values.update(overrides)
+    return ParallelRunConfig(**values)
+
+
+def rows(result) -> list[str]:
+    return Path(result.output_file).read_text().splitlines()
+
+
+def test_files_in_list_out_one_line_per_item(make_script, make_files, tmp_path):
+    src = make_script("""
+        import os
+        def init():
+            pass
+        def run(mini_batch):
+            return [f"{os.path.basename(p)}: {open(p).read()}" for p in mini_batch]
+    """)
+    data = make_files(10)
+    result = run_job(config(src), [Dataset.File.from_files(f"{data}/*.txt")], tmp_path / "out")
+    assert result.status == "Finished"
+    assert sorted(rows(result)) == sorted(f"item_{i:04d}.txt: {i}" for i in range(10))
+    assert (result.minibatches_total, result.minibatches_succeeded) == (4, 4)
+    assert (result.items_succeeded, result.items_failed) == (10, 0)
+
+
+def test_arguments_reach_argparse_in_init_and_sibling_files_by_file(make_script, make_files, tmp_path):
+    src = make_script("""
+        import argparse, os
+        def init():
+            global threshold, labels
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--threshold", type=float)
+            args, _ = parser.parse_known_args()
+            threshold = args.threshold
+            here = os.path.dirname(os.path.realpath(__file__))
+            labels = open(os.path.join(here, "labels.txt")).read().split()
+        def run(mini_batch):
+            return [f"{threshold} {labels[int(open(p).read())]} {os.getcwd() == os.path.dirname(__file__)}"
+                    for p in mini_batch]
+    """)
+    (src / "labels.txt").write_text("zero one two")
+    data = make_files(3)
+    result = run_job(config(src), [Dataset.File.from_files(str(data))], tmp_path / "out",
+                     arguments=["--threshold", "0.5"])
+    assert sorted(rows(result)) == ["0.5 one True", "0.5 two True", "0.5 zero True"]
+
+
+def test_init_once_per_worker_and_shutdown_called(make_script, make_files, tmp_path):
+    src = make_script("""
+        import os
+        from parallelrun import EntryScript
+        def init():
+            global pid
+            pid = os.getpid()
+            EntryScript().logger.info("init in %s", pid)
+        def run(mini_batch):
+            return [str(pid)] * len(mini_batch)
+        def shutdown():
+            open(os.path.join(EntryScript().output_dir, f"shutdown-{pid}"), "w").close()
+    """)
+    data = make_files(12)
+    out = tmp_path / "out"
+    result = run_job(config(src, mini_batch_size=1), [Dataset.File.from_files(str(data))], out)
+    pids = set(rows(result))
+    assert 1 <= len(pids) <= 2
+    shutdowns = {p.name for p in out.glob("shutdown-*")}
+    assert {f"shutdown-{p}" for p in pids} <= shutdowns and len(shutdowns) <= 2
+    logs = list((out / "logs/user/entry_script_log/node0").glob("*.log.txt"))
+    text = "".join(p.read_text() for p in logs)
+    assert "|ParallelRunStep.EntryScript|INFO|" in text and "|init()|init in" in text
+
+
+def test_dataframe_result_rows_space_separated(make_script, make_files, tmp_path):
+    src = make_script("""
+        import os
+        import pandas as pd
+        def init(): pass
+        def run(mini_batch):
+            return pd.DataFrame({"file": [os.path.basename(p) for p in mini_batch],
+                                 "value": [int(open(p).read()) * 10 for p in mini_batch]})
+    """)
+    data = make_files(4)
+    result = run_job(config(src), [Dataset.File.from_files(str(data))], tmp_path / "out")
+    assert sorted(rows(result)) == [f"item_{i:04d}.txt {i * 10}" for i in range(4)]
+
+
+def test_summary_only_counts_but_writes_no_rows(make_script, make_files, tmp_path):
+    src = make_script("""
+        import os
+        from parallelrun import EntryScript
+        def init(): pass
+        def run(mini_batch):
+            for p in mini_batch:
+                open(os.path.join(EntryScript().output_dir, os.path.basename(p) + ".done"), "w").close()
+            return mini_batch[:-1]
+    """)
+    data = make_files(6)
+    out = tmp_path / "out"
+    result = run_job(config(src, output_action="summary_only"), [Dataset.File.from_files(str(data))], out)
+    assert result.output_file is None and not (out / "parallel_run_step.txt").exists()
+    assert len(list(out.glob("*.done"))) == 6
+    assert (result.items_succeeded, result.items_failed) == (4, 2)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("def run(mb): return mb\n", "does not define init()"),
+    ("def init(): pass\n", "does not define run()"),
+    ("def init(:\n", "syntax error at line 1"),
+])
+def test_script_without_init_run_or_broken_is_rejected_before_work(make_script, make_files, tmp_path,
+                                                                   body, message):
+    src = make_script(body)
+    with pytest.raises(EntryScriptError, match=message):
+        run_job(config(src), [Dataset.File.from_files(str(make_files(2)))], tmp_path / "out")
+    assert not (tmp_path / "out" / "parallel_run_step.txt").exists()
+
+
+def test_script_that_fails_to_import_fails_the_job_with_its_traceback(make_script, make_files, tmp_path):
+    src = make_script("""
+        import module_that_does_not_exist
+        def init(): pass
+        def run(mb): return mb
+    """)
+    result = run_job(config(src), [Dataset.File.from_files(str(make_files(2)))], tmp_path / "out")
+    assert result.status == "Failed"
+    assert "could not be imported" in result.error and "module_that_does_not_exist" in result.error
+    assert result.minibatches_succeeded == 0
+    assert "module_that_does_not_exist" in (tmp_path / "out/logs/job_error.txt").read_text()
+
+
+def test_init_failing_every_time_fails_the_job_with_the_init_traceback(make_script, make_files, tmp_path):
+    src = make_script("""
+        def init():
+            raise RuntimeError("model file is corrupt")
+        def run(mb): return mb
+    """)
+    result = run_job(config(src), [Dataset.File.from_files(str(make_files(2)))], tmp_path / "out")
+    assert result.status == "Failed"
+    assert "init() failed 6 times" in result.error and "model file is corrupt" in result.error
+
+
+def test_wrong_return_type_is_a_clear_error_naming_script_and_value(make_script, make_files, tmp_path):
+    src = make_script("""
+        def init(): pass
+        def run(mb): return {"not": "a list"}
+    """)
+    result = run_job(config(src, error_threshold=0, run_max_try=1),
+                     [Dataset.File.from_files(str(make_files(3)))], tmp_path / "out")
+    assert result.status == "Failed"
+    assert "run() in score.py returned dict" in result.error
+    assert "a list" in result.error and "DataFrame" in result.error
