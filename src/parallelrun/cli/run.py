@@ -11,6 +11,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from parallelrun.backends import BackendTarget
 from parallelrun.cli import main
@@ -96,9 +97,9 @@ def run_command(inputs, output, log_dir, partition_keys, env_vars, compute, ray_
         result = run_job(config, datasets, output, list(script_args), log_dir=log_dir,
                          listeners=listeners, resume=resume)
     except ParallelRunError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         sys.exit(2)
     colour = "green" if result.succeeded else "red"
     console.print(f"[bold {colour}]{result.status}[/]", highlight=False)
-    console.print(result.summary(), highlight=False, markup=False)
+    console.print(result.summary(), highlight=False, markup=False, soft_wrap=True)
     sys.exit(0 if result.succeeded else 1)

@@ -68,26 +68,33 @@ def walk_files(directory: str) -> Iterator[str]:
 
 def _match(directory: str, parts: list[str]) -> Iterator[str]:
     part, rest = parts[0], parts[1:]
+    names, dirs = _sorted_entries(directory)
     if part == "**":
-        # zero folders deep, then every folder below
-        if rest:
-            yield from _match(directory, rest)
-        else:
-            yield from walk_files(directory)
+        if not rest:
+            for name in names:
+                path = os.path.join(directory, name)
+                yield from walk_files(path) if name in dirs else (path,)
             return
-        names, dirs = _sorted_entries(directory)
+        # Name by name, so the order stays sorted: ``rest`` matched here (zero folders deep),
+        # then ``**/rest`` inside the folder of that name.
         for name in names:
+            yield from _match_names(directory, [name], dirs, rest)
             if name in dirs and not name.startswith("."):
                 yield from _match(os.path.join(directory, name), parts)
         return
-    names, dirs = _sorted_entries(directory)
+    yield from _match_names(directory, names, dirs, parts)
+
+
+def _match_names(directory: str, names: list[str], dirs: set[str], parts: list[str]) -> Iterator[str]:
+    """Paths under ``directory`` whose next component is one of ``names`` and matches ``parts``."""
+    part, rest = parts[0], parts[1:]
     if has_magic(part):
         regex = re.compile(fnmatch.translate(part))
-        # As shell globs do, a leading * does not match hidden names.
+        # As shell globs do, a wildcard does not match hidden names.
         hide = not part.startswith(".")
         names = [n for n in names if regex.match(n) and not (hide and n.startswith("."))]
     else:
-        names = [part] if part in names else []
+        names = [n for n in names if n == part]
     for name in names:
         path = os.path.join(directory, name)
         if rest:

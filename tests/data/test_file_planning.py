@@ -1,0 +1,92 @@
+"""File datasets: what paths and globs match, in what order, and how they are cut."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from parallelrun import ConfigurationError, DataError, Dataset
+
+
+def touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+
+
+def planned(dataset, size=1) -> list[list[str]]:
+    return [mb.payload.load() for mb in dataset.plan(size)]
+
+
+def test_glob_folder_and_file_specs(tmp_path):
+    touch(tmp_path, "a/2.png", "a/1.png", "a/x.jpg", "a/sub/3.png", "b.png", "a/.hidden.png")
+    base = str(tmp_path)
+    ds = Dataset.File.from_files(f"{base}/a/*.png")
+    assert [os.path.relpath(p, base) for [p] in planned(ds)] == ["a/1.png", "a/2.png"]
+    folder = Dataset.File.from_files(f"{base}/a")
+    assert [os.path.relpath(p, base) for [p] in planned(folder)] == [
+        "a/.hidden.png", "a/1.png", "a/2.png", "a/sub/3.png", "a/x.jpg"]
+    recursive = Dataset.File.from_files(f"{base}/**/*.png")
+    assert [os.path.relpath(p, base) for [p] in planned(recursive)] == [
+        "a/1.png", "a/2.png", "a/sub/3.png", "b.png"]
+    several = Dataset.File.from_files([f"{base}/b.png", Path(base) / "a" / "sub"])
+    assert [os.path.relpath(p, base) for [p] in planned(several)] == ["b.png", "a/sub/3.png"]
+
+
+def test_relative_paths_become_absolute(tmp_path, monkeypatch):
+    touch(tmp_path, "data/1.txt")
+    monkeypatch.chdir(tmp_path)
+    [[path]] = planned(Dataset.File.from_files("data/*.txt"))
+    assert path == str(tmp_path / "data/1.txt")
+
+
+def test_nothing_matched_is_a_clear_error_now_or_at_planning(tmp_path):
+    with pytest.raises(DataError, match=r"glob '.*\*\.png' matched no files"):
+        Dataset.File.from_files(f"{tmp_path}/*.png")
+    lazy = Dataset.File.from_files(f"{tmp_path}/*.png", validate=False)
+    with pytest.raises(DataError, match="matched no files"):
+        planned(lazy)
+    with pytest.raises(DataError, match="got no paths"):
+        Dataset.File.from_files([])
+
+
+def test_mini_batch_size_for_files_is_a_count(tmp_path):
+    touch(tmp_path, *[f"{i}.txt" for i in range(7)])
+    ds = Dataset.File.from_files(str(tmp_path))
+    assert [len(b) for b in planned(ds, "3")] == [3, 3, 1]
+    assert [len(b) for b in planned(ds, None)] == [1] * 7
+    with pytest.raises(ConfigurationError, match="count of files"):
+        ds.check_mini_batch_size("1MB")
+
+
+names = st.lists(
+    st.tuples(st.sampled_from(["", "d1/", "d2/", "d1/e/"]),
+              st.text(alphabet="abcxyz019_.-", min_size=1, max_size=6).filter(lambda s: s not in {".", ".."})),
+    min_size=1, max_size=25, unique_by=lambda t: t[1])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=names, size=st.integers(1, 9))
+def test_plan_covers_every_file_once_in_order_and_is_deterministic(tmp_path_factory, files, size):
+    root = tmp_path_factory.mktemp("tree")
+    paths = set()
+    for folder, name in files:
+        if (root / folder / name).is_dir() or any(Path(p).is_relative_to(root / folder / name) for p in paths):
+            continue
+        touch(root, folder + name)
+        paths.add(str(root / folder / name))
+    ds = Dataset.File.from_files(str(root))
+    plan = list(ds.plan(size))
+    batches = [mb.payload.load() for mb in plan]
+    flat = [p for b in batches for p in b]
+    assert sorted(flat) == sorted(paths) and len(flat) == len(set(flat))
+    assert [mb.index for mb in plan] == list(range(len(plan)))
+    assert all(len(b) == size for b in batches[:-1]) and 1 <= len(batches[-1]) <= size
+    assert [mb.items for mb in plan] == [len(b) for b in batches]
+    # order: by path components, each folder's entries sorted
+    assert flat == sorted(flat, key=lambda p: Path(p).relative_to(root).parts)
+    assert [mb.payload.load() for mb in ds.plan(size)] == batches
