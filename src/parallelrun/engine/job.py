@@ -102,7 +102,7 @@ def _model_paths(models: Any) -> dict[str, str]:
     if not models:
         return {}
     if isinstance(models, Mapping):
-        return {str(k): os.fspath(v) for k, v in models.items()}
+        return {str(k): os.path.abspath(os.fspath(v)) for k, v in models.items()}
     paths = {}
     for model in models:
         path = getattr(model, "path", None)
@@ -110,7 +110,7 @@ def _model_paths(models: Any) -> dict[str, str]:
         if not name or not path:
             raise ConfigurationError("models", model, "Model objects (Model.register(...)) or a "
                                      "dict of model name to local folder")
-        paths[name] = os.fspath(path)
+        paths[name] = os.path.abspath(os.fspath(path))
     return paths
 
 
