@@ -96,6 +96,11 @@ class Backend(abc.ABC):
     def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
         """Queue ``minibatch`` on the worker in ``slot``; it runs them in the order given."""
 
+    def submit_many(self, slot: Slot, minibatches: list[MiniBatch]) -> None:
+        """Queue several mini-batches at once; backends that can send them together override this."""
+        for minibatch in minibatches:
+            self.submit(slot, minibatch)
+
     @abc.abstractmethod
     def poll(self, timeout: float | None) -> list[Event]:
         """Events since the last call, waiting up to ``timeout`` seconds for the first."""

@@ -106,9 +106,13 @@ class LocalProcessBackend(Backend):
             pass  # the process already died; poll() reports it
 
     def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
+        self.submit_many(slot, [minibatch])
+
+    def submit_many(self, slot: Slot, minibatches: list[MiniBatch]) -> None:
+        # One message for several mini-batches: one system call and one wake-up of the worker.
         worker = self._workers[slot.id]
         try:
-            worker.conn.send_bytes(pickle.dumps(minibatch, protocol=pickle.HIGHEST_PROTOCOL))
+            worker.conn.send_bytes(pickle.dumps(minibatches, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             pass  # the worker died; its EOF arrives through poll()
 
@@ -124,7 +128,13 @@ class LocalProcessBackend(Backend):
                 continue
             try:
                 while True:
-                    event = self._event(worker, pickle.loads(conn.recv_bytes()))
+                    message = pickle.loads(conn.recv_bytes())
+                    if isinstance(message, list):  # outcomes of consecutive mini-batches
+                        events.extend(MiniBatchDone(worker.slot.id, outcome) for outcome in message)
+                        if not conn.poll(0):
+                            break
+                        continue
+                    event = self._event(worker, message)
                     events.append(event)
                     if isinstance(event, WorkerInitFailed):
                         # the worker exits next; its EOF is not news
@@ -137,13 +147,11 @@ class LocalProcessBackend(Backend):
                 self._forget(worker)
         return events
 
-    def _event(self, worker: _Worker, message) -> Event:
-        if isinstance(message, tuple):
-            if message[0] == "ready":
-                worker.ready = True
-                return WorkerReady(worker.slot.id)
-            return WorkerInitFailed(worker.slot.id, message[1], fatal=message[2])
-        return MiniBatchDone(worker.slot.id, message)
+    def _event(self, worker: _Worker, message: tuple) -> Event:
+        if message[0] == "ready":
+            worker.ready = True
+            return WorkerReady(worker.slot.id)
+        return WorkerInitFailed(worker.slot.id, message[1], fatal=message[2])
 
     def _death_reason(self, worker: _Worker) -> str:
         try:

@@ -1,8 +1,8 @@
 """Entry point of a local worker process: ``python -m parallelrun.backends.local_worker FD``.
 
 Talks to the coordinator over the socket whose file descriptor it was given. Messages in:
-the (WorkerSpec, Slot) pair, then MiniBatch objects, then None (shut down). Messages out:
-``("ready",)``, ``("init_failed", traceback, fatal)``, RunOutcome objects.
+the (WorkerSpec, Slot) pair, then lists of MiniBatch objects, then None (shut down). Messages
+out: ``("ready",)``, ``("init_failed", traceback, fatal)``, lists of RunOutcome objects.
 """
 
 from __future__ import annotations
@@ -24,15 +24,18 @@ def main(fd: int) -> int:
         conn.send(("init_failed", exc.traceback_text, exc.fatal))
         return 1
     conn.send(("ready",))
-    recv_bytes, send_bytes, loads, dumps = conn.recv_bytes, conn.send_bytes, pickle.loads, pickle.dumps
     while True:
         try:
-            minibatch = loads(recv_bytes())
+            minibatches = pickle.loads(conn.recv_bytes())
         except EOFError:
             break
-        if minibatch is None:
+        if minibatches is None:
             break
-        send_bytes(dumps(run_minibatch(runner, minibatch), protocol=pickle.HIGHEST_PROTOCOL))
+        # Each outcome goes back at once, in its own message: if a later mini-batch of this
+        # group kills the process, the coordinator still knows which ones finished, and which
+        # one was running (the first without an outcome).
+        for minibatch in minibatches:
+            conn.send_bytes(pickle.dumps([run_minibatch(runner, minibatch)], protocol=pickle.HIGHEST_PROTOCOL))
     stop_worker(runner)
     return 0
 

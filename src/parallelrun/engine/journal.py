@@ -2,7 +2,9 @@
 
 A mini-batch's rows are appended to the output file, then one line is appended here:
 ``index offset length items succeeded``. A mini-batch is committed when its line is complete.
-On resume, the output is cut back to the end of the last committed rows (whatever a killed
+Commits are written in groups (every few milliseconds, output first, then journal), so a
+coordinator killed between two groups loses at most the last few milliseconds of commits, and
+those mini-batches simply run again on resume. On resume, the output is cut back to the end of the last committed rows (whatever a killed
 coordinator wrote after that is dropped) and committed mini-batches are skipped.
 """
 
@@ -26,6 +28,7 @@ class Journal:
         self.path = os.fspath(path)
         self.commits: dict[int, Commit] = {}
         self._fd: int | None = None
+        self._pending: list[bytes] = []
 
     def load(self) -> dict[int, Commit]:
         """Read committed mini-batches; a torn last line (killed mid-write) is ignored."""
@@ -56,11 +59,21 @@ class Journal:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def record(self, commit: Commit) -> None:
+        """Note a commit; it is on disk after the next :meth:`flush`."""
         self.commits[commit.index] = commit
-        os.write(self._fd, b"%d %d %d %d %d\n" % (commit.index, commit.offset, commit.length,
-                                                   commit.items, commit.succeeded))
+        self._pending.append(b"%d %d %d %d %d\n" % (commit.index, commit.offset, commit.length,
+                                                     commit.items, commit.succeeded))
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
 
     def close(self) -> None:
+        self.flush()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -29,8 +29,15 @@ class OutputAction:
         pass
 
     def commit(self, payload: bytes) -> int:
-        """Append one mini-batch's rows; returns the offset they start at."""
+        """Append one mini-batch's rows; returns the offset they start at.
+
+        The rows may wait in memory until :meth:`flush`; the scheduler flushes the output before
+        the journal, so the journal never names rows that are not in the file.
+        """
         return 0
+
+    def flush(self) -> None:
+        """Write what commit() kept in memory."""
 
     def close(self) -> None:
         pass
@@ -46,6 +53,7 @@ class AppendRowOutput(OutputAction):
         self._encoder = encoder or ResultEncoder()
         self._fd: int | None = None
         self._offset = 0
+        self._pending: list[bytes] = []
 
     def encoder(self) -> ResultEncoder:
         return self._encoder
@@ -60,17 +68,26 @@ class AppendRowOutput(OutputAction):
 
     def commit(self, payload: bytes) -> int:
         offset = self._offset
-        view = memoryview(payload)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        self._pending.append(payload)
         self._offset += len(payload)
         return offset
 
+    def flush(self) -> None:
+        if self._pending:
+            write_all(self._fd, b"".join(self._pending))
+            self._pending.clear()
+
     def close(self) -> None:
+        self.flush()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 #: output_action name -> class; every class takes (output_dir, file_name, encoder)

@@ -122,6 +122,8 @@ class Scheduler:
     """Runs a planned job on a backend until it finishes, fails or is canceled."""
 
     TICK = 1.0
+    #: seconds commits may wait in memory; what a killed coordinator can lose (and resume redoes)
+    FLUSH_EVERY = 0.05
 
     def __init__(self, backend: Backend, slots: list[Slot], planner: Iterator[MiniBatch],
                  output: OutputAction, journal: Journal, limits: Limits,
@@ -147,6 +149,7 @@ class Scheduler:
         self._first_error: MiniBatchRecord | None = None
         self._depth = 2
         self._run_seconds_avg = 0.0
+        self._next_flush = 0.0
 
     # The loop --------------------------------------------------------------------------------
     def run(self) -> SchedulerOutcome:
@@ -171,11 +174,14 @@ class Scheduler:
                 for event in self.backend.poll(max(0.0, timeout)):
                     self._handle(event)
                 now = time.monotonic()
+                if now >= self._next_flush:
+                    self._flush_commits(now)
                 self._enforce_deadlines(now)
                 if now >= next_tick:
                     next_tick = now + self.TICK
                     for listener in self.listeners:
                         listener.on_tick(self.progress)
+            self._flush_commits(time.monotonic())
             outcome = self._final_outcome()
             self.backend.shutdown()
         except _Stop as stop:
@@ -188,7 +194,14 @@ class Scheduler:
             self._feeder.halt()
         return outcome
 
+    def _flush_commits(self, now: float) -> None:
+        # Output before journal: a journal line must never name rows that are not on disk.
+        self.output.flush()
+        self.journal.flush()
+        self._next_flush = now + self.FLUSH_EVERY
+
     def _abort(self) -> None:
+        self._flush_commits(time.monotonic())
         for worker in list(self._workers.values()):
             self.backend.kill_worker(worker.slot)
         self.backend.shutdown(grace_seconds=0)
@@ -223,6 +236,7 @@ class Scheduler:
         for worker in self._workers.values():
             if not worker.ready:
                 continue
+            batch = []
             while len(worker.queue) < self._depth:
                 work = self._next_work()
                 if work is None:
@@ -231,10 +245,11 @@ class Scheduler:
                     worker.current_since = now
                     self.progress.workers[worker.slot.process_name]["current"] = work[0].index
                 worker.queue.append(work)
-                self.backend.submit(worker.slot, work[0])
-            else:
-                continue
-            return  # no work left to hand out right now
+                batch.append(work[0])
+            if batch:
+                self.backend.submit_many(worker.slot, batch)
+            if len(worker.queue) < self._depth:
+                return  # no work left to hand out right now
 
     # Events ----------------------------------------------------------------------------------
     def _handle(self, event) -> None:
