@@ -35,6 +35,7 @@ _EXPORTS = {
     "EntryScript": "parallelrun.script",
     "Dataset": "parallelrun.data.dataset",
     "FileDataset": "parallelrun.data.files",
+    "TabularDataset": "parallelrun.data.tabular",
     "run_job": "parallelrun.engine.job",
     "JobResult": "parallelrun.engine.job",
     "JobProgress": "parallelrun.engine.progress",
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from parallelrun.config import ParallelRunConfig
     from parallelrun.data.dataset import Dataset
     from parallelrun.data.files import FileDataset
+    from parallelrun.data.tabular import TabularDataset
     from parallelrun.engine.job import JobResult, run_job
     from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
     from parallelrun.errors import (BackendError, ConfigurationError, DataError, EntryScriptError,

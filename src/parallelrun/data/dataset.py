@@ -9,12 +9,36 @@ class _FileFactory:
     from_files = staticmethod(FileDataset.from_files)
 
 
+class _TabularFactory:
+    """``Dataset.Tabular.from_*``; the tabular module (numpy, and pyarrow when used) loads on call."""
+
+    @staticmethod
+    def from_delimited_files(path, *args, **kwargs):
+        from parallelrun.data.tabular import TabularDataset
+
+        return TabularDataset.from_delimited_files(path, *args, **kwargs)
+
+    @staticmethod
+    def from_parquet_files(path, *args, **kwargs):
+        from parallelrun.data.tabular import TabularDataset
+
+        return TabularDataset.from_parquet_files(path, *args, **kwargs)
+
+    @staticmethod
+    def from_json_lines_files(path, *args, **kwargs):
+        from parallelrun.data.tabular import TabularDataset
+
+        return TabularDataset.from_json_lines_files(path, *args, **kwargs)
+
+
 class Dataset:
     """Entry point for datasets, as in Azure ML.
 
     Example::
 
         ds = Dataset.File.from_files(path="data/mnist/*.png")
+        ds = Dataset.Tabular.from_delimited_files(path="data/transactions/*.csv")
     """
 
     File = _FileFactory
+    Tabular = _TabularFactory

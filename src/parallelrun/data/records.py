@@ -1,0 +1,202 @@
+"""Where records start in delimited and JSON lines files, found without parsing them.
+
+The planner (coordinator) cuts big files into byte ranges that each start at a record; the
+readers (workers) parse only their range with pyarrow. A cut must never fall inside a record,
+and in CSV a quoted value may hold newlines, so not every newline ends a record.
+
+How the scan decides, in one streaming pass over the file in ``CHUNK`` blocks (memory stays at
+one block whatever the file's size):
+
+* A newline outside quotes ends a record. Whether a byte is inside quotes is the parity of the
+  quote *toggles* before it, where toggles follow pyarrow's CSV grammar (RFC 4180 with
+  ``double_quote``): a quote opens a quoted value only at the start of a field (after the
+  separator, a line end, or the file's start), any quote inside a quoted value closes it, and a
+  quote right after a closing quote reopens it (``""`` is an escaped quote). A quote in the middle
+  of an unquoted field (``5" screen``) is a literal character and toggles nothing.
+* Fast path, numpy over the whole block: assume every quote toggles, then check that every
+  assumed opening quote sits at a field start. Well-formed files pass this and never run a
+  Python loop; a block that fails it (a literal quote somewhere) is walked quote by quote.
+  A block without any quote byte costs one ``memchr``.
+* JSON lines have no raw newlines inside values, so every newline ends a record (no quotes).
+
+Line numbers (for error messages) are counted on the way: a record's line is one plus the number
+of ``\\n`` bytes before it.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+CHUNK = 4 * 1024 * 1024
+_NL, _CR = 10, 13
+
+
+class Boundaries:
+    """Record starts found in one block: byte offsets (``starts``) and their line numbers."""
+
+    __slots__ = ("starts", "lines")
+
+    def __init__(self, starts: np.ndarray, lines: np.ndarray):
+        self.starts = starts
+        self.lines = lines
+
+
+class _QuoteState:
+    """What the scan carries from one block to the next."""
+
+    __slots__ = ("inside", "prev_byte", "last_close")
+
+    def __init__(self) -> None:
+        self.inside = False
+        self.prev_byte = _NL        # the data starts at a record start
+        self.last_close = -2        # global offset of the last closing quote
+
+
+def _toggles(arr: np.ndarray, base: int, quote: int, delim: int, state: _QuoteState) -> np.ndarray:
+    """Offsets (relative to the block) of the quotes that open or close a quoted value."""
+    q = np.flatnonzero(arr == quote)
+    if q.size == 0:
+        return q
+    # Fast path: every quote toggles; valid when each assumed opening quote is at a field start.
+    opens = q[1::2] if state.inside else q[0::2]
+    if opens.size:
+        prev = np.where(opens > 0, arr[np.maximum(opens - 1, 0)], state.prev_byte)
+        ok = (prev == delim) | (prev == _NL) | (prev == _CR)
+        # an escaped quote: the byte before is the quote that just closed
+        ok |= (prev == quote) & ((opens > 0) | (state.last_close == base - 1))
+        fast = bool(ok.all())
+    else:
+        fast = True
+    if fast:
+        n = q.size
+        ends_inside = state.inside != bool(n % 2)
+        # the last toggle closes when we end outside
+        if not ends_inside:
+            state.last_close = base + int(q[-1])
+        state.inside = ends_inside
+        return q
+    toggles = []
+    inside, last_close = state.inside, state.last_close
+    for r in q.tolist():
+        g = base + r
+        if inside:
+            toggles.append(r)
+            inside = False
+            last_close = g
+        else:
+            prev = int(arr[r - 1]) if r > 0 else state.prev_byte
+            if prev in (delim, _NL, _CR) or (prev == quote and last_close == g - 1):
+                toggles.append(r)
+                inside = True
+    state.inside, state.last_close = inside, last_close
+    return np.asarray(toggles, dtype=np.int64)
+
+
+def scan_boundaries(fh: BinaryIO, start: int, end: int, quote: bytes | None, delim: bytes,
+                    first_line: int, chunk: int = CHUNK) -> Iterator[Boundaries]:
+    """Record starts in ``fh[start:end]`` (``start`` is a record start), block by block.
+
+    The last one yielded is ``end`` itself, so every record lies between two boundaries.
+    """
+    quote_b = quote[0] if quote else None
+    delim_b = delim[0] if delim else -1
+    state = _QuoteState()
+    lines_before = first_line - 1
+    pos = start
+    fh.seek(start)
+    last_start = None
+    while pos < end:
+        data = fh.read(min(chunk, end - pos))
+        if not data:
+            break
+        arr = np.frombuffer(data, dtype=np.uint8)
+        newlines = np.flatnonzero(arr == _NL)
+        if quote_b is not None and (state.inside or data.find(quote) >= 0):
+            inside_at_start = state.inside
+            toggles = _toggles(arr, pos, quote_b, delim_b, state)
+            before = np.searchsorted(toggles, newlines) + int(inside_at_start)
+            keep = np.flatnonzero(before % 2 == 0)
+        else:
+            keep = np.arange(newlines.size)
+        starts = pos + newlines[keep].astype(np.int64) + 1
+        lines = lines_before + keep.astype(np.int64) + 2
+        state.prev_byte = int(arr[-1])
+        lines_before += int(newlines.size)
+        pos += len(data)
+        if starts.size:
+            last_start = int(starts[-1])
+            yield Boundaries(starts, lines)
+    if last_start != end:
+        yield Boundaries(np.asarray([end], dtype=np.int64), np.asarray([lines_before + 1], dtype=np.int64))
+
+
+def plan_cuts(boundaries: Iterator[Boundaries], start: int, size: int,
+              first_line: int) -> Iterator[tuple[int, int, int]]:
+    """Cut ``[start, end)`` into ``(begin, end, first_line)`` pieces of at most ``size`` bytes.
+
+    A piece ends at the last record boundary at or before ``begin + size``; only a single record
+    longer than ``size`` makes a longer piece (it is never cut). The last boundary of the
+    iterator is the end of the range.
+    """
+    begin, line = start, first_line
+    carry: tuple[int, int] | None = None     # last boundary <= target seen in earlier blocks
+    for block in boundaries:
+        starts, lines = block.starts, block.lines
+        i = int(np.searchsorted(starts, begin, side="right"))
+        while i < starts.size:
+            target = begin + size
+            j = int(np.searchsorted(starts, target, side="right"))
+            if j >= starts.size:
+                # every boundary left in this block fits; a later block decides
+                carry = (int(starts[-1]), int(lines[-1]))
+                break
+            if j > i:
+                cut, cut_line = int(starts[j - 1]), int(lines[j - 1])
+            elif carry is not None:
+                cut, cut_line = carry
+            else:
+                cut, cut_line = int(starts[j]), int(lines[j])
+            yield begin, cut, line
+            begin, line, carry = cut, cut_line, None
+            i = int(np.searchsorted(starts, begin, side="right"))
+    if carry is not None and carry[0] > begin:
+        yield begin, carry[0], line
+
+
+def split_records(data: bytes, quote: bytes | None, delim: bytes,
+                  first_line: int) -> list[tuple[int, int, int]]:
+    """The non-empty records of ``data`` as ``(start, end, line)``, in pyarrow's counting.
+
+    Used by readers when something in a piece is wrong, to name the line of a bad row: pyarrow
+    numbers rows by non-empty record, this maps that number back to a line of the file. Like
+    pyarrow, a lone ``\\r`` also ends a record here and an empty record (no byte before its line
+    end) is skipped.
+    """
+    if not data:
+        return []
+    arr = np.frombuffer(data, dtype=np.uint8)
+    state = _QuoteState()
+    ends = np.flatnonzero((arr == _NL) | (arr == _CR))
+    if quote:
+        toggles = _toggles(arr, 0, quote[0], delim[0] if delim else -1, state)
+        ends = ends[(np.searchsorted(toggles, ends) % 2) == 0]
+    nl_before = np.cumsum(arr == _NL)
+    records = []
+    begin = 0
+    for e in ends.tolist():
+        if e > begin:
+            records.append((begin, e, first_line + (int(nl_before[begin - 1]) if begin else 0)))
+        begin = e + 1
+    if begin < len(data):
+        records.append((begin, len(data), first_line + (int(nl_before[begin - 1]) if begin else 0)))
+    return records
+
+
+def first_record_end(fh: BinaryIO, start: int, end: int, quote: bytes | None,
+                     delim: bytes) -> int:
+    """Offset just after the first record in ``fh[start:end]`` (e.g. a header line)."""
+    for block in scan_boundaries(fh, start, end, quote, delim, 1, chunk=64 * 1024):
+        return int(block.starts[0])
+    return end
