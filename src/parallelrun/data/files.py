@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 from parallelrun.config import parse_file_count
 from parallelrun.data.base import AbstractDataset
-from parallelrun.data.listing import has_magic, iter_local_files
+from parallelrun.data.listing import any_local_file, has_magic, iter_local_files
 from parallelrun.data.minibatch import FileList, MiniBatch
 from parallelrun.errors import DataError
 
@@ -46,7 +46,7 @@ class FileDataset(AbstractDataset):
         dataset = cls([_as_spec(p) for p in raw])
         if validate:
             for spec in dataset.paths:
-                if next(iter_files(spec), None) is None:
+                if not any_file(spec):
                     raise DataError(_no_match_message(spec))
         return dataset
 
@@ -84,6 +84,11 @@ class FileDataset(AbstractDataset):
 def iter_files(spec: str) -> Iterator[str]:
     """Files a path spec names, in deterministic order."""
     return iter_local_files(spec)
+
+
+def any_file(spec: str) -> bool:
+    """Whether a path spec names at least one file (cheap: no full listing)."""
+    return any_local_file(spec)
 
 
 def _no_match_message(spec: str) -> str:
