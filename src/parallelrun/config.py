@@ -18,6 +18,8 @@ from parallelrun.errors import ConfigurationError
 OUTPUT_ACTIONS = ("append_row", "summary_only")
 LOGGING_LEVELS = ("WARNING", "INFO", "DEBUG")
 DEFAULT_APPEND_ROW_FILE_NAME = "parallel_run_step.txt"
+#: append_row_format values; the default file name follows the format (.txt, .csv, .parquet)
+APPEND_ROW_FORMATS = ("text", "csv", "parquet")
 _MINI_BATCH_SIZE_RE = re.compile(r"^\d+([kKmMgG][bB])?$")
 _BAD_FILE_NAME_CHARS = set('~"#%&*:<>?/\\{|}')
 # Names the engine owns; a script argument with one of these names would be ambiguous.
@@ -101,6 +103,8 @@ class ParallelRunConfig:
     run_max_try: int = 3
     # [beyond] a worker whose init() runs longer than this is replaced, so a job never hangs in init.
     init_timeout: int | float = 600
+    # [beyond] how append_row writes DataFrames: "text" (the original's), "csv" or "parquet"
+    append_row_format: str = "text"
 
     def __post_init__(self) -> None:
         self._check_entry_script()
@@ -142,8 +146,14 @@ class ParallelRunConfig:
             value = self.allowed_failed_percent
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
                 raise ConfigurationError("allowed_failed_percent", value, "a percentage from 0 to 100")
+        if self.append_row_format not in APPEND_ROW_FORMATS:
+            raise ConfigurationError(
+                "append_row_format", self.append_row_format,
+                "one of text (the original's: values joined by spaces), csv (with one header "
+                "line) or parquet")
         if self.append_row_file_name is None:
-            self.append_row_file_name = DEFAULT_APPEND_ROW_FILE_NAME
+            self.append_row_file_name = (DEFAULT_APPEND_ROW_FILE_NAME if self.append_row_format == "text"
+                                         else f"parallel_run_step.{self.append_row_format}")
         name = self.append_row_file_name
         if not isinstance(name, str) or not name.strip() or _BAD_FILE_NAME_CHARS & set(name):
             raise ConfigurationError(

@@ -79,6 +79,14 @@ def run_minibatch(runner: EntryScriptRunner, minibatch: MiniBatch) -> RunOutcome
     if extra_failed:
         # rows the reader could not parse count as failed records of this mini-batch
         outcome.items += extra_failed
+        report = getattr(minibatch.payload, "failed_rows_report", None)
+        if report:
+            # file and line of each bad row, for logs/user/error.txt and user/error/<node>/...
+            lines = report.splitlines()
+            outcome.error_type = outcome.error_type or "BadRows"
+            outcome.error_message = outcome.error_message or (
+                f"{extra_failed} bad rows, first: {lines[1].strip()}" if len(lines) > 1 else lines[0])
+            outcome.traceback = report if not outcome.traceback else f"{outcome.traceback}\n{report}"
     log.debug("mini-batch %d: %s, %d/%d in %.4f s", minibatch.index, outcome.status,
               outcome.succeeded, outcome.items, outcome.run_seconds)
     return outcome

@@ -21,7 +21,7 @@ from parallelrun.data.files import FileDataset
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.engine.journal import Journal
 from parallelrun.engine.logs import JobLogs
-from parallelrun.engine.outputs import OUTPUT_ACTIONS
+from parallelrun.engine.outputs import make_output_action
 from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.engine.scheduler import Limits, Scheduler
 from parallelrun.errors import ConfigurationError, DataError, JobFailedError
@@ -166,7 +166,8 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
         shutil.rmtree(log_path)
     logs = JobLogs(log_path, config.logging_level, resume=resume)
 
-    action = OUTPUT_ACTIONS[config.output_action](output_dir, config.append_row_file_name)
+    action = make_output_action(config.output_action, output_dir, config.append_row_file_name,
+                                config.append_row_format)
     named = {d.name: d for d in datasets if d.name}
     spec = WorkerSpec(
         script_path=str(config.script_path), source_dir=str(config.source_path), arguments=args,

@@ -101,11 +101,13 @@ class JobLogs(ProgressListener):
             _utc(record.started_at), record.items, record.succeeded, record.failed,
             f"{record.elapsed:.4f}", f"{record.run_seconds:.4f}", record.status,
             record.error_type or "", (record.error_message or "").replace("\n", " ")[:500]])
-        if record.status != "RUN_DONE":
+        if record.status != "RUN_DONE" or record.error_message:
             self._write_failure(record)
 
     def _write_failure(self, record: MiniBatchRecord) -> None:
         outcome = "failed" if record.final else "will be retried"
+        if record.status == "RUN_DONE":
+            outcome = "done, with failed records"   # e.g. bad rows of a tabular file
         self._error_summary.write(
             f"{_utc(record.finished_at)} mini-batch {record.index} try {record.attempt} {outcome}: "
             f"{record.status} {record.error_type or ''}: "
