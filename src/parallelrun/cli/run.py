@@ -29,6 +29,45 @@ _FLOAT_FIELDS = {"run_invocation_timeout", "init_timeout", "allowed_failed_perce
 _CLI_DEFAULTS = {"error_threshold": -1, "output_action": "append_row"}
 
 
+INPUT_FORMATS = ("file", "csv", "parquet", "jsonl")
+_TABULAR_CONSTRUCTORS = {"csv": "from_delimited_files", "parquet": "from_parquet_files",
+                         "jsonl": "from_json_lines_files"}
+_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def tabular_input(path: str, input_format: str, options: dict[str, str]):
+    """A tabular dataset from ``--input``, ``--input-format`` and ``--input-option`` values.
+
+    Example: ``tabular_input("data/*.csv", "csv", {"separator": ";", "header": "false"})``
+    """
+    import inspect
+
+    from parallelrun.data.tabular import TabularDataset
+
+    constructor = getattr(TabularDataset, _TABULAR_CONSTRUCTORS[input_format])
+    params = inspect.signature(constructor).parameters
+    kwargs: dict = {}
+    for key, text in options.items():
+        name = key.replace("-", "_")
+        if name not in params or name == "path":
+            known = ", ".join(p for p in params if p != "path")
+            raise click.BadParameter(f"{key!r} is not an option of {input_format} inputs; "
+                                     f"known: {known}", param_hint="--input-option")
+        default = params[name].default
+        if name == "set_column_types":
+            kwargs[name] = dict(item.split(":", 1) for item in text.split(",") if ":" in item)
+        elif isinstance(default, bool) or text.lower() in ("true", "false"):
+            if text.lower() not in _BOOL_WORDS:
+                raise click.BadParameter(f"{key}={text!r}: expected true or false",
+                                         param_hint="--input-option")
+            kwargs[name] = _BOOL_WORDS[text.lower()]
+        elif name == "separator":
+            kwargs[name] = {"\\t": "\t", "tab": "\t"}.get(text, text)
+        else:
+            kwargs[name] = text
+    return constructor(path, **kwargs)
+
+
 def config_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -62,6 +101,13 @@ def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--output", required=True, help="Output folder (the append_row file goes here).")
 @click.option("--log-dir", default=None, help="Where logs go (default: OUTPUT/logs).")
 @click.option("--partition-keys", default=None, help="Comma-separated partition key columns.")
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="file", show_default=True,
+              help="What --input holds: files (run() gets paths) or csv/parquet/jsonl tables "
+                   "(run() gets DataFrames; --mini-batch-size is then a data size, default 1MB).")
+@click.option("--input-option", "input_options", multiple=True, metavar="KEY=VALUE",
+              help="Option of the tabular reader (repeatable), e.g. separator=';' header=false "
+                   "include_path=true partition_format='{region}/*.csv' on_bad_lines=skip "
+                   "set_column_types=id:str,amount:float.")
 @click.option("--environment-variables", "env_vars", multiple=True, metavar="KEY=VALUE",
               help="Environment variable for the workers (repeatable).")
 @click.option("--compute", "--compute-target", "compute", default="local", show_default=True,
@@ -70,8 +116,8 @@ def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--resume", is_flag=True, help="Continue a job that died, from its log folder's journal.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-def run_command(inputs, output, log_dir, partition_keys, env_vars, compute, ray_address, resume,
-                quiet, script_args, **config_values):
+def run_command(inputs, output, log_dir, partition_keys, input_format, input_options, env_vars,
+                compute, ray_address, resume, quiet, script_args, **config_values):
     """Run ENTRY_SCRIPT's run() over the input files in parallel.
 
     \b
@@ -92,7 +138,12 @@ def run_command(inputs, output, log_dir, partition_keys, env_vars, compute, ray_
             partition_keys=[k.strip() for k in partition_keys.split(",")] if partition_keys else None,
             environment_variables=_key_values(env_vars, "--environment-variables") or None,
             **config_values)
-        datasets = [FileDataset.from_files(path) for path in inputs]
+        if input_format == "file":
+            datasets = [FileDataset.from_files(path) for path in inputs]
+        else:
+            datasets = [tabular_input(path, input_format,
+                                      _key_values(input_options, "--input-option"))
+                        for path in inputs]
         listeners = [] if quiet else [TerminalProgress(console)]
         result = run_job(config, datasets, output, list(script_args), log_dir=log_dir,
                          listeners=listeners, resume=resume)
