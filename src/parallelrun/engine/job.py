@@ -111,6 +111,9 @@ def _model_paths(models: Any) -> dict[str, str]:
             raise ConfigurationError("models", model, "Model objects (Model.register(...)) or a "
                                      "dict of model name to local folder")
         paths[name] = os.path.abspath(os.fspath(path))
+        version = getattr(model, "version", None)
+        if version is not None:  # Model.get_model_path(name, version=...) in entry scripts
+            paths[f"{name}:{version}"] = paths[name]
     return paths
 
 
