@@ -163,3 +163,12 @@ def test_wrong_return_type_is_a_clear_error_naming_script_and_value(make_script,
     assert result.status == "Failed"
     assert "run() in score.py returned dict" in result.error
     assert "a list" in result.error and "DataFrame" in result.error
+
+
+def test_local_backend_refuses_several_nodes_and_points_at_ray(make_script, make_files, tmp_path):
+    from parallelrun import BackendError
+
+    src = make_script("def init(): pass\ndef run(mb): return mb\n")
+    with pytest.raises(BackendError, match="node_count=2.*local backend.*Ray"):
+        run_job(config(src, node_count=2), [Dataset.File.from_files(str(make_files(1)))], tmp_path / "out")
+    assert not (tmp_path / "out" / "parallel_run_step.txt").exists()
