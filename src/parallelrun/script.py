@@ -257,6 +257,7 @@ class EntryScriptRunner:
         os.chdir(self.source_dir)
         if self.source_dir not in sys.path:
             sys.path.insert(0, self.source_dir)
+        _add_azureml_compat()
         sys.argv = [self.script_path, *self.arguments]
         name = Path(self.script_path).stem
         spec = importlib.util.spec_from_file_location(name, self.script_path)
@@ -268,15 +269,20 @@ class EntryScriptRunner:
                 raise EntryScriptError(f"entry script {self.script_path!r} has no callable {required}()")
         self.module = module
         self._run = module.run
+        self._wants_context = _takes_context(module.run)
 
     def init(self) -> None:
         self.module.init()
 
-    def run(self, index: int, mini_batch: Any, items: int) -> RunOutcome:
+    def run(self, index: int, mini_batch: Any, items: int,
+            context: "MiniBatchContext | None" = None) -> RunOutcome:
         """Call ``run(mini_batch)``; never raises for the script's own errors."""
         started = time.perf_counter()
         try:
-            result = self._run(mini_batch)
+            if self._wants_context:
+                result = self._run(mini_batch, context or MiniBatchContext(index))
+            else:
+                result = self._run(mini_batch)
         except (Exception, SystemExit) as exc:  # the script's failures are data, not crashes
             return RunOutcome(index, "RUN_EXCEPTION", items, 0,
                               run_seconds=time.perf_counter() - started,
@@ -297,6 +303,47 @@ class EntryScriptRunner:
         shutdown = getattr(self.module, "shutdown", None)
         if callable(shutdown):
             shutdown()
+
+
+def _add_azureml_compat() -> None:
+    """Let Azure ML entry scripts import ``azureml.core`` & co. (see ``parallelrun.compat``).
+
+    Only worker processes call this, so a real Azure ML SDK stays visible to everything else.
+    """
+    from parallelrun import compat
+
+    if compat.enabled() and compat.MODULES_DIR not in sys.path:
+        sys.path.insert(1, compat.MODULES_DIR)
+
+
+class MiniBatchContext:
+    """The second argument of ``run(mini_batch, mini_batch_context)``, as in Azure ML.
+
+    Example, in an entry script over a dataset partitioned by ``partition_keys``::
+
+        def run(mini_batch, mini_batch_context):
+            region = mini_batch_context.partition_key_value["region"]
+    """
+
+    __slots__ = ("minibatch_index", "partition_key_value", "dataset")
+
+    def __init__(self, minibatch_index: int, partition_key_value: dict | None = None,
+                 dataset: Any = None):
+        self.minibatch_index = minibatch_index
+        self.partition_key_value = dict(partition_key_value or {})
+        self.dataset = dataset
+
+
+def _takes_context(func: Callable) -> bool:
+    """Whether ``run`` wants ``(mini_batch, mini_batch_context)``: a second required parameter."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
 
 
 def _script_traceback(exc: BaseException) -> str:

@@ -13,7 +13,8 @@ import traceback
 
 from parallelrun.backends.base import Slot, WorkerSpec
 from parallelrun.data.minibatch import MiniBatch
-from parallelrun.script import EntryScriptRunner, RunOutcome, WorkerContext, set_context, LOG_FORMAT
+from parallelrun.script import (EntryScriptRunner, MiniBatchContext, RunOutcome, WorkerContext,
+                                set_context, LOG_FORMAT)
 
 log = logging.getLogger("parallelrun.worker")
 
@@ -74,7 +75,9 @@ def run_minibatch(runner: EntryScriptRunner, minibatch: MiniBatch) -> RunOutcome
                           error_type=type(exc).__name__, error_message=str(exc)[:2000],
                           traceback=traceback.format_exc())
     items = minibatch.items if minibatch.items is not None else len(data)
-    outcome = runner.run(minibatch.index, data, items)
+    context = MiniBatchContext(minibatch.index,
+                               getattr(minibatch.payload, "partition_key_value", None))
+    outcome = runner.run(minibatch.index, data, items, context)
     extra_failed = getattr(minibatch.payload, "failed_rows", 0)
     if extra_failed:
         # rows the reader could not parse count as failed records of this mini-batch
