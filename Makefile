@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # extras the test suite needs; each issue's services add theirs here
-TEST_EXTRAS := dev
+TEST_EXTRAS := dev,ray
 
 .PHONY: demo test bench setup clean
 

@@ -12,6 +12,7 @@ from parallelrun.errors import BackendError
 
 BACKENDS: dict[str, str] = {
     "local": "parallelrun.backends.local:LocalProcessBackend",
+    "ray": "parallelrun.backends.ray:RayBackend",
 }
 
 

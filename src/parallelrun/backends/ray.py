@@ -1,0 +1,638 @@
+"""Ray: the same job on a Ray cluster, ``node_count`` x ``process_count_per_node`` worker actors.
+
+Registered as ``"ray"`` in ``parallelrun.backends.BACKENDS`` and imported only when a job asks
+for it, so ``import parallelrun`` never imports Ray. The scheduler is the one every backend
+shares; only the carrying changes:
+
+* **Placement.** One placement group with a bundle per node (``STRICT_SPREAD``), each bundle
+  holding ``process_count_per_node`` workers' CPUs (and GPUs). Waiting for it to be ready is
+  what turns "the cluster is too small or too busy" into a clear error before any work starts.
+* **Workers.** One actor per slot (``max_concurrency=1``), placed in its node's bundle. It wraps
+  ``worker_loop``: ``start`` imports the script and calls ``init()`` once, ``run`` runs one
+  mini-batch, ``stop`` calls ``shutdown()``. Calls from one caller to such an actor run in the
+  order they were submitted, which is the scheduler's queue model (the head is running).
+* **News.** ``poll`` is ``ray.wait`` over the in-flight calls; a call whose actor died (process
+  killed, node lost, ``ray.kill`` by the timeout) becomes ``WorkerLost``.
+* **Files.** When the nodes see the coordinator's files (same node, or a shared filesystem:
+  checked with a probe file written in the log folder), the workers read local input paths and
+  write their logs straight into the job's log folder. Otherwise the source directory travels as
+  the actors' ``runtime_env`` ``working_dir``, logs come back to the coordinator at shutdown,
+  and local input paths are refused with an error that points to datastores.
+* **Environment.** ``Environment`` becomes Ray's ``runtime_env``: ``environment.to_runtime_env()``
+  when it has one (pip packages, environment variables), merged with a ``runtime_env`` dict
+  given in the compute target's ``backend_options``.
+
+Backend options (``BackendTarget("ray", {...})`` or ``RayCompute``):
+
+``address``
+    ``"auto"`` (default: the running cluster of this machine or ``RAY_ADDRESS``),
+    ``"ray://head:10001"``, ``"host:6379"``, or ``"local"`` to start a private local cluster for
+    this job. A process already connected with ``ray.init`` keeps its connection.
+``runtime_env``
+    A Ray ``runtime_env`` dict for the worker actors (``pip``, ``env_vars``, ``working_dir``...).
+``num_cpus_per_worker`` / ``num_gpus_per_worker``
+    Ray resources each worker actor reserves. Default: 1 CPU (less when more workers than cores
+    were asked for, so they still fit), and 1 GPU on nodes with GPUs.
+``placement_timeout``
+    Seconds to wait for the cluster to have room for every worker (default 60).
+``shared_filesystem``
+    ``True``/``False`` to skip the probe and say whether the nodes see the coordinator's files.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import math
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayError, RayTaskError
+from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+from ray.util.scheduling_strategies import (
+    NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy,
+)
+
+from parallelrun.backends.base import (
+    Backend, Event, MiniBatchDone, Slot, WorkerInitFailed, WorkerLost, WorkerReady, WorkerSpec,
+)
+from parallelrun.data.minibatch import FileList, MiniBatch
+from parallelrun.errors import BackendError, DataError
+
+log = logging.getLogger("parallelrun.backends.ray")
+
+# the folder holding the parallelrun package: shipped to nodes that do not share our files
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+# Connection ----------------------------------------------------------------------------------
+
+class _Connection:
+    """Process-wide ``ray.init`` shared by the jobs of this process (a pipeline runs several).
+
+    Ray allows one connection per process. The first job that needs it connects; the last one
+    to finish disconnects, but only if a job made the connection: a connection the user made
+    with ``ray.init`` is theirs to keep.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.users = 0
+        self.ours = False
+
+    def acquire(self, address: str | None) -> None:
+        with self.lock:
+            if not ray.is_initialized():
+                _ray_init(address)
+                self.ours = True
+            self.users += 1
+
+    def release(self) -> None:
+        with self.lock:
+            self.users = max(0, self.users - 1)
+            if self.users == 0 and self.ours:
+                self.ours = False
+                ray.shutdown()
+
+
+_connection = _Connection()
+
+
+def _ray_init(address: str | None) -> None:
+    address = address or os.environ.get("RAY_ADDRESS") or "auto"
+    kwargs: dict[str, Any] = dict(log_to_driver=False, configure_logging=False)
+    if address == "local":
+        # a private cluster for this job: nobody asked for Ray's telemetry or dashboard
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        kwargs.update(address="local", include_dashboard=False)
+    else:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        hint = ("start one with `ray start --head`, or use address='local' to start a private "
+                "cluster for this job" if address == "auto" else
+                "check the address (e.g. 'ray://head:10001' or 'head:6379') and that the cluster "
+                "is up (`ray status`)")
+        raise BackendError(f"cannot connect to a Ray cluster at address={address!r}: {exc}. "
+                           f"{hint.capitalize()}") from exc
+
+
+# Sizing --------------------------------------------------------------------------------------
+
+def _floor4(value: float) -> float:
+    # Ray keeps resource amounts to 4 decimals; rounding up could ask for more than a node has.
+    return math.floor(value * 10000) / 10000
+
+
+@dataclasses.dataclass
+class Sizing:
+    """How many workers go on each node and what each reserves."""
+
+    node_count: int
+    per_node: int
+    cpus: float
+    gpus: float
+
+    @property
+    def bundle(self) -> dict[str, float]:
+        bundle = {"CPU": _floor4(self.cpus * self.per_node) or self.cpus}
+        if self.gpus:
+            bundle["GPU"] = _floor4(self.gpus * self.per_node) or self.gpus
+        return bundle
+
+
+def alive_nodes() -> list[dict]:
+    """The cluster's alive nodes that can host workers (some CPU), biggest first."""
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    nodes.sort(key=lambda n: (n["Resources"].get("GPU", 0), n["Resources"].get("CPU", 0)),
+               reverse=True)
+    return nodes
+
+
+def _describe_nodes(nodes: list[dict]) -> str:
+    return ", ".join(
+        f"{n.get('NodeManagerAddress')} ({n['Resources'].get('CPU', 0):g} CPU"
+        + (f", {n['Resources']['GPU']:g} GPU" if n["Resources"].get("GPU") else "") + ")"
+        for n in nodes) or "none"
+
+
+def size_workers(nodes: list[dict], node_count: int, process_count_per_node: int | None,
+                 cpus_per_worker: float | None = None, gpus_per_worker: float | None = None) -> Sizing:
+    """Workers per node and resources per worker, from the ``node_count`` biggest nodes.
+
+    ``process_count_per_node`` defaults to the GPUs of a node when the nodes have GPUs (each
+    worker then gets one), else to its cores.
+    """
+    if len(nodes) < node_count:
+        raise BackendError(
+            f"node_count={node_count}, but the Ray cluster has {len(nodes)} alive node(s) with "
+            f"CPUs: {_describe_nodes(nodes)}. Lower node_count to at most {len(nodes)}, or add "
+            "nodes to the cluster (ray start --address=<head> on each)")
+    chosen = nodes[:node_count]
+    cpus = min(n["Resources"].get("CPU", 0) for n in chosen)
+    gpus = min(n["Resources"].get("GPU", 0) for n in chosen)
+    per_node = process_count_per_node or int(gpus) or max(1, int(cpus))
+    if cpus_per_worker is None:
+        cpus_per_worker = _floor4(min(1.0, cpus / per_node))
+    if gpus_per_worker is None:
+        gpus_per_worker = _floor4(min(1.0, gpus / per_node)) if gpus >= 1 else 0.0
+    if cpus_per_worker <= 0:
+        raise BackendError(f"num_cpus_per_worker={cpus_per_worker}: must be > 0")
+    return Sizing(node_count, per_node, cpus_per_worker, gpus_per_worker)
+
+
+# Runtime environment -------------------------------------------------------------------------
+
+def environment_runtime_env(environment: Any) -> dict:
+    """Ray's ``runtime_env`` for a parallelrun ``Environment`` (or anything shaped like one).
+
+    Uses ``environment.to_runtime_env()`` when it exists; otherwise reads the Azure ML shape:
+    ``environment.environment_variables`` and the pip packages of
+    ``environment.python.conda_dependencies``.
+
+    Example: ``environment_runtime_env(env)`` -> ``{"pip": ["pillow"], "env_vars": {"A": "1"}}``
+    """
+    if environment is None:
+        return {}
+    if isinstance(environment, dict):
+        return dict(environment)
+    to_runtime_env = getattr(environment, "to_runtime_env", None)
+    if callable(to_runtime_env):
+        return dict(to_runtime_env() or {})
+    result: dict[str, Any] = {}
+    env_vars = getattr(environment, "environment_variables", None)
+    if env_vars:
+        result["env_vars"] = {str(k): str(v) for k, v in dict(env_vars).items()}
+    deps = getattr(getattr(environment, "python", None), "conda_dependencies", None)
+    pip = None
+    if deps is not None:
+        getter = getattr(deps, "pip_packages", None)
+        pip = getter() if callable(getter) else getter
+    if pip:
+        result["pip"] = [str(p) for p in pip]
+    return result
+
+
+def merge_runtime_env(*envs: dict) -> dict:
+    """Later dicts win; ``env_vars`` are merged key by key and ``pip`` lists are joined."""
+    merged: dict[str, Any] = {}
+    for env in envs:
+        for key, value in (env or {}).items():
+            if key == "env_vars" and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            elif key == "pip" and isinstance(merged.get(key), list) and isinstance(value, list):
+                merged[key] = merged[key] + [p for p in value if p not in merged[key]]
+            else:
+                merged[key] = value
+    return merged
+
+
+# The worker actor ----------------------------------------------------------------------------
+
+class RayWorker:
+    """One worker on a Ray node: the body of each worker actor (``ray.remote`` at use).
+
+    It runs ``worker_loop`` as a local worker process does; its stdout and stderr go to the
+    same files under ``logs/user/`` (written straight there on a shared filesystem, otherwise
+    into a folder on its node that :meth:`stop` sends back).
+    """
+
+    def __init__(self):
+        self._runner = None
+        self._spec: WorkerSpec | None = None
+        self._local_logs: str | None = None
+
+    def start(self, spec: WorkerSpec, slot: Slot, shared: bool) -> tuple:
+        from parallelrun.backends import worker_loop
+
+        if not shared:
+            self._local_logs = tempfile.mkdtemp(prefix="parallelrun-logs-")
+            # Ray unpacked the source directory (runtime_env working_dir) into our cwd
+            here = os.getcwd()
+            script = os.path.join(here, os.path.relpath(spec.script_path, spec.source_dir))
+            spec = dataclasses.replace(spec, log_dir=self._local_logs, source_dir=here,
+                                       script_path=script)
+        self._spec = spec
+        _redirect_output(spec.log_dir, slot)
+        info = {"node_ip": ray.util.get_node_ip_address(), "hostname": socket.gethostname(),
+                "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        try:
+            self._runner = worker_loop.start_worker(spec, slot)
+        except worker_loop.WorkerStartError as exc:
+            _flush_output()
+            return ("init_failed", exc.traceback_text, exc.fatal, info)
+        logging.getLogger("parallelrun.worker").info(
+            "Ray actor on node %s (%s, node id %s), GPUs %s", info["node_ip"], info["hostname"],
+            info["node_id"], info["gpu_ids"] or "none")
+        return ("ready", info)
+
+    def run(self, minibatch: MiniBatch):
+        from parallelrun.backends.worker_loop import run_minibatch
+
+        return run_minibatch(self._runner, minibatch)
+
+    def stop(self) -> dict[str, bytes] | None:
+        """Call the script's shutdown(); returns the log files when they are not shared."""
+        from parallelrun.backends.worker_loop import stop_worker
+
+        if self._runner is not None:
+            stop_worker(self._runner)
+            self._runner = None
+        _flush_output()
+        if self._local_logs is None:
+            return None
+        files = {}
+        for path in Path(self._local_logs).rglob("*"):
+            if path.is_file():
+                files[str(path.relative_to(self._local_logs))] = path.read_bytes()
+        return files
+
+    def probe(self, token_path: str, token: str, source_dir: str) -> dict:
+        return _probe(token_path, token, source_dir)
+
+
+def _probe(token_path: str, token: str, source_dir: str) -> dict:
+    """Does this node see the coordinator's files? Reads the token it wrote in the log folder."""
+    try:
+        seen = Path(token_path).read_text(encoding="utf-8") == token
+    except OSError:
+        seen = False
+    return {"shared": seen and os.path.isdir(source_dir), "node_ip": ray.util.get_node_ip_address(),
+            "hostname": socket.gethostname()}
+
+
+def _redirect_output(log_dir: str, slot: Slot) -> None:
+    """Point this process's stdout/stderr (file descriptors, so C output too) at its log files."""
+    for fd, kind in ((1, "stdout"), (2, "stderr")):
+        path = Path(log_dir, "user", kind, slot.node_name, f"{slot.process_name}.{kind}.txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stream = sys.stdout if fd == 1 else sys.stderr
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+# The backend ---------------------------------------------------------------------------------
+
+class _Actor:
+    __slots__ = ("slot", "handle", "calls", "ready", "info")
+
+    def __init__(self, slot: Slot, handle):
+        self.slot = slot
+        self.handle = handle
+        # in-flight calls in submission order: (ObjectRef, "start" | "run")
+        self.calls: collections.deque = collections.deque()
+        self.ready = False
+        self.info: dict = {}
+
+
+class RayBackend(Backend):
+    """Worker actors on a Ray cluster; see the module docstring for options.
+
+    Example::
+
+        config = ParallelRunConfig(..., compute_target=RayCompute.attach(None, "ray", "auto"),
+                                   node_count=2, process_count_per_node=4)
+    """
+
+    name = "ray"
+
+    def __init__(self, spec: WorkerSpec, **options: Any):
+        super().__init__(spec, **options)
+        known = {"address", "runtime_env", "environment", "num_cpus_per_worker",
+                 "num_gpus_per_worker", "placement_timeout", "shared_filesystem"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise BackendError(f"unknown Ray backend option(s) {', '.join(unknown)}; known: "
+                               f"{', '.join(sorted(known))}")
+        self.address = options.get("address")
+        self.placement_timeout = float(options.get("placement_timeout") or 60)
+        self._actor_class = None
+        self._pg = None
+        self._sizing: Sizing | None = None
+        self._shared: bool | None = options.get("shared_filesystem")
+        self._inputs_checked = False
+        self._runtime_env: dict = {}
+        self._actors: dict[int, _Actor] = {}
+        self._owner: dict[Any, _Actor] = {}
+        self._connected = False
+        self.bundle_nodes: dict[int, str] = {}
+
+    # Planning --------------------------------------------------------------------------------
+    def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
+        _connection.acquire(self.address)
+        self._connected = True
+        try:
+            return self._plan(node_count, process_count_per_node)
+        except BaseException:
+            self._release()
+            raise
+
+    def _plan(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
+        nodes = alive_nodes()
+        sizing = size_workers(nodes, node_count, process_count_per_node,
+                              self.options.get("num_cpus_per_worker"),
+                              self.options.get("num_gpus_per_worker"))
+        self._sizing = sizing
+        bundles = [sizing.bundle for _ in range(node_count)]
+        pg = placement_group(bundles, strategy="STRICT_SPREAD" if node_count > 1 else "PACK")
+        ready, _ = ray.wait([pg.ready()], timeout=self.placement_timeout)
+        if not ready:
+            remove_placement_group(pg)
+            raise BackendError(
+                f"the Ray cluster has no room for {node_count} node(s) x {sizing.per_node} "
+                f"workers ({sizing.bundle} per node, each on its own node) after waiting "
+                f"placement_timeout={self.placement_timeout:g} s; nodes: {_describe_nodes(nodes)}; "
+                f"free now: {_free_resources()}. Lower process_count_per_node or node_count, set "
+                "num_cpus_per_worker lower, or free the cluster")
+        self._pg = pg
+        table = placement_group_table(pg)
+        self.bundle_nodes = {int(k): v for k, v in table.get("bundles_to_node_id", {}).items()}
+        if self._shared is None:
+            self._shared = self._probe_shared_filesystem()
+        self._runtime_env = self._build_runtime_env()
+        self._actor_class = ray.remote(RayWorker)
+        self._write_placement(nodes)
+        slots = []
+        for node in range(node_count):
+            for _ in range(sizing.per_node):
+                slot_id = len(slots)
+                slots.append(Slot(slot_id, f"node{node}", f"process{slot_id:03d}"))
+        return slots
+
+    def _probe_shared_filesystem(self) -> bool:
+        here = ray.get_runtime_context().get_node_id()
+        others = sorted(set(self.bundle_nodes.values()) - {here})
+        if not others:
+            return True
+        token = uuid.uuid4().hex
+        token_path = Path(self.spec.log_dir, "sys", f".shared_fs_probe_{token}")
+        token_path.parent.mkdir(parents=True, exist_ok=True)
+        token_path.write_text(token, encoding="utf-8")
+        probe = ray.remote(num_cpus=0)(_probe)
+        try:
+            refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+                    .remote(str(token_path), token, self.spec.source_dir) for node in others]
+            results = ray.get(refs, timeout=max(30.0, self.placement_timeout))
+        except (GetTimeoutError, RayError) as exc:
+            raise BackendError(f"could not check whether the Ray nodes share this machine's files "
+                               f"(a probe task failed: {exc}); set backend option "
+                               "shared_filesystem=True or False to skip the check") from exc
+        finally:
+            token_path.unlink(missing_ok=True)
+        return all(r["shared"] for r in results)
+
+    def _build_runtime_env(self) -> dict:
+        env = merge_runtime_env(environment_runtime_env(self.options.get("environment")),
+                                self.options.get("runtime_env") or {})
+        if not self._shared:
+            # the nodes cannot see our files: ship the script's folder, and parallelrun itself
+            env.setdefault("working_dir", self.spec.source_dir)
+            modules = list(env.get("py_modules") or [])
+            if _PACKAGE_DIR not in modules:
+                modules.append(_PACKAGE_DIR)
+            env["py_modules"] = modules
+        elif self.spec.python and os.path.realpath(self.spec.python) != os.path.realpath(sys.executable) \
+                and "py_executable" not in env and "pip" not in env and "conda" not in env:
+            # an Environment materialised as a virtualenv the nodes can see
+            env["py_executable"] = self.spec.python
+        return env
+
+    def _write_placement(self, nodes: list[dict]) -> None:
+        sizing = self._sizing
+        ips = {n["NodeID"]: n.get("NodeManagerAddress") for n in nodes}
+        lines = [f"Ray cluster: {ray.get_runtime_context().gcs_address}",
+                 f"nodes: {_describe_nodes(nodes)}",
+                 f"workers: {sizing.node_count} node(s) x {sizing.per_node}, each reserving "
+                 f"{sizing.cpus:g} CPU" + (f" and {sizing.gpus:g} GPU" if sizing.gpus else ""),
+                 f"shared filesystem with the coordinator: {self._shared}"]
+        for bundle, node_id in sorted(self.bundle_nodes.items()):
+            lines.append(f"node{bundle}: Ray node {ips.get(node_id, '?')} ({node_id})")
+        if self._runtime_env:
+            lines.append(f"runtime_env keys: {', '.join(sorted(self._runtime_env))}")
+        path = Path(self.spec.log_dir, "sys", "ray_placement.txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    # Workers ---------------------------------------------------------------------------------
+    def start_worker(self, slot: Slot) -> None:
+        sizing = self._sizing
+        bundle = int(slot.node_name[4:])
+        options: dict[str, Any] = dict(
+            num_cpus=sizing.cpus, max_restarts=0, max_concurrency=1,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                self._pg, placement_group_bundle_index=bundle))
+        if sizing.gpus:
+            options["num_gpus"] = sizing.gpus
+        if self._runtime_env:
+            options["runtime_env"] = self._runtime_env
+        handle = self._actor_class.options(**options).remote()
+        actor = _Actor(slot, handle)
+        self._actors[slot.id] = actor
+        self._call(actor, "start", handle.start.remote(self.spec, slot, bool(self._shared)))
+
+    def _call(self, actor: _Actor, kind: str, ref) -> None:
+        actor.calls.append((ref, kind))
+        self._owner[ref] = actor
+
+    def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
+        if not self._inputs_checked:
+            self._check_inputs(minibatch)
+        actor = self._actors.get(slot.id)
+        if actor is not None:
+            self._call(actor, "run", actor.handle.run.remote(minibatch))
+
+    def _check_inputs(self, minibatch: MiniBatch) -> None:
+        self._inputs_checked = True
+        if self._shared:
+            return
+        payload = minibatch.payload
+        paths = payload.paths if isinstance(payload, FileList) else getattr(payload, "local_paths", None)
+        if paths and "://" not in str(paths[0]):
+            raise DataError(
+                f"input {paths[0]!r} is a path on this machine, but the Ray nodes do not share its "
+                "filesystem (a probe file written in the log folder was not visible on them), so "
+                "the workers cannot read it. Put the inputs on a datastore the nodes can reach "
+                "(Datastore.register_azure_blob_container / register_s3_bucket, or a folder "
+                "mounted at the same path on every node) and use "
+                "Dataset.File.from_files(datastore.path('folder/'))")
+
+    def poll(self, timeout: float | None) -> list[Event]:
+        refs = list(self._owner)
+        if not refs:
+            if timeout:
+                time.sleep(min(timeout, 0.05))
+            return []
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if not ready:
+            return []
+        if len(refs) > 1:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        done = set(ready)
+        events: list[Event] = []
+        for actor in list(self._actors.values()):
+            # an actor runs its calls in order, so its results are taken from the head only
+            while actor.calls and actor.calls[0][0] in done:
+                ref, kind = actor.calls.popleft()
+                self._owner.pop(ref, None)
+                event = self._event(actor, kind, ref)
+                events.append(event)
+                if isinstance(event, (WorkerLost, WorkerInitFailed)):
+                    self._forget(actor)
+                    break
+        return events
+
+    def _event(self, actor: _Actor, kind: str, ref) -> Event:
+        slot = actor.slot.id
+        try:
+            value = ray.get(ref)
+        except RayTaskError as exc:
+            # our own worker code raised (not the script: its errors are outcomes)
+            return WorkerLost(slot, f"worker actor failed: {exc}")
+        except RayError as exc:
+            return WorkerLost(slot, self._death_reason(actor, exc))
+        if kind == "run":
+            return MiniBatchDone(slot, value)
+        actor.info = value[-1]
+        if value[0] == "ready":
+            actor.ready = True
+            return WorkerReady(slot)
+        return WorkerInitFailed(slot, value[1], fatal=value[2])
+
+    def _death_reason(self, actor: _Actor, exc: BaseException) -> str:
+        where = actor.info.get("node_ip") or self.bundle_nodes.get(int(actor.slot.node_name[4:]), "?")
+        pid = actor.info.get("pid")
+        text = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in text[:3] if line.strip())[:500]
+        what = f"worker actor {actor.slot.node_name}/{actor.slot.process_name}" + (
+            f" (pid {pid} on {where})" if pid else f" (on {where})")
+        return f"{what} died: {type(exc).__name__}: {detail}"
+
+    def _forget(self, actor: _Actor) -> None:
+        for ref, _ in actor.calls:
+            self._owner.pop(ref, None)
+        actor.calls.clear()
+        if self._actors.get(actor.slot.id) is actor:
+            del self._actors[actor.slot.id]
+
+    def kill_worker(self, slot: Slot) -> None:
+        actor = self._actors.get(slot.id)
+        if actor is None:
+            return
+        self._forget(actor)
+        try:
+            ray.kill(actor.handle, no_restart=True)
+        except RayError:
+            pass  # already dead
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        actors = list(self._actors.values())
+        try:
+            stops = {}
+            if grace_seconds > 0:
+                stops = {a.handle.stop.remote(): a for a in actors if a.ready}
+                ready, _ = ray.wait(list(stops), num_returns=len(stops), timeout=grace_seconds) \
+                    if stops else ([], [])
+                for ref in ready:
+                    self._gather_logs(stops[ref], ref)
+            for actor in actors:
+                self._forget(actor)
+                try:
+                    ray.kill(actor.handle, no_restart=True)
+                except RayError:
+                    pass
+            if self._pg is not None:
+                remove_placement_group(self._pg)
+                self._pg = None
+        finally:
+            self._release()
+
+    def _gather_logs(self, actor: _Actor, ref) -> None:
+        try:
+            files = ray.get(ref)
+        except RayError as exc:
+            log.warning("%s: shutdown() failed: %s", actor.slot.process_name, exc)
+            return
+        for relative, data in (files or {}).items():
+            target = Path(self.spec.log_dir, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "ab") as fh:
+                fh.write(data)
+
+    def _release(self) -> None:
+        if self._connected:
+            self._connected = False
+            _connection.release()
+
+
+def _free_resources() -> str:
+    try:
+        free = ray.available_resources()
+    except RayError:
+        return "unknown"
+    return ", ".join(f"{k} {v:g}" for k, v in sorted(free.items())
+                     if k in ("CPU", "GPU") or k.startswith("memory")) or "nothing"

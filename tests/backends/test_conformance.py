@@ -1,0 +1,160 @@
+"""Every registered backend runs the same job to the same counts: the backend conformance suite.
+
+Same scripts, same files, same settings on each backend in ``parallelrun.backends.BACKENDS``
+(local processes, Ray); only ``compute_target`` changes. What must hold everywhere: every row
+once, init() once per worker, thresholds, a failing run() retried, a timeout, a worker killed
+in the middle of a mini-batch retried, no duplicates, and the same log layout.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from parallelrun import Dataset, ParallelRunConfig, run_job
+from parallelrun.backends import BACKENDS
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request) -> str:
+    """Each registered backend's name, with what it needs running (a Ray cluster for "ray")."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+    return request.param
+
+
+def job(backend, make_script, make_files, tmp_path, body, files=12, **overrides):
+    src = make_script(body)
+    values = dict(source_directory=str(src), entry_script="score.py", mini_batch_size=2,
+                  error_threshold=-1, output_action="append_row", process_count_per_node=2,
+                  run_invocation_timeout=30, run_max_try=3, compute_target=backend)
+    values.update(overrides)
+    data = make_files(files)
+    return run_job(ParallelRunConfig(**values), [Dataset.File.from_files(str(data))], tmp_path / "out")
+
+
+def output_lines(result) -> list[str]:
+    return Path(result.output_file).read_text().splitlines()
+
+
+def report(result) -> list[dict]:
+    with open(Path(result.log_dir) / "sys/job_report/processed_mini-batches.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# init() counts its calls per process in a file named after the pid; run() prints, logs through
+# EntryScript, and returns "<number> <pid>" per file.
+COUNTING = """
+    import os, time
+    from parallelrun import EntryScript
+    def init():
+        folder = os.path.join(os.path.dirname(os.path.realpath(__file__)), "inits")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, str(os.getpid())), "a") as fh:
+            fh.write("init\\n")
+    def run(mini_batch):
+        print("scoring", len(mini_batch), "files")
+        EntryScript().logger.info("mini-batch of %d", len(mini_batch))
+        time.sleep(0.05)
+        return [f"{int(open(p).read())} {os.getpid()}" for p in mini_batch]
+"""
+
+
+def test_every_row_once_and_init_once_per_worker(backend, make_script, make_files, tmp_path):
+    result = job(backend, make_script, make_files, tmp_path, COUNTING, files=16)
+    assert result.status == "Finished", result.error
+    assert (result.items_succeeded, result.items_failed, result.minibatches_succeeded) == (16, 0, 8)
+    rows = [line.split() for line in output_lines(result)]
+    assert sorted(int(n) for n, _ in rows) == list(range(16))
+    inits = tmp_path / "scripts" / "inits"
+    for pid in {pid for _, pid in rows}:
+        assert (inits / pid).read_text() == "init\n"
+    # the same log layout on every backend
+    logs = Path(result.log_dir)
+    ran = {(r["node"], r["process"]) for r in report(result)}
+    assert ran and all(node == "node0" for node, _ in ran)
+    for node, process in ran:
+        assert "scoring 2 files" in (logs / f"user/stdout/{node}/{process}.stdout.txt").read_text()
+        assert "mini-batch of 2" in (logs / f"user/entry_script_log/{node}/{process}.log.txt").read_text()
+        assert "init() done" in (logs / f"sys/node/{node}/{process}.txt").read_text()
+    assert "status: Finished" in (logs / "job_result.txt").read_text()
+
+
+# run() fails the items whose number is in FAIL (short return) and raises for numbers in RAISE.
+SHORT_AND_RAISE = """
+    FAIL = {fail}
+    RAISE = {raise_}
+    def init(): pass
+    def run(mini_batch):
+        numbers = [int(open(p).read()) for p in mini_batch]
+        if set(numbers) & RAISE:
+            raise ValueError(f"cannot score {{numbers}}")
+        return [n for n in numbers if n not in FAIL]
+"""
+
+
+def test_thresholds_stop_the_job_and_keep_finished_rows_once(backend, make_script, make_files, tmp_path):
+    body = SHORT_AND_RAISE.format(fail={0, 1, 2, 3}, raise_=set())
+    result = job(backend, make_script, make_files, tmp_path / "a", body, error_threshold=2,
+                 process_count_per_node=1)
+    assert result.status == "Failed" and "error_threshold=2 exceeded" in result.error
+    numbers = [int(n) for n in output_lines(result)]
+    assert len(numbers) == len(set(numbers)) == result.items_succeeded
+
+    body = SHORT_AND_RAISE.format(fail=set(), raise_={4, 5, 6, 7})
+    counted = job(backend, make_script, make_files, tmp_path / "b", body, allowed_failed_count=2,
+                  run_max_try=1)
+    assert counted.status == "Finished", counted.error
+    assert (counted.minibatches_failed, counted.items_succeeded, counted.items_failed) == (2, 8, 4)
+    assert sorted(int(n) for n in output_lines(counted)) == [0, 1, 2, 3, 8, 9, 10, 11]
+    assert "ValueError: cannot score [4, 5]" in (Path(counted.log_dir) / "user/error.txt").read_text() \
+        or "ValueError: cannot score [4, 5]" in "".join(
+            p.read_text() for p in (Path(counted.log_dir) / "user/error").rglob("*.txt"))
+
+
+# Misbehaves only on the first try of the mini-batch holding file number 5, remembered by a
+# marker file, so its retry succeeds.
+MISBEHAVE_ONCE = """
+    import os, signal, time
+    def init(): pass
+    def run(mini_batch):
+        numbers = [int(open(p).read()) for p in mini_batch]
+        marker = os.path.join(os.path.dirname(mini_batch[0]), "..", "tried")
+        if 5 in numbers and not os.path.exists(marker):
+            open(marker, "w").close()
+            {misbehave}
+        time.sleep(0.02)
+        return numbers
+"""
+
+
+@pytest.mark.parametrize("misbehave, status", [
+    ("raise RuntimeError('flaky')", "RUN_EXCEPTION"),
+    ("time.sleep(60)", "RUN_TIMEOUT"),
+    ("os.kill(os.getpid(), signal.SIGKILL)", "PROCESS_DIED"),
+])
+def test_a_failed_try_is_retried_without_duplicates(backend, make_script, make_files, tmp_path,
+                                                    misbehave, status):
+    body = MISBEHAVE_ONCE.format(misbehave=misbehave)
+    result = job(backend, make_script, make_files, tmp_path, body, run_invocation_timeout=3)
+    assert result.status == "Finished", result.error
+    assert (result.items_succeeded, result.items_failed, result.retries) == (12, 0, 1)
+    assert sorted(int(n) for n in output_lines(result)) == list(range(12))
+    tries = [r for r in report(result) if r["mini_batch_id"] == "2"]
+    assert [(r["attempt"], r["status"]) for r in tries] == [("1", status), ("2", "RUN_DONE")]
+
+
+def test_init_failing_everywhere_fails_the_job_with_its_traceback(backend, make_script, make_files,
+                                                                  tmp_path):
+    body = """
+        def init():
+            raise OSError("model file missing")
+        def run(mini_batch):
+            return mini_batch
+    """
+    result = job(backend, make_script, make_files, tmp_path, body, files=2, process_count_per_node=1)
+    assert result.status == "Failed"
+    assert "init() failed 3 times" in result.error and "OSError: model file missing" in result.error
+    assert not output_lines(result)
