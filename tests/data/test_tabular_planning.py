@@ -77,6 +77,7 @@ def test_huge_file_split_in_many_pieces_of_at_most_the_size(tmp_path):
     for mb, df in batches:
         part = mb.payload.parts[0]
         assert part.first_line == df["id"].iloc[0] + 2
+        assert mb.payload.rows_hint == len(df)
 
 
 def test_quoted_fields_with_newlines_are_never_cut(tmp_path):

@@ -61,7 +61,7 @@ def test_cuts_fall_on_pyarrow_record_starts_even_in_malformed_text(tokens, size,
     assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
     # every cut follows a line end, with the right line number; a record starting there has it
     starts = {s + start: line for s, _, line in split_records(data[start:], b'"', b",", 2)}
-    for begin, end, line in pieces[1:]:
+    for begin, end, line, _ in pieces[1:]:
         assert data[begin - 1:begin] == b"\n"
         assert line == data[:begin].count(b"\n") + 1 == starts.get(begin, line)
         assert size < end - begin or end - begin <= size
@@ -81,7 +81,7 @@ def test_cuts_fall_on_pyarrow_record_starts_even_in_malformed_text(tokens, size,
     except pa.ArrowInvalid:
         return                                 # pyarrow rejects the whole text (e.g. open quote)
     got_rows, got_bad = [], []
-    for begin, end, _ in pieces:
+    for begin, end, _, _ in pieces:
         r, b = parse(data[begin:end])
         got_rows += r
         got_bad += b

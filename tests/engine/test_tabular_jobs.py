@@ -213,3 +213,25 @@ def _jsonl(tmp_path: Path) -> Path:
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(f'{{"n": {i}}}\n' for i in range(50)))
     return path
+
+
+def test_a_timed_out_mini_batch_counts_its_planned_rows_as_failed(make_script, tmp_path):
+    pq.write_table(pa.table({"id": list(range(400)), "x": [0.5] * 400}), tmp_path / "p.parquet",
+                   row_group_size=100, compression="none")
+    src = make_script("""
+        import time
+        import pyarrow.parquet, pandas   # at import, so the first run() is not slowed by them
+        def init(): pass
+        def run(df):
+            if 150 in set(df["id"]):
+                time.sleep(60)
+            return df
+    """)
+    config = ParallelRunConfig(source_directory=str(src), entry_script="score.py",
+                               error_threshold=-1, output_action="append_row",
+                               process_count_per_node=2, mini_batch_size="1KB",
+                               run_invocation_timeout=2, run_max_try=1)
+    result = run_job(config, [Dataset.Tabular.from_parquet_files(str(tmp_path / "p.parquet"))],
+                     tmp_path / "out")
+    assert result.status == "Finished" and result.minibatches_failed == 1
+    assert result.items_failed == 50 and result.items_succeeded == 350    # pieces of 50 rows

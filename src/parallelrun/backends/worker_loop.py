@@ -71,7 +71,8 @@ def run_minibatch(runner: EntryScriptRunner, minibatch: MiniBatch) -> RunOutcome
     try:
         data = minibatch.payload.load()
     except Exception as exc:  # noqa: BLE001 - unreadable data fails this mini-batch, not the worker
-        return RunOutcome(minibatch.index, "DATA_ERROR", minibatch.items or 0, 0,
+        items = minibatch.items or getattr(minibatch.payload, "rows_hint", 0)
+        return RunOutcome(minibatch.index, "DATA_ERROR", items, 0,
                           error_type=type(exc).__name__, error_message=str(exc)[:2000],
                           traceback=traceback.format_exc())
     items = minibatch.items if minibatch.items is not None else len(data)

@@ -106,6 +106,7 @@ class TablePart:
     first_row: int = 0                       # parquet: the first row's number in the file
     constants: tuple = ()                    # ((column, value), ...): partition keys, Path
     count_bad: bool = True                   # whether this mini-batch counts the part's bad rows
+    rows_hint: int = 0                       # rows as planned (lines, Parquet rows); 0 = unknown
 
 
 class BadRow:
@@ -138,6 +139,14 @@ class TableSlice:
         self.partition_key_value = partition_key_value
         self.failed_rows = 0
         self.failed_rows_report: str | None = None
+
+    @property
+    def rows_hint(self) -> int:
+        """Rows as the planner counted them (0 if unknown): what a mini-batch whose worker died or
+        timed out, or whose data could not be read, counts as failed records."""
+        if self.filter:
+            return 0
+        return sum(part.rows_hint for part in self.parts)
 
     def __getstate__(self):
         return (self.spec, self.parts, self.filter, self.partition_key_value)

@@ -134,11 +134,11 @@ def scan_boundaries(fh: BinaryIO, start: int, end: int, quote: bytes | None, del
 
 def plan_cuts(boundaries: Iterator[Boundaries], start: int, size: int,
               first_line: int) -> Iterator[tuple[int, int, int]]:
-    """Cut ``[start, end)`` into ``(begin, end, first_line)`` pieces of at most ``size`` bytes.
+    """Cut ``[start, end)`` into ``(begin, end, first_line, end_line)`` pieces of at most ``size`` bytes.
 
     A piece ends at the last record boundary at or before ``begin + size``; only a single record
     longer than ``size`` makes a longer piece (it is never cut). The last boundary of the
-    iterator is the end of the range.
+    iterator is the end of the range. ``end_line - first_line`` is the piece's number of lines.
     """
     begin, line = start, first_line
     carry: tuple[int, int] | None = None     # last boundary <= target seen in earlier blocks
@@ -158,11 +158,11 @@ def plan_cuts(boundaries: Iterator[Boundaries], start: int, size: int,
                 cut, cut_line = carry
             else:
                 cut, cut_line = int(starts[j]), int(lines[j])
-            yield begin, cut, line
+            yield begin, cut, line, cut_line
             begin, line, carry = cut, cut_line, None
             i = int(np.searchsorted(starts, begin, side="right"))
     if carry is not None and carry[0] > begin:
-        yield begin, carry[0], line
+        yield begin, carry[0], line, carry[1]
 
 
 def split_records(data: bytes, quote: bytes | None, delim: bytes,

@@ -579,8 +579,9 @@ class _Planner:
             quote = self.quote if delimited else None
             cuts = plan_cuts(scan_boundaries(fh, start, file_size, quote, self.delim, first_line),
                              start, size, first_line)
-            for begin, end, line in cuts:
-                yield TablePart(path, begin, end, line, columns=columns, constants=constants)
+            for begin, end, line, end_line in cuts:
+                yield TablePart(path, begin, end, line, columns=columns, constants=constants,
+                                rows_hint=end_line - line)
 
     def _parquet_parts(self, path: str, constants: tuple, size: int | None) -> Iterator[TablePart]:
         import pyarrow.parquet as pq
@@ -592,7 +593,7 @@ class _Planner:
         if meta.num_rows == 0:
             return
         if size is None or _size(path) <= size:
-            yield TablePart(path, row_groups=None, constants=constants)
+            yield TablePart(path, row_groups=None, constants=constants, rows_hint=meta.num_rows)
             return
         group_rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         group_bytes = [sum(meta.row_group(g).column(c).total_compressed_size
@@ -603,7 +604,8 @@ class _Planner:
             if rows == 0:
                 continue
             if run and run_bytes + nbytes > size:
-                yield TablePart(path, row_groups=tuple(run), first_row=run_first, constants=constants)
+                yield TablePart(path, row_groups=tuple(run), first_row=run_first,
+                                constants=constants, rows_hint=row - run_first)
                 run, run_bytes = [], 0
             if nbytes > size:
                 pieces = -(-nbytes // size)
@@ -611,7 +613,7 @@ class _Planner:
                 for lo in range(0, rows, step):
                     hi = min(rows, lo + step)
                     yield TablePart(path, row_range=(g, lo, hi), first_row=row + lo,
-                                    constants=constants)
+                                    constants=constants, rows_hint=hi - lo)
             else:
                 if not run:
                     run_first = row
@@ -619,7 +621,8 @@ class _Planner:
                 run_bytes += nbytes
             row += rows
         if run:
-            yield TablePart(path, row_groups=tuple(run), first_row=run_first, constants=constants)
+            yield TablePart(path, row_groups=tuple(run), first_row=run_first, constants=constants,
+                            rows_hint=row - run_first)
 
     # Partitions --------------------------------------------------------------------------------
     def plan_partitions(self, keys: list[str], split: bool, start_index: int) -> Iterator[MiniBatch]:

@@ -306,7 +306,9 @@ class Scheduler:
         if queued:
             (mb, attempt), rest = queued[0], queued[1:]
             self._retry.extendleft(reversed(rest))
-            outcome = RunOutcome(mb.index, status, mb.items or 0, 0, error_type=status,
+            # tables: rows as planned, so a killed try still counts failed records
+            items = mb.items or getattr(mb.payload, "rows_hint", 0)
+            outcome = RunOutcome(mb.index, status, items, 0, error_type=status,
                                  error_message=reason, traceback=reason,
                                  run_seconds=now - worker.current_since)
             self._failed_try(mb, attempt, self._record(worker, mb, attempt, worker.current_since,
