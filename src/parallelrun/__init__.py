@@ -41,6 +41,7 @@ _EXPORTS = {
     "JobProgress": "parallelrun.engine.progress",
     "ProgressListener": "parallelrun.engine.progress",
     "MiniBatchRecord": "parallelrun.engine.progress",
+    "RayCompute": "parallelrun.compute",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -60,6 +61,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from parallelrun.compute import RayCompute
     from parallelrun.config import ParallelRunConfig
     from parallelrun.data.dataset import Dataset
     from parallelrun.data.files import FileDataset

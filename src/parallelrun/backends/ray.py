@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import inspect
 import logging
 import math
 import os
@@ -72,6 +73,8 @@ log = logging.getLogger("parallelrun.backends.ray")
 
 # the folder holding the parallelrun package: shipped to nodes that do not share our files
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+#: seconds to wait for a Ray cluster's address to answer before the job fails
+CONNECT_TIMEOUT = 10.0
 
 
 # Connection ----------------------------------------------------------------------------------
@@ -116,15 +119,43 @@ def _ray_init(address: str | None) -> None:
         kwargs.update(address="local", include_dashboard=False)
     else:
         kwargs["address"] = address
+    hint = ("Start one with `ray start --head`, or use address='local' to start a private "
+            "cluster for this job" if address == "auto" else
+            "Check the address (e.g. 'ray://head:10001' or 'head:6379') and that the cluster "
+            "is up (`ray status` on its head)")
+    if address != "local":
+        # ray.init retries an unreachable address for ever; a job must fail instead of hanging
+        reason = _unreachable(address)
+        if reason:
+            raise BackendError(f"cannot connect to a Ray cluster at address={address!r}: {reason}. "
+                               f"{hint}")
     try:
         ray.init(**kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        hint = ("start one with `ray start --head`, or use address='local' to start a private "
-                "cluster for this job" if address == "auto" else
-                "check the address (e.g. 'ray://head:10001' or 'head:6379') and that the cluster "
-                "is up (`ray status`)")
         raise BackendError(f"cannot connect to a Ray cluster at address={address!r}: {exc}. "
-                           f"{hint.capitalize()}") from exc
+                           f"{hint}") from exc
+
+
+def _unreachable(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """Why ``address`` cannot be reached (None when a TCP connection opens, or unknown)."""
+    target = address
+    if address == "auto":
+        try:  # where "auto" points: RAY_ADDRESS or the cluster `ray start` left a note of
+            from ray._private.services import canonicalize_bootstrap_address
+
+            target = canonicalize_bootstrap_address("auto")
+        except Exception:  # noqa: BLE001 - Ray's own error, with its message, comes from ray.init
+            return None
+        if not target:
+            return None
+    host, _, port = target.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        return f"nothing answers at {host}:{port} ({exc.strerror or exc})"
+    return None
 
 
 # Sizing --------------------------------------------------------------------------------------
@@ -235,6 +266,29 @@ def merge_runtime_env(*envs: dict) -> dict:
             else:
                 merged[key] = value
     return merged
+
+
+def _upload_local_paths(env: dict) -> dict:
+    """Upload local ``working_dir`` / ``py_modules`` folders to the cluster, as ``ray.init`` does.
+
+    Ray accepts local folders only in a job-level ``runtime_env``; for actors they must already
+    be URIs. The helpers that ``ray.init`` uses for that are not public, so their absence (a
+    future Ray) becomes a clear error instead of a crash.
+    """
+    try:
+        from ray._private.runtime_env.py_modules import upload_py_modules_if_needed
+        from ray._private.runtime_env.working_dir import upload_working_dir_if_needed
+    except ImportError as exc:
+        raise BackendError(
+            "this Ray version cannot upload the source directory for nodes that do not share "
+            f"this machine's files ({exc}); install parallelrun on the nodes and pass "
+            "runtime_env={'working_dir': '<a zip URI: s3://..., gs://..., https://...>'}") from exc
+    for upload in (upload_py_modules_if_needed, upload_working_dir_if_needed):
+        kwargs: dict[str, Any] = {"scratch_dir": os.getcwd(), "logger": log}
+        if "include_gitignore" in inspect.signature(upload).parameters:
+            kwargs["include_gitignore"] = True
+        env = upload(env, **kwargs)
+    return env
 
 
 # The worker actor ----------------------------------------------------------------------------
@@ -456,6 +510,7 @@ class RayBackend(Backend):
             if _PACKAGE_DIR not in modules:
                 modules.append(_PACKAGE_DIR)
             env["py_modules"] = modules
+            env = _upload_local_paths(env)
         elif self.spec.python and os.path.realpath(self.spec.python) != os.path.realpath(sys.executable) \
                 and "py_executable" not in env and "pip" not in env and "conda" not in env:
             # an Environment materialised as a virtualenv the nodes can see

@@ -24,6 +24,7 @@ from parallelrun.engine.logs import JobLogs
 from parallelrun.engine.outputs import make_output_action
 from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.engine.scheduler import Limits, Scheduler
+from parallelrun.engine.staging import stage_remote_outputs
 from parallelrun.errors import ConfigurationError, DataError, JobFailedError
 from parallelrun.script import inspect_entry_script
 
@@ -131,6 +132,7 @@ def _backend_choice(compute_target: Any) -> tuple[str, dict]:
     return name, dict(getattr(compute_target, "backend_options", {}) or {})
 
 
+@stage_remote_outputs  # output/log_dir on a datastore: written locally, uploaded at the end
 def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, arguments:
             Sequence[str] | None = None, *, log_dir: str | os.PathLike | None = None,
             models: Any = None, side_inputs: Any = None,
@@ -178,6 +180,9 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
         logging_level=config.logging_level,
         environment_variables=dict(config.environment_variables or {}), models=model_paths,
         input_datasets=named, python=python, run_id=run_id, workspace_path=workspace_path)
+    if config.environment is not None:
+        # backends that build environments on their nodes (Ray's runtime_env) read it here
+        backend_options.setdefault("environment", config.environment)
     backend = backend_class(spec, **backend_options)
     slots = backend.plan_slots(config.node_count, config.process_count_per_node)
 
