@@ -235,3 +235,12 @@ def test_a_timed_out_mini_batch_counts_its_planned_rows_as_failed(make_script, t
                      tmp_path / "out")
     assert result.status == "Finished" and result.minibatches_failed == 1
     assert result.items_failed == 50 and result.items_succeeded == 350    # pieces of 50 rows
+
+
+def test_text_format_of_dataframes_is_values_joined_by_spaces_missing_ones_included():
+    from parallelrun.script import ResultEncoder
+
+    df = pd.DataFrame({"id": [1, 2], "x": [0.5, None], "name": ["a b", None],
+                       "n": pd.array([None, 3], dtype="Int64")})
+    payload, rows = ResultEncoder().encode(df)
+    assert rows == 2 and payload.decode().splitlines() == ["1 0.5 a b <NA>", "2 nan nan 3"]

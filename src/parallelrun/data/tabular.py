@@ -9,7 +9,9 @@ than the size makes a longer piece):
   them in one streaming pass that knows about quoted values holding newlines
   (:mod:`parallelrun.data.records`); the worker reads only its range.
 * Parquet: whole row groups, packed up to the size by their compressed bytes on disk; a row group
-  bigger than the size is cut into row ranges. Only the footer is read to plan.
+  bigger than the size is cut into row ranges (at most ``MAX_RANGES_PER_ROW_GROUP``: pyarrow
+  reads a range by decoding its row group from the start, so more ranges would cost more decoding
+  than they save memory). Only the footer is read to plan.
 
 Files come in sorted order and the plan depends only on the files and the settings, so the same
 inputs give the same mini-batches (what resume and exactly-once output rely on). Empty files and
@@ -46,6 +48,9 @@ from parallelrun.data.records import first_record_end, plan_cuts, scan_boundarie
 from parallelrun.errors import DataError
 
 DEFAULT_MINI_BATCH_SIZE = "1MB"
+#: pyarrow cannot seek to a row inside a row group: a range is decoded from the group's start, so
+#: a big row group is cut into at most this many ranges (decode work <= 4.5x, memory ~1/8 group)
+MAX_RANGES_PER_ROW_GROUP = 8
 FORMATS = ("delimited", "parquet", "json_lines")
 MIXED_SCHEMAS = ("error", "union")
 #: header= values (Azure ML's PromoteHeadersBehavior names too) -> what parallelrun does
@@ -608,7 +613,7 @@ class _Planner:
                                 constants=constants, rows_hint=row - run_first)
                 run, run_bytes = [], 0
             if nbytes > size:
-                pieces = -(-nbytes // size)
+                pieces = min(-(-nbytes // size), MAX_RANGES_PER_ROW_GROUP)
                 step = -(-rows // pieces)
                 for lo in range(0, rows, step):
                     hi = min(rows, lo + step)

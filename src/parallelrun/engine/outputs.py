@@ -262,15 +262,18 @@ def iter_staged_tables(staging_path: str, schemas_only: bool = False):
     size = os.path.getsize(staging_path) if os.path.exists(staging_path) else 0
     if not size:
         return
-    with pa.memory_map(staging_path) as source:
+    # plain reads, not a memory map: the coordinator's memory stays at one mini-batch's rows
+    with pa.OSFile(staging_path, "rb") as source:
         offset = 0
         while offset + 8 <= size:
             source.seek(offset)
             length = int.from_bytes(source.read(8), "little")
             if offset + 8 + length > size:
                 break                            # a torn last frame (resume cuts it anyway)
-            reader = pa.ipc.open_stream(source.read_buffer(length))
-            yield reader.schema if schemas_only else reader.read_all()
+            if schemas_only:
+                yield pa.ipc.open_stream(source).schema     # reads the schema message only
+            else:
+                yield pa.ipc.open_stream(source.read_buffer(length)).read_all()
             offset += 8 + length
 
 
