@@ -8,7 +8,9 @@ out: ``("ready",)``, ``("init_failed", traceback, fatal)``, lists of RunOutcome 
 from __future__ import annotations
 
 import pickle
+import queue
 import sys
+import threading
 from multiprocessing.connection import Connection
 
 
@@ -24,11 +26,11 @@ def main(fd: int) -> int:
         conn.send(("init_failed", exc.traceback_text, exc.fatal))
         return 1
     conn.send(("ready",))
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_receive, args=(conn, inbox), name="parallelrun-receive",
+                     daemon=True).start()
     while True:
-        try:
-            minibatches = pickle.loads(conn.recv_bytes())
-        except EOFError:
-            break
+        minibatches = inbox.get()
         if minibatches is None:
             break
         # Each outcome goes back at once, in its own message: if a later mini-batch of this
@@ -38,6 +40,23 @@ def main(fd: int) -> int:
             conn.send_bytes(pickle.dumps([run_minibatch(runner, minibatch)], protocol=pickle.HIGHEST_PROTOCOL))
     stop_worker(runner)
     return 0
+
+
+def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
+    """Reads mini-batches the moment they arrive, while the main thread runs earlier ones, and
+    lets their payloads start fetching data (remote files download while run() computes)."""
+    from parallelrun.data.minibatch import prefetch
+
+    while True:
+        try:
+            message = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            message = None
+        if message:
+            prefetch(message)
+        inbox.put(message)
+        if message is None:
+            return
 
 
 if __name__ == "__main__":

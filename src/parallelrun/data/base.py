@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import abc
 import copy
-from typing import Iterator
+import importlib
+from typing import Any, Iterator
 
 from parallelrun.data.minibatch import MiniBatch
+from parallelrun.errors import DataError
+
+#: dataset kind -> class, filled as dataset classes are defined (``to_record()["kind"]``)
+DATASET_KINDS: dict[str, type["AbstractDataset"]] = {}
+# kinds whose module is imported on first use when a workspace re-creates a registered dataset
+_KIND_MODULES = {"file": "parallelrun.data.files", "tabular": "parallelrun.data.tabular"}
+
+
+def dataset_class(kind: str) -> type["AbstractDataset"]:
+    """The dataset class of ``kind`` (``"file"``, ``"tabular"``), imported if need be."""
+    if kind not in DATASET_KINDS and kind in _KIND_MODULES:
+        importlib.import_module(_KIND_MODULES[kind])
+    try:
+        return DATASET_KINDS[kind]
+    except KeyError:
+        raise DataError(f"unknown dataset kind {kind!r}; known: "
+                        f"{', '.join(sorted(set(DATASET_KINDS) | set(_KIND_MODULES)))}") from None
 
 
 class AbstractDataset(abc.ABC):
@@ -20,6 +38,11 @@ class AbstractDataset(abc.ABC):
     name: str | None = None
     #: set when the dataset was registered in a workspace (id and version of the record)
     registration: dict | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("kind"):
+            DATASET_KINDS.setdefault(cls.kind, cls)
 
     @abc.abstractmethod
     def plan(self, mini_batch_size: int | str | None, partition_keys: list[str] | None = None,
@@ -49,3 +72,72 @@ class AbstractDataset(abc.ABC):
         return self
 
     as_download = as_mount
+
+    # Registration in a workspace (Azure ML's names). The workspace object does the work: the
+    # data layer never imports the workspace layer, it calls what the object passed in offers.
+    def register(self, workspace: Any, name: str, description: str | None = None,
+                 tags: dict | None = None, create_new_version: bool = False) -> "AbstractDataset":
+        """Register this dataset in ``workspace`` as ``name``; returns the registered version.
+
+        Example: ``ds = ds.register(ws, "mnist_sample_data", create_new_version=True)``. With
+        ``create_new_version=False`` an existing name is an error unless it holds the same
+        definition (then that version is returned).
+        """
+        return workspace._register_dataset(self, name, description=description, tags=tags,
+                                           create_new_version=create_new_version)
+
+    @staticmethod
+    def get_by_name(workspace: Any, name: str, version: int | str = "latest") -> "AbstractDataset":
+        """A registered dataset by name; ``version`` is a number or ``"latest"``.
+
+        Example: ``Dataset.get_by_name(ws, "mnist_sample_data", version="latest")``.
+        """
+        return workspace._get_dataset_by_name(name, version)
+
+    @staticmethod
+    def get_by_id(workspace: Any, id: str) -> "AbstractDataset":
+        """A registered dataset version by its id (``ds.id``)."""
+        return workspace._get_dataset_by_id(id)
+
+    @property
+    def id(self) -> str | None:
+        """The registered version's id, None for a dataset that was not registered."""
+        return (self.registration or {}).get("id")
+
+    @property
+    def version(self) -> int | None:
+        """The registered version number, None for a dataset that was not registered."""
+        return (self.registration or {}).get("version")
+
+    def to_record(self) -> dict:
+        """What re-creates this dataset: ``{"kind": ..., "paths": [...], ...}`` (JSON-able).
+
+        Each kind implements it with ``from_record``; a workspace stores it on registration.
+        """
+        raise DataError(f"{type(self).__name__} cannot be registered: it does not implement "
+                        "to_record()/from_record()")
+
+    @classmethod
+    def from_record(cls, record: dict) -> "AbstractDataset":
+        """Re-create a dataset from :meth:`to_record`."""
+        return dataset_class(record["kind"]).from_record(record)
+
+    def file_entries(self) -> Iterator[Any]:
+        """Every file of the dataset with size and version tag (etag or modification time):
+        what a registered version's fingerprint is computed from."""
+        from parallelrun.data import remote
+
+        for path in self.iter_files():
+            if remote.is_remote(path):
+                fs, key = remote.filesystem(path)
+                try:
+                    info = fs.info(key)
+                except Exception as exc:  # noqa: BLE001
+                    raise remote.storage_error(exc, path, "reading") from exc
+                yield remote.RemoteFile(path, int(info.get("size") or 0), remote._tag(info))
+            else:
+                yield remote.local_entry(path)
+
+    def iter_files(self) -> Iterator[str]:
+        """The dataset's files (local paths or URLs) in deterministic order."""
+        raise DataError(f"{type(self).__name__} does not list its files")

@@ -42,3 +42,13 @@ class Dataset:
 
     File = _FileFactory
     Tabular = _TabularFactory
+
+    @staticmethod
+    def get_by_name(workspace, name: str, version: int | str = "latest"):
+        """A registered dataset: ``Dataset.get_by_name(ws, "mnist_sample_data", version="latest")``."""
+        return workspace._get_dataset_by_name(name, version)
+
+    @staticmethod
+    def get_by_id(workspace, id: str):
+        """A registered dataset version by id: ``Dataset.get_by_id(ws, ds.id)``."""
+        return workspace._get_dataset_by_id(id)

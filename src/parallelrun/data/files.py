@@ -19,6 +19,17 @@ def _as_spec(path: object) -> str:
     return str(url) if url is not None else os.fspath(path)
 
 
+def _is_remote(spec: str) -> bool:
+    # cheap test first: the local fast path never imports the remote module
+    return "://" in spec and _remote().is_remote(spec)
+
+
+def _remote():
+    from parallelrun.data import remote
+
+    return remote
+
+
 class FileDataset(AbstractDataset):
     """Files named by paths, folders or globs; ``run()`` receives a list of local paths.
 
@@ -30,8 +41,10 @@ class FileDataset(AbstractDataset):
 
     kind = "file"
 
-    def __init__(self, paths: Sequence[str]):
+    def __init__(self, paths: Sequence[str], sources: dict | None = None):
         self.paths = list(paths)
+        #: spec -> the datastore path it came from (resolves storage options when used)
+        self.sources = dict(sources or {})
 
     @classmethod
     def from_files(cls, path: object, validate: bool = True) -> "FileDataset":
@@ -43,12 +56,49 @@ class FileDataset(AbstractDataset):
         raw = path if isinstance(path, (list, tuple)) else [path]
         if not raw:
             raise DataError("Dataset.File.from_files(path=[]) got no paths; give a file, folder or glob")
-        dataset = cls([_as_spec(p) for p in raw])
+        specs = [_as_spec(p) for p in raw]
+        sources = {spec: p for spec, p in zip(specs, raw) if getattr(p, "url", None) is not None}
+        dataset = cls(specs, sources)
         if validate:
             for spec in dataset.paths:
-                if not any_file(spec):
+                if not any_file(spec, dataset.storage_options(spec)):
                     raise DataError(_no_match_message(spec))
         return dataset
+
+    def storage_options(self, spec: str) -> dict | None:
+        """Options (credentials, endpoint) to read ``spec``: from its datastore, else those
+        registered for its URL, else None (fsspec's defaults, e.g. environment variables)."""
+        if not _is_remote(spec):
+            return None
+        source = self.sources.get(spec)
+        options = getattr(source, "storage_options", None)
+        if options is not None:
+            return dict(options)
+        return _remote().registered_storage_options(spec)
+
+    def to_record(self) -> dict:
+        """What re-creates this dataset (workspace registration): paths, datastore paths as
+        ``{"datastore": name, "path": path}``; never credentials."""
+        paths = []
+        for spec in self.paths:
+            source = self.sources.get(spec)
+            paths.append(source.to_record() if hasattr(source, "to_record") else spec)
+        return {"kind": self.kind, "paths": paths}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "FileDataset":
+        """Re-create a dataset from :meth:`to_record` (datastore paths already resolved)."""
+        return cls.from_files(list(record["paths"]), validate=False)
+
+    def file_entries(self):
+        """Every file with its size and version tag (etag or mtime), for fingerprints."""
+        for spec in self.paths:
+            if _is_remote(spec):
+                yield from _remote().iter_remote_entries(spec, self.storage_options(spec))
+            else:
+                local_entry = _remote().local_entry
+                for path in iter_local_files(spec):
+                    yield local_entry(path)
 
     def check_mini_batch_size(self, value) -> None:
         parse_file_count(1 if value is None else value)
@@ -58,7 +108,7 @@ class FileDataset(AbstractDataset):
 
     def iter_files(self) -> Iterator[str]:
         for spec in self.paths:
-            yield from iter_files(spec)
+            yield from iter_files(spec, self.storage_options(spec))
 
     def plan(self, mini_batch_size, partition_keys=None, start_index=0) -> Iterator[MiniBatch]:
         if partition_keys:
@@ -68,30 +118,48 @@ class FileDataset(AbstractDataset):
         count = parse_file_count(1 if mini_batch_size is None else mini_batch_size)
         index = start_index
         for spec in self.paths:
-            files = iter_files(spec)
+            remote = _is_remote(spec)
+            if remote:
+                options = self.storage_options(spec)
+                files = _remote().iter_remote_entries(spec, options)
+            else:
+                files = iter_local_files(spec)
             empty = True
             while True:
                 chunk = list(islice(files, count))
                 if not chunk:
                     break
                 empty = False
-                yield MiniBatch(index, len(chunk), FileList(chunk), os.path.basename(chunk[0]))
+                if remote:
+                    payload = _remote().RemoteFileList([f.url for f in chunk],
+                                                       [f.size for f in chunk], options)
+                    first = chunk[0].url
+                else:
+                    payload, first = FileList(chunk), chunk[0]
+                yield MiniBatch(index, len(chunk), payload, first.rsplit("/", 1)[-1]
+                                if remote else os.path.basename(first))
                 index += 1
             if empty:
                 raise DataError(_no_match_message(spec))
 
 
-def iter_files(spec: str) -> Iterator[str]:
-    """Files a path spec names, in deterministic order."""
+def iter_files(spec: str, storage_options: dict | None = None) -> Iterator[str]:
+    """Files a path spec names, in deterministic order: local paths, or URLs for remote specs
+    (``az://``, ``s3://``; ``storage_options`` default to those registered for the URL)."""
+    if _is_remote(spec):
+        return _remote().iter_remote_files(spec, storage_options)
     return iter_local_files(spec)
 
 
-def any_file(spec: str) -> bool:
+def any_file(spec: str, storage_options: dict | None = None) -> bool:
     """Whether a path spec names at least one file (cheap: no full listing)."""
+    if _is_remote(spec):
+        return next(iter_files(spec, storage_options), None) is not None
     return any_local_file(spec)
 
 
 def _no_match_message(spec: str) -> str:
     what = "glob" if has_magic(spec) else "path"
-    return (f"{what} {spec!r} matched no files (looked in {os.path.abspath(spec)}); check the "
+    where = spec if _is_remote(spec) else os.path.abspath(spec)
+    return (f"{what} {spec!r} matched no files (looked in {where}); check the "
             "path and pattern, e.g. 'data/images/*.png' or a folder 'data/images/'")

@@ -6,9 +6,25 @@ from typing import Any, Protocol
 
 
 class Payload(Protocol):
-    """What travels to a worker; ``load()`` runs there and gives ``run()`` its argument."""
+    """What travels to a worker; ``load()`` runs there and gives ``run()`` its argument.
+
+    A payload may also have ``prefetch()``: the worker calls it as soon as the mini-batch is
+    queued there, so remote data can download while earlier mini-batches run.
+    """
 
     def load(self) -> Any: ...
+
+
+def prefetch(minibatches: "list[MiniBatch]") -> None:
+    """Let queued mini-batches start fetching their data (payloads without ``prefetch()`` and
+    prefetch errors are ignored: ``load()`` fetches and reports)."""
+    for minibatch in minibatches:
+        hint = getattr(minibatch.payload, "prefetch", None)
+        if hint is not None:
+            try:
+                hint()
+            except Exception:  # noqa: BLE001 - load() will fetch again and report the error
+                pass
 
 
 class MiniBatch:

@@ -1,0 +1,155 @@
+"""Outputs and logs on a datastore: staged in a local folder, uploaded when the job ends.
+
+``run_job(output=store.path("results/"))`` (or an ``az://``/``s3://`` URL, for ``output`` or
+``log_dir``): the job itself always writes locally (the coordinator appends the ``append_row``
+file, ``summary_only`` scripts write under ``EntryScript().output_dir``, logs go to ``logs/``), in
+a staging folder; when the job ends, finished or failed or interrupted, the staging folder is
+uploaded to the datastore path and removed. The :class:`~parallelrun.engine.job.JobResult` then
+names the remote URLs. With ``resume=True`` the remote output (journal included) is downloaded
+into the staging folder first, so a resumed job continues where the uploaded one stopped.
+
+The engine stays local-first: a local ``output`` takes no detour (the wrapper passes it through).
+This also removes cache folders that workers killed mid-job left behind
+(:func:`parallelrun.data.remote.sweep_stale_caches`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any, Callable
+
+from parallelrun.errors import StorageError
+
+log = logging.getLogger("parallelrun.staging")
+
+
+def _remote_target(value: Any) -> tuple[str, dict | None] | None:
+    """(url, storage options) when ``value`` names remote storage, else None."""
+    if value is None:
+        return None
+    url = getattr(value, "url", None)
+    if url is None:
+        if not isinstance(value, str) or "://" not in value:
+            return None
+        url = value
+    from parallelrun.data import remote
+
+    if not remote.is_remote(str(url)):
+        return None
+    options = getattr(value, "storage_options", None)
+    if options is None:
+        options = remote.registered_storage_options(str(url))
+    return str(url).rstrip("/"), options
+
+
+def _local_value(value: Any) -> Any:
+    # a local datastore path is its folder
+    url = getattr(value, "url", None)
+    return url if url is not None and not isinstance(value, (str, os.PathLike)) else value
+
+
+def stage_remote_outputs(run: Callable) -> Callable:
+    """Decorator of ``run_job``: remote ``output``/``log_dir`` are staged locally and uploaded."""
+    signature = inspect.signature(run)
+
+    @functools.wraps(run)
+    def wrapper(*args: Any, **kwargs: Any):
+        bound = signature.bind(*args, **kwargs)
+        output = bound.arguments.get("output")
+        log_dir = bound.arguments.get("log_dir")
+        out_target, log_target = _remote_target(output), _remote_target(log_dir)
+        if out_target is None and log_target is None:
+            bound.arguments["output"] = _local_value(output)
+            if log_dir is not None:
+                bound.arguments["log_dir"] = _local_value(log_dir)
+            try:
+                return run(*bound.args, **bound.kwargs)
+            finally:
+                _sweep_caches(bound.arguments.get("config"))
+        return _run_staged(run, bound, out_target, log_target)
+
+    return wrapper
+
+
+def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_target):
+    from parallelrun.data import remote
+
+    stage = tempfile.mkdtemp(prefix="parallelrun-stage-")
+    local_out = os.path.join(stage, "output") if out_target else _local_value(bound.arguments["output"])
+    local_log = os.path.join(stage, "logs") if log_target else bound.arguments.get("log_dir")
+    if local_log is not None and not log_target:
+        local_log = _local_value(local_log)
+    if bound.arguments.get("resume"):
+        if out_target:
+            remote.download_tree(out_target[0], local_out, out_target[1])
+        if log_target:
+            remote.download_tree(log_target[0], local_log, log_target[1])
+    bound.arguments["output"] = local_out
+    bound.arguments["log_dir"] = local_log
+    result = None
+    failed = True
+    try:
+        result = run(*bound.args, **bound.kwargs)
+        failed = False
+        return result
+    finally:
+        try:
+            _upload(local_out, out_target, local_log, log_target)
+        except StorageError as exc:
+            log.error("the job's files stay in %s: %s", stage, exc)
+            if not failed:
+                raise StorageError(f"{exc}; the job's files were kept in {stage!r}") from exc
+        else:
+            shutil.rmtree(stage, ignore_errors=True)
+            if result is not None:
+                _point_at_remote(result, local_out, out_target, local_log, log_target)
+        _sweep_caches(bound.arguments.get("config"))
+
+
+def _upload(local_out: str, out_target, local_log: str | None, log_target) -> None:
+    from parallelrun.data import remote
+
+    if out_target and os.path.isdir(local_out):
+        remote.upload_tree(local_out, out_target[0], out_target[1])
+    if log_target and local_log and os.path.isdir(local_log):
+        remote.upload_tree(local_log, log_target[0], log_target[1])
+
+
+def _rebase(path: str | None, local_root: str, url: str) -> str | None:
+    if not path:
+        return path
+    rel = os.path.relpath(path, local_root)
+    if rel == ".":
+        return url + "/"
+    if rel.startswith(".."):
+        return path
+    return url + "/" + rel.replace(os.sep, "/")
+
+
+def _point_at_remote(result: Any, local_out: str, out_target, local_log, log_target) -> None:
+    """Make the JobResult name where its files are now: the remote URLs."""
+    if out_target:
+        result.output_file = _rebase(result.output_file, local_out, out_target[0])
+        result.log_dir = _rebase(result.log_dir, local_out, out_target[0])
+        result.output_dir = out_target[0] + "/"
+    if log_target and local_log:
+        result.log_dir = _rebase(result.log_dir, local_log, log_target[0])
+
+
+def _sweep_caches(config: Any) -> None:
+    """Remove download caches of workers that died (only if remote inputs were used)."""
+    remote = sys.modules.get("parallelrun.data.remote")
+    if remote is None:
+        return
+    bases = {remote.cache_base()}
+    extra = (getattr(config, "environment_variables", None) or {}).get("PARALLELRUN_CACHE_DIR")
+    if extra:
+        bases.add(extra)
+    for base in bases:
+        remote.sweep_stale_caches(base)
