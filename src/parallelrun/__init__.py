@@ -42,6 +42,10 @@ _EXPORTS = {
     "ProgressListener": "parallelrun.engine.progress",
     "MiniBatchRecord": "parallelrun.engine.progress",
     "RayCompute": "parallelrun.compute",
+    "Workspace": "parallelrun.workspace.workspace",
+    "Datastore": "parallelrun.workspace.datastore",
+    "DataPath": "parallelrun.workspace.datastore",
+    "Model": "parallelrun.workspace.models",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -71,3 +75,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from parallelrun.errors import (BackendError, ConfigurationError, DataError, EntryScriptError,
                                     JobFailedError, ParallelRunError, StorageError, WorkspaceError)
     from parallelrun.script import EntryScript
+    from parallelrun.workspace.datastore import DataPath, Datastore
+    from parallelrun.workspace.models import Model
+    from parallelrun.workspace.workspace import Workspace
