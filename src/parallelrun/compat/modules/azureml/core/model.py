@@ -16,7 +16,10 @@ class Model:
         if context is not None:
             key = f"{model_name}:{version}" if version is not None else model_name
             if key in context.models:
-                return context.models[key]
+                # a registered model's file or folder inside its version folder, as Azure ML
+                from parallelrun.workspace.models import model_entry_path
+
+                return model_entry_path(context.models[key])
             given = ", ".join(sorted(k for k in context.models if ":" not in k)) or "none"
             raise ModelNotGivenError(
                 f"model {key!r} was not given to this step (models given: {given}); pass it in "
