@@ -20,7 +20,7 @@ def main() -> None:
 
 
 # modules whose import adds commands to ``main``
-_COMMAND_MODULES = ["parallelrun.cli.run"]
+_COMMAND_MODULES = ["parallelrun.cli.run", "parallelrun.cli.workspace"]
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(_module)
