@@ -26,10 +26,11 @@ test: setup
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
-bench: setup
+bench: setup $(VENV)/.installed-bench
 	$(PY) bench/bench_images.py
 	$(PY) bench/bench_dispatch.py
 	$(PY) bench/bench_listing.py
+	$(PY) bench/bench_tabular.py
 
 clean:
 	rm -rf $(VENV) demo_data bench/_work
