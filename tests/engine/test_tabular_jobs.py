@@ -244,3 +244,14 @@ def test_text_format_of_dataframes_is_values_joined_by_spaces_missing_ones_inclu
                        "n": pd.array([None, 3], dtype="Int64")})
     payload, rows = ResultEncoder().encode(df)
     assert rows == 2 and payload.decode().splitlines() == ["1 0.5 a b <NA>", "2 nan nan 3"]
+
+
+def test_mixed_schemas_fail_the_job_with_a_clear_error(make_script, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.csv").write_text("id,x\n1,0.5\n")
+    (tmp_path / "d" / "b.csv").write_text("id,y\n2,0.5\n")
+    ds = Dataset.Tabular.from_delimited_files(str(tmp_path / "d"))
+    result = job(make_script, tmp_path, ds)
+    assert result.status == "Failed"
+    assert "mixed schemas" in result.error and "b.csv has columns ['id', 'y']" in result.error
+    assert "mixed schemas" in (Path(result.log_dir) / "job_error.txt").read_text()
