@@ -46,6 +46,26 @@ _EXPORTS = {
     "Datastore": "parallelrun.workspace.datastore",
     "DataPath": "parallelrun.workspace.datastore",
     "Model": "parallelrun.workspace.models",
+    "ComputeTarget": "parallelrun.compute",
+    "ComputeTargetException": "parallelrun.compute",
+    "AmlCompute": "parallelrun.compute",
+    "LocalCompute": "parallelrun.compute",
+    "PipelineData": "parallelrun.pipeline.pipeline_data",
+    "PortDataReference": "parallelrun.pipeline.pipeline_data",
+    "ParallelRunStep": "parallelrun.pipeline.steps",
+    "PythonScriptStep": "parallelrun.pipeline.steps",
+    "Pipeline": "parallelrun.pipeline.graph",
+    "Environment": "parallelrun.pipeline.environment",
+    "CondaDependencies": "parallelrun.pipeline.environment",
+    "DEFAULT_CPU_IMAGE": "parallelrun.pipeline.environment",
+    "DEFAULT_GPU_IMAGE": "parallelrun.pipeline.environment",
+    "Experiment": "parallelrun.pipeline.experiment",
+    "Run": "parallelrun.pipeline.runs",
+    "PipelineRun": "parallelrun.pipeline.runs",
+    "StepRun": "parallelrun.pipeline.runs",
+    "RunDetails": "parallelrun.pipeline.widgets",
+    "load_job": "parallelrun.pipeline.yaml_job",
+    "submit_job": "parallelrun.pipeline.yaml_job",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -65,13 +85,23 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from parallelrun.compute import RayCompute
+    from parallelrun.compute import (AmlCompute, ComputeTarget, ComputeTargetException,
+                                     LocalCompute, RayCompute)
     from parallelrun.config import ParallelRunConfig
     from parallelrun.data.dataset import Dataset
     from parallelrun.data.files import FileDataset
     from parallelrun.data.tabular import TabularDataset
     from parallelrun.engine.job import JobResult, run_job
     from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
+    from parallelrun.pipeline.environment import (DEFAULT_CPU_IMAGE, DEFAULT_GPU_IMAGE,
+                                                  CondaDependencies, Environment)
+    from parallelrun.pipeline.experiment import Experiment
+    from parallelrun.pipeline.graph import Pipeline
+    from parallelrun.pipeline.pipeline_data import PipelineData, PortDataReference
+    from parallelrun.pipeline.runs import PipelineRun, Run, StepRun
+    from parallelrun.pipeline.steps import ParallelRunStep, PythonScriptStep
+    from parallelrun.pipeline.widgets import RunDetails
+    from parallelrun.pipeline.yaml_job import load_job, submit_job
     from parallelrun.errors import (BackendError, ConfigurationError, DataError, EntryScriptError,
                                     JobFailedError, ParallelRunError, StorageError, WorkspaceError)
     from parallelrun.script import EntryScript

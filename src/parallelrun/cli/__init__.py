@@ -20,7 +20,8 @@ def main() -> None:
 
 
 # modules whose import adds commands to ``main``
-_COMMAND_MODULES = ["parallelrun.cli.run", "parallelrun.cli.workspace"]
+_COMMAND_MODULES = ["parallelrun.cli.run", "parallelrun.cli.workspace", "parallelrun.cli.runs",
+                    "parallelrun.cli.jobs"]
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(_module)

@@ -1,0 +1,543 @@
+"""``Environment`` and ``CondaDependencies``: the Python packages and variables a step's workers
+run with, after Azure ML's classes of the same names.
+
+Locally an environment with packages becomes a virtualenv, made once and reused:
+
+* it lives in ``<workspace>/.parallelrun/environments/<hash>/``, ``<hash>`` being the SHA-256
+  of :meth:`Environment.spec` (pip packages, conda packages, pip options, the Python version)
+  and of the interpreter it layers on, so the same spec finds the same folder and any change
+  makes a new one;
+* it *layers* on the interpreter parallelrun runs in: its own packages come first, then that
+  interpreter's (a ``.pth`` file), so parallelrun's own dependencies are not installed again and
+  a package already there is "already satisfied" at once;
+* it is made under a file lock (two runs asking at once build it once) and marked ready only
+  when ``pip install`` succeeded; a half-made one is made again.
+
+An environment without packages is the current interpreter. Environment variables go to the
+workers. Docker and Spark settings are accepted, so code written for Azure ML runs, and ignored
+with a note: locally workers are processes on this machine. Conda packages are installed with
+pip under the same name (there is no conda here), with a note. A pinned Python version must be
+the version parallelrun runs with (a virtualenv cannot change it).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from parallelrun.errors import BackendError, ConfigurationError
+
+log = logging.getLogger("parallelrun.pipeline.environment")
+
+DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/base:intelmpi2018.3-ubuntu16.04"
+DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/base-gpu:intelmpi2018.3-cuda10.0-cudnn7-ubuntu16.04"
+
+_READY = ".parallelrun-ready"
+# conda "packages" that are not packages for pip
+_NOT_PIP = {"python", "pip"}
+
+
+class CondaDependencies:
+    """Packages of an environment: pip packages, conda packages and a Python version.
+
+    Example::
+
+        deps = CondaDependencies.create(pip_packages=["pillow", "onnxruntime==1.17.*"])
+        deps.add_pip_package("scikit-learn")
+        env.python.conda_dependencies = deps
+
+    ``CondaDependencies(conda_dependencies_file_path="env.yml")`` reads a conda spec file
+    (``dependencies: [python=3.11, numpy, {pip: [pillow]}]``).
+    """
+
+    def __init__(self, conda_dependencies_file_path: str | os.PathLike | None = None,
+                 _underlying_structure: dict | None = None):
+        self.name = "project_environment"
+        self.channels: list[str] = []
+        self._conda: list[str] = []
+        self._pip: list[str] = []
+        self._pip_options: list[str] = []
+        self._python: str | None = None
+        if conda_dependencies_file_path is not None:
+            _underlying_structure = _read_spec_file(conda_dependencies_file_path)
+        if _underlying_structure is not None:
+            self._load(_underlying_structure, str(conda_dependencies_file_path or "spec"))
+
+    @staticmethod
+    def create(pip_packages: list[str] | None = None, conda_packages: list[str] | None = None,
+               python_version: str | None = None, pin_sdk_version: bool = True,
+               pip_indexurl: str | None = None) -> "CondaDependencies":
+        """Dependencies from lists of packages (Azure ML's signature).
+
+        Example: ``CondaDependencies.create(pip_packages=["pillow"], python_version="3.11")``.
+        """
+        deps = CondaDependencies()
+        for name in conda_packages or []:
+            deps.add_conda_package(name)
+        for name in pip_packages or []:
+            deps.add_pip_package(name)
+        if python_version is not None:
+            deps.set_python_version(python_version)
+        if pip_indexurl:
+            deps.set_pip_option(f"--index-url {pip_indexurl}")
+        return deps
+
+    def _load(self, data: dict, where: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigurationError("conda_dependencies", where,
+                                     "a conda spec: a mapping with 'dependencies'")
+        self.name = str(data.get("name") or self.name)
+        self.channels = [str(c) for c in data.get("channels") or []]
+        for item in data.get("dependencies") or []:
+            if isinstance(item, dict):
+                pip = item.get("pip")
+                if pip is None:
+                    raise ConfigurationError("dependencies", item, "package names, or a "
+                                             "{'pip': [...]} mapping for pip packages")
+                for name in pip:
+                    name = str(name).strip()
+                    if name.startswith("-"):
+                        self._pip_options.append(name)
+                    else:
+                        self.add_pip_package(name)
+            else:
+                self.add_conda_package(str(item))
+
+    @property
+    def pip_packages(self) -> list[str]:
+        return list(self._pip)
+
+    @property
+    def conda_packages(self) -> list[str]:
+        return list(self._conda)
+
+    @property
+    def pip_options(self) -> list[str]:
+        return list(self._pip_options)
+
+    def add_pip_package(self, pip_package: str) -> None:
+        pip_package = str(pip_package).strip()
+        if not pip_package:
+            raise ConfigurationError("pip_packages", pip_package, "a non-empty package spec")
+        if pip_package not in self._pip:
+            self._pip.append(pip_package)
+
+    def remove_pip_package(self, pip_package: str) -> None:
+        self._pip = [p for p in self._pip if _package_name(p) != _package_name(pip_package)]
+
+    def add_conda_package(self, conda_package: str) -> None:
+        conda_package = str(conda_package).strip()
+        name = _package_name(conda_package)
+        if name == "python":
+            self._python = _version_of(conda_package) or self._python
+            return
+        if name == "pip" or not conda_package:
+            return
+        if conda_package not in self._conda:
+            self._conda.append(conda_package)
+
+    def remove_conda_package(self, conda_package: str) -> None:
+        self._conda = [p for p in self._conda if _package_name(p) != _package_name(conda_package)]
+
+    def add_channel(self, channel: str) -> None:
+        if channel not in self.channels:
+            self.channels.append(channel)
+
+    def set_pip_option(self, pip_option: str) -> None:
+        if pip_option not in self._pip_options:
+            self._pip_options.append(pip_option)
+
+    def set_python_version(self, version: str) -> None:
+        self._python = str(version).strip()
+
+    def get_python_version(self) -> str | None:
+        return self._python
+
+    def spec(self) -> dict:
+        """The parts that decide what gets installed (sorted: order does not matter)."""
+        return {"pip": sorted(self._pip), "conda": sorted(self._conda),
+                "pip_options": list(self._pip_options), "python": self._python}
+
+    def serialize_to_string(self) -> str:
+        """The conda spec file text (YAML)."""
+        import yaml
+
+        deps: list[Any] = [f"python={self._python}" if self._python else "python", "pip"]
+        deps += self._conda
+        if self._pip or self._pip_options:
+            deps.append({"pip": self._pip_options + self._pip})
+        return yaml.safe_dump({"name": self.name, "channels": self.channels or ["conda-forge"],
+                               "dependencies": deps}, sort_keys=False)
+
+    def save(self, path: str | os.PathLike) -> str:
+        Path(path).write_text(self.serialize_to_string(), encoding="utf-8")
+        return os.fspath(path)
+
+    def __repr__(self) -> str:
+        return f"CondaDependencies(pip={self._pip}, conda={self._conda}, python={self._python})"
+
+
+class _Section:
+    """Settings accepted for Azure ML code and ignored locally; setting one leaves a note."""
+
+    _kind = ""
+    _defaults: dict[str, Any] = {}
+
+    def __init__(self, owner: "Environment"):
+        object.__setattr__(self, "_owner", owner)
+        for key, value in self._defaults.items():
+            object.__setattr__(self, key, copy.copy(value))
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        object.__setattr__(self, key, value)
+        default = self._defaults.get(key)
+        if value != default and value not in (None, False):
+            self._owner._note(f"{self._kind}.{key} is ignored: locally the workers are processes "
+                              "on this machine")
+
+
+class DockerSection(_Section):
+    _kind = "docker"
+    _defaults = {"enabled": False, "base_image": DEFAULT_CPU_IMAGE, "base_dockerfile": None,
+                 "base_image_registry": None, "shm_size": None, "arguments": [],
+                 "gpu_support": False, "shared_volumes": True}
+
+
+class SparkSection(_Section):
+    _kind = "spark"
+    _defaults = {"precache_packages": True, "repositories": [], "packages": []}
+
+
+class PythonSection:
+    """``env.python``: ``conda_dependencies``, ``user_managed_dependencies``, ``interpreter_path``."""
+
+    def __init__(self):
+        self.conda_dependencies = CondaDependencies()
+        #: True: use ``interpreter_path`` as it is, install nothing
+        self.user_managed_dependencies = False
+        self.interpreter_path = "python"
+        self.conda_dependencies_file = None
+
+
+class Environment:
+    """The Python environment of a step's workers.
+
+    Example (the original document's code)::
+
+        batch_env = Environment(name="batch_environment")
+        batch_env.python.conda_dependencies = CondaDependencies.create(pip_packages=["pillow"])
+        batch_env.environment_variables = {"OMP_NUM_THREADS": "1"}
+        batch_env.docker.enabled = True          # accepted, ignored locally (noted)
+
+    Give it to ``ParallelRunConfig(environment=batch_env)`` or a ``PythonScriptStep``.
+    """
+
+    def __init__(self, name: str):
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError("Environment.name", name, "a non-empty name")
+        self.name = name
+        self.version: str | None = None
+        self.python = PythonSection()
+        self.docker = DockerSection(self)
+        self.spark = SparkSection(self)
+        self.environment_variables: dict[str, str] = {}
+        self.inferencing_stack_version = None
+        self.r = None
+        self.notes: list[str] = []
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+            log.info("environment %s: %s", self.name, text)
+
+    # Azure ML's constructors ----------------------------------------------------------------
+    @staticmethod
+    def from_conda_specification(name: str, file_path: str | os.PathLike) -> "Environment":
+        """An environment from a conda spec file; its pip part is installed, see the module doc.
+
+        Example: ``Environment.from_conda_specification("batch", "env.yml")``.
+        """
+        env = Environment(name)
+        env.python.conda_dependencies = CondaDependencies(conda_dependencies_file_path=file_path)
+        return env
+
+    @staticmethod
+    def from_pip_requirements(name: str, file_path: str | os.PathLike) -> "Environment":
+        """An environment from a ``requirements.txt`` (comments and blank lines skipped)."""
+        env = Environment(name)
+        deps = CondaDependencies()
+        try:
+            lines = Path(file_path).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigurationError("file_path", os.fspath(file_path),
+                                     f"a readable requirements file ({exc.strerror})") from None
+        for line in lines:
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("-"):
+                deps.set_pip_option(line)
+            elif line:
+                deps.add_pip_package(line)
+        env.python.conda_dependencies = deps
+        return env
+
+    @staticmethod
+    def from_existing_conda_environment(name: str, conda_environment_name: str) -> "Environment":
+        raise ConfigurationError(
+            "conda_environment_name", conda_environment_name,
+            "not available: there is no conda here; use Environment.from_conda_specification "
+            "with the environment's exported spec (conda env export > env.yml)")
+
+    @staticmethod
+    def get(workspace: Any, name: str, version: int | str | None = None) -> "Environment":
+        """A registered environment (``env.register(ws)``), the latest version by default."""
+        from parallelrun.pipeline.records import RunStore
+
+        record = RunStore(workspace).environment(name, version)
+        env = Environment.from_spec(record["spec"])
+        env.version = str(record["version"])
+        return env
+
+    def register(self, workspace: Any) -> "Environment":
+        """Store this environment in the workspace; a new version only if its spec changed."""
+        from parallelrun.pipeline.records import RunStore
+
+        self.version = str(RunStore(workspace).register_environment(
+            self.name, self.spec(), self.spec_hash()))
+        return self
+
+    @staticmethod
+    def from_spec(spec: dict) -> "Environment":
+        """The environment :meth:`spec` describes."""
+        env = Environment(spec["name"])
+        deps = CondaDependencies()
+        for name in spec.get("conda") or []:
+            deps.add_conda_package(name)
+        for name in spec.get("pip") or []:
+            deps.add_pip_package(name)
+        for option in spec.get("pip_options") or []:
+            deps.set_pip_option(option)
+        if spec.get("python"):
+            deps.set_python_version(spec["python"])
+        env.python.conda_dependencies = deps
+        env.python.user_managed_dependencies = bool(spec.get("user_managed"))
+        env.python.interpreter_path = spec.get("interpreter_path") or "python"
+        env.environment_variables = dict(spec.get("environment_variables") or {})
+        return env
+
+    # What it is -------------------------------------------------------------------------------
+    def spec(self) -> dict:
+        """Everything that defines this environment, JSON-able."""
+        deps = self.python.conda_dependencies or CondaDependencies()
+        return {"name": self.name, **deps.spec(),
+                "user_managed": bool(self.python.user_managed_dependencies),
+                "interpreter_path": self.python.interpreter_path,
+                "environment_variables": {str(k): str(v) for k, v in
+                                          sorted((self.environment_variables or {}).items())}}
+
+    def spec_hash(self) -> str:
+        """SHA-256 of :meth:`spec` (what reuse hashes for the environment)."""
+        return hashlib.sha256(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()
+
+    def packages(self) -> list[str]:
+        """What pip installs: pip packages, then conda packages by the same name."""
+        deps = self.python.conda_dependencies or CondaDependencies()
+        return deps.pip_packages + [_conda_to_pip(p) for p in deps.conda_packages]
+
+    def to_runtime_env(self) -> dict:
+        """Ray's ``runtime_env`` for this environment: ``{"pip": [...], "env_vars": {...}}``."""
+        runtime_env: dict[str, Any] = {}
+        if self.packages():
+            runtime_env["pip"] = self.packages()
+        if self.environment_variables:
+            runtime_env["env_vars"] = {str(k): str(v) for k, v in self.environment_variables.items()}
+        return runtime_env
+
+    def validate(self) -> None:
+        """Check what can be checked without installing: variables and the Python version."""
+        env_vars = self.environment_variables or {}
+        if not isinstance(env_vars, dict) or not all(isinstance(k, str) for k in env_vars):
+            raise ConfigurationError("environment_variables", env_vars,
+                                     "a dict of str to str, e.g. {'OMP_NUM_THREADS': '1'}")
+        check_python_version(self)
+        if self.python.user_managed_dependencies and self.python.interpreter_path not in (
+                "python", "python3", None):
+            path = self.python.interpreter_path
+            if not os.path.isfile(path) or not os.access(path, os.X_OK):
+                raise ConfigurationError("python.interpreter_path", path,
+                                         "an existing Python interpreter, e.g. /opt/venv/bin/python")
+
+    def __repr__(self) -> str:
+        return f"Environment(name={self.name!r}, packages={self.packages()})"
+
+
+def _package_name(spec: str) -> str:
+    return re.split(r"[<>=!~\[ ;@]", spec.strip(), maxsplit=1)[0].lower()
+
+
+def _version_of(spec: str) -> str | None:
+    match = re.match(r"^python\s*=?=?\s*([0-9][0-9.*]*)", spec.strip())
+    return match.group(1).rstrip(".*") if match else None
+
+
+def _conda_to_pip(spec: str) -> str:
+    # conda's "numpy=1.26" pins with one "="; pip needs "=="
+    name, sep, version = spec.partition("=")
+    if sep and not version.startswith("="):
+        return f"{name}=={version}"
+    return spec
+
+
+def _read_spec_file(path: str | os.PathLike) -> dict:
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError("conda_dependencies_file_path", os.fspath(path),
+                                 f"a readable conda spec file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigurationError("conda_dependencies_file_path", os.fspath(path),
+                                 f"a YAML conda spec; it does not parse: {exc}") from None
+    return data
+
+
+def check_python_version(env: Environment) -> None:
+    """A pinned Python version must be the one parallelrun runs with (``3``, ``3.11``,
+    ``3.11.7``); otherwise the error names both."""
+    deps = env.python.conda_dependencies
+    wanted = deps.get_python_version() if deps is not None else None
+    if not wanted:
+        return
+    have = sys.version_info
+    parts = [p for p in str(wanted).split(".") if p not in ("", "*", "x")]
+    current = [str(have.major), str(have.minor), str(have.micro)]
+    if not all(p.isdigit() for p in parts) or current[:len(parts)] != parts:
+        raise ConfigurationError(
+            "python_version", wanted,
+            f"the Python that runs the workers here is {have.major}.{have.minor}.{have.micro} "
+            f"and a virtualenv cannot change it; pin {have.major}.{have.minor} or remove the "
+            f"pin from environment {env.name!r}")
+
+
+# Materialising ---------------------------------------------------------------------------------
+
+def environments_root(workspace: Any = None) -> str:
+    if workspace is not None:
+        return os.path.join(workspace.path, ".parallelrun", "environments")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "parallelrun", "environments")
+
+
+def environment_key(env: Environment) -> str:
+    """The folder name of ``env``'s virtualenv: its spec and the interpreter it layers on."""
+    what = {"packages": sorted(env.packages()),
+            "pip_options": env.python.conda_dependencies.pip_options
+            if env.python.conda_dependencies else [],
+            "base": os.path.realpath(sys.prefix), "python": list(sys.version_info[:3])}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def materialise(env: Environment | None, workspace: Any = None,
+                log_file: str | None = None) -> str | None:
+    """The interpreter for ``env``'s workers, making its virtualenv first if need be.
+
+    None (the current interpreter) for no environment or one without packages. Example::
+
+        python = materialise(batch_env, ws)   # .../environments/<hash>/bin/python
+    """
+    if env is None:
+        return None
+    env.validate()
+    if env.python.user_managed_dependencies:
+        path = env.python.interpreter_path
+        return None if path in ("python", "python3", None) else path
+    for note in _package_notes(env):
+        env._note(note)
+    packages = env.packages()
+    if not packages:
+        return None
+    folder = os.path.join(environments_root(workspace), environment_key(env))
+    python = os.path.join(folder, "bin", "python")
+    if os.path.exists(os.path.join(folder, _READY)):
+        return python
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    import fcntl
+
+    with open(folder + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # another process may be making the same one
+        if os.path.exists(os.path.join(folder, _READY)):
+            return python
+        _build(env, folder, packages, log_file)
+    return python
+
+
+def _package_notes(env: Environment) -> list[str]:
+    deps = env.python.conda_dependencies
+    if deps is not None and deps.conda_packages:
+        return [f"conda packages {deps.conda_packages} are installed with pip under the same "
+                "names (there is no conda here)"]
+    return []
+
+
+def _build(env: Environment, folder: str, packages: list[str], log_file: str | None) -> None:
+    import shutil
+
+    if os.path.exists(folder):
+        shutil.rmtree(folder)  # an earlier attempt died half-way
+    started = time.time()
+    build_log = os.path.join(folder, "build.log")
+    _run([sys.executable, "-m", "venv", "--without-pip", folder], None, env, "create the virtualenv")
+    python = os.path.join(folder, "bin", "python")
+    site_packages = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    parents = [p for p in _parent_site_dirs() if os.path.isdir(p)]
+    # layer on this interpreter: its site folders (and their .pth files) after the env's own
+    with open(os.path.join(site_packages, "_parallelrun_layer.pth"), "w", encoding="utf-8") as fh:
+        fh.write("import site; " + "; ".join(f"site.addsitedir({p!r})" for p in parents) + "\n")
+    options: list[str] = []
+    for option in (env.python.conda_dependencies.pip_options if env.python.conda_dependencies else []):
+        options.extend(option.split())
+    command = [sys.executable, "-m", "pip", "--python", python, "install",
+               "--disable-pip-version-check", "--no-input", *options, *packages]
+    _run(command, build_log, env, f"install {packages}")
+    with open(os.path.join(folder, "spec.json"), "w", encoding="utf-8") as fh:
+        json.dump({"environment": env.spec(), "packages": packages, "python": sys.version,
+                   "layered_on": parents, "built_in_seconds": round(time.time() - started, 2)},
+                  fh, indent=2)
+    Path(folder, _READY).write_text(f"{time.time()}\n", encoding="utf-8")
+    if log_file:
+        with open(log_file, "a", encoding="utf-8") as fh:
+            fh.write(f"environment {env.name}: made {folder} in {time.time() - started:.1f} s\n")
+
+
+def _parent_site_dirs() -> list[str]:
+    import site
+
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE and site.getusersitepackages():
+        dirs.append(site.getusersitepackages())
+    return dirs
+
+
+def _run(command: list[str], log_path: str | None, env: Environment, what: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    if log_path:
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise BackendError(f"environment {env.name!r}: could not {what} (exit code "
+                           f"{result.returncode}):\n{tail}" + (f"\nfull log: {log_path}" if log_path else ""))

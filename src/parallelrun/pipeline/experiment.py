@@ -1,0 +1,166 @@
+"""``Experiment(ws, name).submit(pipeline)``: record the run, start its runner, return at once.
+
+Submitting checks everything that can be checked here (step names and links, scripts,
+arguments, environments' Python version, compute targets), so a mistake is an exception in the
+submitter, not a failed run later. Then it pickles the pipeline into the run's folder, records
+the run and its steps (``NotStarted``) in the catalog, and starts
+``python -m parallelrun.pipeline.runner RUN_ID --workspace PATH`` in a new session, in the
+submitter's working folder (relative paths in the pipeline resolve as they did here). The run
+is ``Queued`` until the runner takes it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+from parallelrun.errors import BackendError, ConfigurationError
+from parallelrun.pipeline.graph import Pipeline
+from parallelrun.pipeline.records import RunStore
+from parallelrun.pipeline.runner import PACKAGE_ROOT, PIPELINE_FILE, effective_config, process_start_time
+from parallelrun.pipeline.runs import PipelineRun
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
+# runner processes this process started; polled so that they never linger as zombies
+_CHILDREN: list[subprocess.Popen] = []
+
+
+class Experiment:
+    """A named group of runs in a workspace.
+
+    Example (the original document's code)::
+
+        pipeline_run = Experiment(ws, "digit_identification").submit(pipeline)
+        pipeline_run.wait_for_completion(show_output=True)
+    """
+
+    def __init__(self, workspace: Any, name: str, _skip_name_validation: bool = False, **kwargs: Any):
+        if workspace is None or not hasattr(workspace, "catalog"):
+            raise ConfigurationError("workspace", workspace, "a Workspace (Workspace.from_config())")
+        if not _skip_name_validation and (not isinstance(name, str) or not _NAME.match(name)):
+            raise ConfigurationError(
+                "experiment name", name,
+                "1 to 255 letters, digits, '_' or '-', starting with a letter or digit "
+                "(e.g. 'digit_identification')")
+        self.workspace = workspace
+        self.name = name
+
+    def submit(self, config: Any, tags: dict | None = None, **kwargs: Any) -> PipelineRun:
+        """Start ``config`` (a Pipeline, or a job from ``load_job``) in the background and
+        return its run at once.
+
+        ``regenerate_outputs=True`` turns reuse off for this run; ``continue_on_step_failure``
+        lets independent steps go on after a step failed.
+        """
+        to_pipeline = getattr(config, "to_pipeline", None)
+        kind = "pipeline"
+        if not isinstance(config, Pipeline) and callable(to_pipeline):
+            config, kind = to_pipeline(self.workspace), "job"
+        if not isinstance(config, Pipeline):
+            raise ConfigurationError("config", config,
+                                     "a Pipeline(workspace=ws, steps=[...]) or a YAML job "
+                                     "(parallelrun.load_job('job.yml'))")
+        options = {"regenerate_outputs": bool(kwargs.get("regenerate_outputs")),
+                   "continue_on_step_failure": bool(
+                       kwargs.get("continue_on_step_failure") or config.continue_on_step_failure)}
+        return submit_pipeline(self, config, kind=kind, tags=tags, options=options,
+                               description=kwargs.get("description") or config.description)
+
+    def get_runs(self, limit: int = 50) -> list[PipelineRun]:
+        """This experiment's runs, newest first."""
+        store = RunStore(self.workspace)
+        return [PipelineRun(self, r["id"], _store=store) for r in store.runs(self.name, limit=limit)]
+
+    @staticmethod
+    def list(workspace: Any) -> list["Experiment"]:
+        """Every experiment with at least one run."""
+        return [Experiment(workspace, name, _skip_name_validation=True)
+                for name in RunStore(workspace).experiments()]
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r}, workspace={self.workspace.name!r})"
+
+
+def check_pipeline(pipeline: Pipeline) -> None:
+    """What submit checks before anything is recorded."""
+    pipeline.validate()
+    for step in pipeline.steps:
+        if step.kind != "parallel":
+            continue
+        config = effective_config(step.parallel_run_config, pipeline.workspace)
+        target = config.compute_target
+        backend = target if isinstance(target, str) else getattr(target, "backend", None)
+        if backend == "local" and config.node_count != 1:
+            raise BackendError(
+                f"step {step.name!r}: node_count={config.node_count} on compute "
+                f"{getattr(target, 'name', target)!r}: local worker processes run on this one "
+                "machine. Use node_count=1, an AmlCompute target (its max_nodes become worker "
+                "slots here), or a Ray cluster (RayCompute.attach(ws, 'ray-cluster'))")
+
+
+def submit_pipeline(experiment: Experiment, pipeline: Pipeline, *, kind: str = "pipeline",
+                    tags: dict | None = None, options: dict | None = None,
+                    description: str | None = None) -> PipelineRun:
+    """Record ``pipeline`` as a new run of ``experiment`` and start its runner."""
+    ws = experiment.workspace
+    if pipeline.workspace != ws:
+        raise ConfigurationError("pipeline.workspace", pipeline.workspace.path,
+                                 f"the experiment's workspace ({ws.path})")
+    check_pipeline(pipeline)
+    store = RunStore(ws)
+    run_id = f"{experiment.name}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+    run_dir = os.path.join(ws.path, ".parallelrun", "runs", run_id)
+    os.makedirs(run_dir)
+    try:
+        payload = pickle.dumps({"pipeline": pipeline, "options": dict(options or {})})
+    except Exception as exc:  # noqa: BLE001 - say which object cannot travel to the runner
+        raise ConfigurationError(
+            "pipeline", pipeline, f"objects that can be pickled for the run's process; this one "
+            f"holds something that cannot ({type(exc).__name__}: {exc}), e.g. an open file or a "
+            "lambda in a step's arguments") from None
+    with open(os.path.join(run_dir, PIPELINE_FILE), "wb") as fh:
+        fh.write(payload)
+    graph = pipeline.graph.describe()
+    steps = [{"id": uuid.uuid4().hex, "name": step.name, "kind": step.kind, "position": i,
+              "depends_on": sorted(pipeline.graph.dependencies[step.name])}
+             for i, step in enumerate(pipeline.graph.steps)]
+    store.create_run({"id": run_id, "experiment": experiment.name, "kind": kind,
+                      "description": description, "tags": tags or {}, "graph": graph,
+                      "run_dir": run_dir, "cwd": os.getcwd()}, steps)
+    store.update_run(run_id, only_if_status=("NotStarted",), status="Queued")
+    process = start_runner(ws, run_id, resume=False)
+    return PipelineRun(experiment, run_id, _store=store, _process=process)
+
+
+def start_runner(workspace: Any, run_id: str, resume: bool) -> subprocess.Popen:
+    """Start the runner process of a Queued run, in its own session (it outlives us)."""
+    for child in list(_CHILDREN):
+        if child.poll() is not None:
+            _CHILDREN.remove(child)
+    store = RunStore(workspace)
+    record = store.run(run_id)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "parallelrun.pipeline.runner", run_id,
+               "--workspace", workspace.path] + (["--resume"] if resume else [])
+    cwd = record["cwd"] if os.path.isdir(record["cwd"]) else workspace.path
+    with open(os.path.join(record["run_dir"], "runner.out"), "ab") as out:
+        try:
+            process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        except OSError as exc:
+            store.update_run(run_id, status="Failed", finished_at=time.time(),
+                             error=f"could not start the run's process: {exc}")
+            raise BackendError(f"could not start the run's process ({command[0]}): {exc}") from exc
+    _CHILDREN.append(process)
+    store.update_run(run_id, only_if_status=("Queued",), pid=process.pid,
+                     pid_started=process_start_time(process.pid), host=socket.gethostname())
+    return process

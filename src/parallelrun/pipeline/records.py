@@ -1,0 +1,266 @@
+"""Runs in the workspace catalog: experiments, runs, step runs, registered environments.
+
+The tables come from migration 2 in ``parallelrun.workspace.catalog.MIGRATIONS``. Everything
+a run is, while it runs and after, is a row here, so that any process (a notebook,
+``parallelrun run show`` in another terminal, the dashboard) sees the same state:
+
+* ``runs``: one row per submitted pipeline or YAML job: status, timings, the runner process
+  (pid, its start time, host) and a cancel flag the runner polls;
+* ``step_runs``: one row per step of a run: status, timings, counts of mini-batches and items
+  (updated about once a second while the step runs), the reuse key and what it was made of,
+  output folders, metrics, the first error.
+
+Paths inside the workspace folder are stored relative to it, so a workspace can move.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Iterable
+
+from parallelrun.errors import WorkspaceError
+
+STATUSES = ("NotStarted", "Queued", "Running", "Finished", "Failed", "Canceled")
+TERMINAL = ("Finished", "Failed", "Canceled")
+
+# The tables are created by migration 2 of parallelrun.workspace.catalog.MIGRATIONS.
+
+_RUN_FIELDS = ("status", "description", "tags", "graph", "pid", "pid_started", "host",
+               "cancel_requested", "attempts", "error", "started_at", "finished_at")
+_STEP_FIELDS = ("status", "reuse_key", "reuse_parts", "reused_from", "outputs", "log_dir",
+                "minibatches_total", "minibatches_succeeded", "minibatches_failed",
+                "items_succeeded", "items_failed", "retries", "items_per_second", "planning_done",
+                "progress", "metrics", "error", "started_at", "finished_at")
+_JSON_FIELDS = {"tags", "graph", "reuse_parts", "outputs", "progress", "metrics", "depends_on"}
+
+
+def _check_schema(catalog) -> None:
+    rows = catalog.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'runs'")
+    if not rows:
+        raise WorkspaceError(
+            f"the workspace catalog {catalog.path!r} has no runs table: it predates "
+            "pipelines; upgrade parallelrun")
+
+
+def _encode(field: str, value: Any) -> Any:
+    if field in _JSON_FIELDS and value is not None and not isinstance(value, str):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def _decode(row) -> dict:
+    data = dict(row)
+    for field in _JSON_FIELDS & set(data):
+        if isinstance(data[field], str):
+            data[field] = json.loads(data[field])
+    return data
+
+
+class RunStore:
+    """Reads and writes the run tables of one workspace. Cheap to create; picklable.
+
+    Example::
+
+        store = RunStore(ws)
+        store.run("digit_identification_1700000000_1a2b3c")["status"]   # 'Running'
+    """
+
+    def __init__(self, workspace):
+        self.workspace = workspace
+        self.catalog = workspace.catalog
+        self._checked = False
+
+    def _ready(self):
+        if not self._checked:
+            _check_schema(self.catalog)
+            self._checked = True
+        return self.catalog
+
+    # paths ------------------------------------------------------------------------------------
+    def rel(self, path: str | None) -> str | None:
+        """``path`` relative to the workspace when it lies inside it, else absolute."""
+        if path is None:
+            return None
+        path = os.path.abspath(path)
+        root = self.workspace.path
+        return os.path.relpath(path, root) if path == root or path.startswith(root + os.sep) else path
+
+    def abs(self, path: str | None) -> str | None:
+        if path is None:
+            return None
+        return path if os.path.isabs(path) else os.path.join(self.workspace.path, path)
+
+    # experiments and runs ---------------------------------------------------------------------
+    def create_run(self, run: dict, steps: Iterable[dict]) -> None:
+        """Insert a run and its step runs (all NotStarted) in one transaction."""
+        catalog = self._ready()
+        now = time.time()
+        with catalog.write() as db:
+            db.execute("INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
+                       (run["experiment"], now))
+            db.execute(
+                "INSERT INTO runs (id, experiment, kind, status, description, tags, graph, "
+                "run_dir, cwd, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (run["id"], run["experiment"], run["kind"], "NotStarted", run.get("description"),
+                 _encode("tags", run.get("tags") or {}), _encode("graph", run["graph"]),
+                 self.rel(run["run_dir"]), run["cwd"], now, now))
+            for step in steps:
+                db.execute(
+                    "INSERT INTO step_runs (id, run_id, name, kind, position, status, depends_on, "
+                    "updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (step["id"], run["id"], step["name"], step["kind"], step["position"],
+                     "NotStarted", _encode("depends_on", step.get("depends_on") or []), now))
+
+    def run(self, run_id: str) -> dict:
+        rows = self._ready().query("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            like = [r["id"] for r in self.catalog.query(
+                "SELECT id FROM runs ORDER BY created_at DESC LIMIT 5")]
+            raise WorkspaceError(
+                f"no run {run_id!r} in workspace {self.workspace.name!r} ({self.workspace.path}); "
+                f"latest runs: {', '.join(like) or 'none'} (parallelrun run list shows them all)")
+        data = _decode(rows[0])
+        data["run_dir"] = self.abs(data["run_dir"])
+        return data
+
+    def find_run(self, prefix: str) -> str:
+        """The id of the run whose id is ``prefix`` or starts with it (unique)."""
+        rows = self._ready().query("SELECT id FROM runs WHERE id = ?", (prefix,))
+        if rows:
+            return rows[0]["id"]
+        rows = self.catalog.query("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 3",
+                                  (prefix.replace("\\", "\\\\").replace("%", "\\%")
+                                   .replace("_", "\\_") + "%",))
+        if len(rows) == 1:
+            return rows[0]["id"]
+        if len(rows) > 1:
+            raise WorkspaceError(f"run id {prefix!r} is ambiguous: {', '.join(r['id'] for r in rows)}"
+                                 " ...; give more of it")
+        return self.run(prefix)["id"]  # raises with the latest runs named
+
+    def runs(self, experiment: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
+        sql = "SELECT * FROM runs"
+        params: tuple = ()
+        if experiment is not None:
+            sql += " WHERE experiment = ?"
+            params = (experiment,)
+        sql += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
+        result = []
+        for row in self._ready().query(sql, params + (limit, offset)):
+            data = _decode(row)
+            data["run_dir"] = self.abs(data["run_dir"])
+            result.append(data)
+        return result
+
+    def experiments(self) -> list[str]:
+        return [r["name"] for r in self._ready().query("SELECT name FROM experiments ORDER BY name")]
+
+    def update_run(self, run_id: str, *, only_if_status: Iterable[str] | None = None,
+                   **fields: Any) -> bool:
+        """Set ``fields`` of a run; with ``only_if_status`` only while its status is one of
+        those (a compare-and-set, so two processes never both win a transition)."""
+        unknown = set(fields) - set(_RUN_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown run fields {sorted(unknown)}")
+        sets = ", ".join(f"{name} = ?" for name in fields) + ", updated_at = ?"
+        params = [_encode(k, v) for k, v in fields.items()] + [time.time(), run_id]
+        sql = f"UPDATE runs SET {sets} WHERE id = ?"
+        if only_if_status is not None:
+            states = list(only_if_status)
+            sql += f" AND status IN ({', '.join('?' * len(states))})"
+            params += states
+        with self._ready().write() as db:
+            return db.execute(sql, params).rowcount > 0
+
+    def request_cancel(self, run_id: str) -> None:
+        with self._ready().write() as db:
+            db.execute("UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
+                       (time.time(), run_id))
+
+    def cancel_requested(self, run_id: str) -> bool:
+        rows = self._ready().query("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,))
+        return bool(rows and rows[0]["cancel_requested"])
+
+    # step runs --------------------------------------------------------------------------------
+    def steps(self, run_id: str) -> list[dict]:
+        rows = self._ready().query("SELECT * FROM step_runs WHERE run_id = ? ORDER BY position",
+                                   (run_id,))
+        return [self._step(row) for row in rows]
+
+    def step(self, step_run_id: str) -> dict:
+        rows = self._ready().query("SELECT * FROM step_runs WHERE id = ?", (step_run_id,))
+        if not rows:
+            raise WorkspaceError(f"no step run {step_run_id!r} in workspace {self.workspace.name!r}")
+        return self._step(rows[0])
+
+    def _step(self, row) -> dict:
+        data = _decode(row)
+        data["log_dir"] = self.abs(data["log_dir"])
+        for output in (data.get("outputs") or {}).values():
+            if output.get("local_path"):
+                output["local_path"] = self.abs(output["local_path"])
+        return data
+
+    def update_step(self, step_run_id: str, **fields: Any) -> None:
+        unknown = set(fields) - set(_STEP_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown step run fields {sorted(unknown)}")
+        if "log_dir" in fields:
+            fields["log_dir"] = self.rel(fields["log_dir"])
+        if "outputs" in fields:
+            fields["outputs"] = {name: {**o, "local_path": self.rel(o.get("local_path"))}
+                                 for name, o in fields["outputs"].items()}
+        sets = ", ".join(f"{name} = ?" for name in fields) + ", updated_at = ?"
+        params = [_encode(k, v) for k, v in fields.items()] + [time.time(), step_run_id]
+        with self._ready().write() as db:
+            db.execute(f"UPDATE step_runs SET {sets} WHERE id = ?", params)
+
+    def reusable(self, reuse_key: str) -> list[dict]:
+        """Finished step runs made with ``reuse_key``, newest first (reused ones excluded:
+        they point at the original)."""
+        rows = self._ready().query(
+            "SELECT * FROM step_runs WHERE reuse_key = ? AND status = 'Finished' AND "
+            "reused_from IS NULL ORDER BY finished_at DESC LIMIT 20", (reuse_key,))
+        return [self._step(row) for row in rows]
+
+    def previous_step(self, name: str, before: float) -> dict | None:
+        """The latest earlier step run of that name with a reuse key (to explain a miss)."""
+        rows = self._ready().query(
+            "SELECT * FROM step_runs WHERE name = ? AND reuse_key IS NOT NULL AND started_at < ? "
+            "ORDER BY started_at DESC LIMIT 1", (name, before))
+        return self._step(rows[0]) if rows else None
+
+    # environments -----------------------------------------------------------------------------
+    def register_environment(self, name: str, spec: dict, spec_hash: str) -> int:
+        """Store an environment's spec; a new version only when the spec changed."""
+        with self._ready().write() as db:
+            row = db.execute("SELECT version, spec_hash FROM environments WHERE name = ? "
+                             "ORDER BY version DESC LIMIT 1", (name,)).fetchone()
+            if row is not None and row["spec_hash"] == spec_hash:
+                return int(row["version"])
+            version = (int(row["version"]) + 1) if row is not None else 1
+            db.execute("INSERT INTO environments (name, version, spec, spec_hash, created_at) "
+                       "VALUES (?,?,?,?,?)", (name, version, json.dumps(spec, sort_keys=True),
+                                              spec_hash, time.time()))
+            return version
+
+    def environment(self, name: str, version: int | str | None = None) -> dict:
+        if version in (None, "latest"):
+            rows = self._ready().query("SELECT * FROM environments WHERE name = ? ORDER BY "
+                                       "version DESC LIMIT 1", (name,))
+        else:
+            rows = self._ready().query("SELECT * FROM environments WHERE name = ? AND version = ?",
+                                       (name, int(version)))
+        if not rows:
+            names = [r["name"] for r in self.catalog.query(
+                "SELECT DISTINCT name FROM environments ORDER BY name")]
+            raise WorkspaceError(
+                f"no environment {name!r}" + (f" version {version}" if version not in
+                                              (None, "latest") else "")
+                + f" in workspace {self.workspace.name!r}; registered: {', '.join(names) or 'none'}"
+                " (env.register(ws) registers one)")
+        data = dict(rows[0])
+        data["spec"] = json.loads(data["spec"])
+        return data
