@@ -127,8 +127,15 @@ def storage_error(exc: BaseException, url: str, action: str) -> StorageError:
     if isinstance(exc, StorageError):
         return exc
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    status = getattr(exc, "status_code", None) or _s3_status(exc)
-    code = getattr(exc, "error_code", None) or _s3_code(exc)
+    status = code = None
+    cause: BaseException | None = exc
+    for _ in range(5):  # libraries wrap the service's error (adlfs: ValueError from ...)
+        if cause is None:
+            break
+        status = status or getattr(cause, "status_code", None) or _s3_status(cause)
+        code = code or getattr(cause, "error_code", None) or _s3_code(cause)
+        cause = cause.__cause__ or cause.__context__
+    code = getattr(code, "value", code)  # azure's StorageErrorCode enum
     auth_codes = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAccessKeyId",
                   "SignatureDoesNotMatch", "AccessDenied", "InvalidAuthenticationInfo",
                   "AuthorizationPermissionMismatch", "ExpiredToken", "InvalidToken"}
@@ -218,19 +225,33 @@ def _match(fs, base: str, parts: list[str]) -> Iterator[dict]:
             yield entry
 
 
-def _missing_root_error(fs, url: str, path: str, exc: BaseException | None) -> StorageError | None:
-    """A clear error when the container/bucket itself is missing (naming those that exist)."""
+def _missing_root_error(url: str, path: str, storage_options: dict | None) -> StorageError | None:
+    """A clear error when the container/bucket itself is missing (naming those that exist);
+    None when it exists. Refused credentials raise their own StorageError."""
+    import fsspec
+
     scheme = split_url(url)[0]
     root = path.split("/", 1)[0]
     what = "container" if scheme in ("az", "abfs", "abfss") else "bucket"
+    fs, _ = filesystem(url, storage_options)
     try:
-        exists = fs.exists(root)
+        if fs.exists(root):  # one cheap request on the usual path
+            return None
+    except Exception:  # noqa: BLE001 - e.g. a container SAS may list blobs but not read properties
+        pass
+    try:
+        # s3fs answers False for refused credentials too: a listing tells them apart
+        fs.ls(root, detail=False)
+        return None
+    except FileNotFoundError:
+        pass
     except Exception as check:  # noqa: BLE001 - credentials refused etc.
         return storage_error(check, url, "listing")
-    if exists:
-        return None
+    options = storage_options if storage_options is not None else registered_storage_options(url)
     try:
-        roots = sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls("", detail=False))
+        # a listing of the account's containers/buckets (adlfs lists them only with its cache on)
+        lister = fsspec.filesystem(scheme, skip_instance_cache=True, **(options or {}))
+        roots = sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in lister.ls("", detail=False))
         there = ", ".join(roots) or "none"
     except Exception:  # noqa: BLE001 - listing containers may need more rights than reading one
         there = "unknown (the credentials cannot list them)"
@@ -255,7 +276,7 @@ def iter_remote_entries(spec: str, storage_options: dict | None = None) -> Itera
             base, rest = "/".join(fixed), parts[len(fixed):]
             if rest and rest[-1] == "":
                 rest = rest[:-1]
-            missing = _missing_root_error(fs, spec, path, None)
+            missing = _missing_root_error(spec, path, storage_options)
             if missing is not None:
                 raise missing
             entries = _match(fs, base, rest)
@@ -264,7 +285,7 @@ def iter_remote_entries(spec: str, storage_options: dict | None = None) -> Itera
             try:
                 info = fs.info(stripped)
             except FileNotFoundError as exc:
-                missing = _missing_root_error(fs, spec, stripped, exc)
+                missing = _missing_root_error(spec, stripped, storage_options)
                 if missing is not None:
                     raise missing from None
                 return
@@ -306,7 +327,8 @@ def upload_tree(local_dir: str, url: str, storage_options: dict | None = None) -
     try:
         fs.put(sources, targets)
     except Exception as exc:  # noqa: BLE001
-        missing = _missing_root_error(fs, url, root, exc) if isinstance(exc, FileNotFoundError) else None
+        missing = _missing_root_error(url, root, storage_options) \
+            if isinstance(exc, FileNotFoundError) else None
         raise (missing or storage_error(exc, url, "uploading to")) from exc
     return len(sources)
 

@@ -277,25 +277,19 @@ class Datastore:
                                    f"{self.path_on_disk!r} does not exist; create it or pass "
                                    "create_if_not_exists=True")
             return
-        fs, root = remote.filesystem(self.root_url, self.storage_options)
+        options = self.storage_options
+        fs, root = remote.filesystem(self.root_url, options)
         root = root.rstrip("/")
-        try:
-            exists = fs.exists(root)
-            if exists:
-                fs.ls(root)  # existence alone can pass without the right to read
-        except Exception as exc:  # noqa: BLE001
-            raise remote.storage_error(exc, self.root_url, f"registering datastore {self.name!r}:"
-                                       " reading") from exc
-        if exists:
+        missing = remote._missing_root_error(self.root_url, root, options)
+        if missing is None:
             return
-        if create:
+        if create and "does not exist" in str(missing):
             try:
                 fs.mkdir(root)
             except Exception as exc:  # noqa: BLE001
                 raise remote.storage_error(exc, self.root_url, "creating") from exc
             return
-        error = remote._missing_root_error(fs, self.root_url, root, None)
-        raise error or StorageError(f"{self.root_url!r} does not exist")
+        raise StorageError(f"registering datastore {self.name!r}: {missing}") from None
 
     # Moving data (Azure ML's Datastore.upload / download) -------------------------------------
     def upload(self, src_dir: str | os.PathLike, target_path: str | None = None,
@@ -456,6 +450,12 @@ def _account_url(config: dict) -> str | None:
 
 
 def _azure_options(config: dict, secrets: dict) -> dict:
+    # adlfs would otherwise take a container whose properties it cannot read (wrong key) for
+    # an existing one, and the error would surface later as an unrelated one
+    return {**_azure_credentials(config, secrets), "assume_container_exists": False}
+
+
+def _azure_credentials(config: dict, secrets: dict) -> dict:
     if secrets.get("connection_string"):
         return {"connection_string": secrets["connection_string"]}
     account_url = _account_url(config)
