@@ -69,7 +69,7 @@ def test_rows_scored_in_text_format_each_once(make_script, tmp_path):
     assert result.minibatches_total == 6                      # 3 files of ~1.9KB at 1KB
     assert (result.items_succeeded, result.items_failed) == (600, 0)
     assert text_ids(result) == list(range(600))
-    assert Path(result.output_file).read_text().splitlines()[0] == "0 0.0"
+    assert "7 7.0" in Path(result.output_file).read_text().splitlines()   # order not guaranteed
 
 
 def test_failed_records_count_rows_short_raised_and_bad(make_script, tmp_path):

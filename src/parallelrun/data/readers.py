@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import io
+import os
 from typing import Any
 
 from parallelrun.data.records import split_records
@@ -106,6 +107,8 @@ class TablePart:
     first_row: int = 0                       # parquet: the first row's number in the file
     constants: tuple = ()                    # ((column, value), ...): partition keys, Path
     count_bad: bool = True                   # whether this mini-batch counts the part's bad rows
+    #: fsspec options (credentials) for a remote path; never shown by repr
+    storage_options: dict | None = dataclasses.field(default=None, repr=False, compare=False)
     rows_hint: int = 0                       # rows as planned (lines, Parquet rows); 0 = unknown
 
 
@@ -215,13 +218,33 @@ def _filtered(frame, values: dict):
     return frame[mask].reset_index(drop=True)
 
 
-def open_binary(path: str):
-    """A local path or an fsspec URL (``az://``, ``s3://``...), opened for reading bytes."""
-    if "://" in path and not path.startswith("file://"):
-        import fsspec
+def is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
 
-        return fsspec.open(path, "rb").open()
+
+def open_binary(path: str, storage_options: dict | None = None):
+    """A local path or an fsspec URL (``az://``, ``s3://``...), opened for reading bytes."""
+    if is_remote(path):
+        from parallelrun.data import remote
+
+        fs, key = remote.filesystem(path, storage_options)
+        try:
+            return fs.open(key, "rb")
+        except Exception as exc:  # noqa: BLE001 - named, with the fix, by the remote module
+            raise remote.storage_error(exc, path, "reading") from exc
     return open(path[7:] if path.startswith("file://") else path, "rb")
+
+
+def file_size(path: str, storage_options: dict | None = None) -> int:
+    if is_remote(path):
+        from parallelrun.data import remote
+
+        fs, key = remote.filesystem(path, storage_options)
+        try:
+            return int(fs.size(key))
+        except Exception as exc:  # noqa: BLE001
+            raise remote.storage_error(exc, path, "reading") from exc
+    return os.path.getsize(path[7:] if path.startswith("file://") else path)
 
 
 def read_part(spec: ReadSpec, part: TablePart):
@@ -230,7 +253,7 @@ def read_part(spec: ReadSpec, part: TablePart):
         return _read_parquet(spec, part)
     if part.whole_file:
         return _read_whole_delimited(spec, part)
-    with open_binary(part.path) as fh:
+    with open_binary(part.path, part.storage_options) as fh:
         fh.seek(part.start)
         data = fh.read(part.end - part.start)
     return _Parser(spec, part).read(data)
@@ -355,7 +378,7 @@ def _read_whole_delimited(spec: ReadSpec, part: TablePart):
                           f"fields, got {row.actual_columns}: {_clip(row.text)}"))
         return "skip"
 
-    with open_binary(part.path) as fh:
+    with open_binary(part.path, part.storage_options) as fh:
         data = fh.read()
     table = pa_csv.read_csv(
         io.BytesIO(data),
@@ -376,7 +399,7 @@ def _read_parquet(spec: ReadSpec, part: TablePart):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(open_binary(part.path))
+    pf = pq.ParquetFile(open_binary(part.path, part.storage_options))
     if part.row_range is not None:
         group, first, end = part.row_range
         batches, seen = [], 0

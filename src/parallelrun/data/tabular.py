@@ -41,8 +41,8 @@ from parallelrun.data.files import _as_spec, _no_match_message, iter_files
 from parallelrun.data.listing import has_magic
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.data.readers import (
-    BAD_ROWS_ACTIONS, PATH_COLUMN, ReadSpec, TablePart, TableSlice, as_arrow_type, open_binary,
-    read_part,
+    BAD_ROWS_ACTIONS, PATH_COLUMN, ReadSpec, TablePart, TableSlice, as_arrow_type, file_size,
+    is_remote, open_binary, read_part,
 )
 from parallelrun.data.records import first_record_end, plan_cuts, scan_boundaries
 from parallelrun.errors import DataError
@@ -147,13 +147,6 @@ def _byte_scannable(codec: str, separator: str) -> bool:
         return False
 
 
-def _size(path: str) -> int:
-    if "://" in path:
-        import fsspec
-
-        fs, _, (p,) = fsspec.get_fs_token_paths(path)
-        return int(fs.size(p))
-    return os.path.getsize(path)
 
 
 class TabularDataset(AbstractDataset):
@@ -170,8 +163,11 @@ class TabularDataset(AbstractDataset):
 
     def __init__(self, paths: Sequence[str], spec: ReadSpec, *, header: str = "all",
                  include_path: bool = False, partition_format: str | None = None,
-                 mixed_schemas: str = "error", options: dict | None = None):
+                 mixed_schemas: str = "error", options: dict | None = None,
+                 sources: dict | None = None):
         self.paths = list(paths)
+        #: spec -> the datastore path it came from (resolves storage options when used)
+        self.sources = dict(sources or {})
         self.spec = spec
         self.header = header
         self.include_path = include_path
@@ -310,7 +306,9 @@ class TabularDataset(AbstractDataset):
         if kwargs["partition_format"] is not None:
             PartitionPattern.parse(kwargs["partition_format"])
         kwargs["options"]["constructor"] = constructor
-        dataset = cls([_as_spec(p) for p in raw], spec, **kwargs)
+        specs = [_as_spec(p) for p in raw]
+        sources = {sp: p for sp, p in zip(specs, raw) if getattr(p, "url", None) is not None}
+        dataset = cls(specs, spec, sources=sources, **kwargs)
         if validate:
             dataset._validate()
         return dataset
@@ -323,9 +321,26 @@ class TabularDataset(AbstractDataset):
         return getattr(cls, constructor)(record["paths"], validate=False, **options)
 
     def to_record(self) -> dict:
-        """What re-creates this dataset: kind, paths and the constructor's arguments (JSON-able)."""
-        return {"kind": self.kind, "format": self.spec.format, "paths": list(self.paths),
+        """What re-creates this dataset: kind, paths (datastore paths as their records, never
+        credentials) and the constructor's arguments (JSON-able)."""
+        paths = []
+        for spec in self.paths:
+            source = self.sources.get(spec)
+            paths.append(source.to_record() if hasattr(source, "to_record") else spec)
+        return {"kind": self.kind, "format": self.spec.format, "paths": paths,
                 "options": dict(self.options)}
+
+    def storage_options(self, spec: str) -> dict | None:
+        """Options (credentials, endpoint) to read ``spec``: from its datastore, else those
+        registered for its URL, else None (fsspec's defaults, e.g. environment variables)."""
+        if not is_remote(spec):
+            return None
+        options = getattr(self.sources.get(spec), "storage_options", None)
+        if options is not None:
+            return dict(options)
+        from parallelrun.data import remote
+
+        return remote.registered_storage_options(spec)
 
     # AbstractDataset ---------------------------------------------------------------------------
     def check_mini_batch_size(self, value) -> None:
@@ -437,6 +452,10 @@ class _Planner:
         self.quote = self.spec.quote.encode() if (self.spec.quote and self.spec.format == "delimited") else None
         self.delim = self.spec.separator.encode() if self.spec.format == "delimited" else b""
         self.scannable = _byte_scannable(self.spec.encoding, self.spec.separator)
+        self._options: dict[str, dict | None] = {}      # remote path -> storage options
+
+    def opts(self, path: str) -> dict | None:
+        return self._options.get(path)
 
     # Files -------------------------------------------------------------------------------------
     def files_of(self, spec: str) -> Iterator[str]:
@@ -447,7 +466,10 @@ class _Planner:
             pattern = pattern or inline
             listing = inline.glob
         folder = not has_magic(listing) and "://" not in listing and os.path.isdir(listing)
-        for path in iter_files(listing):
+        options = self.ds.storage_options(spec)
+        for path in iter_files(listing, options):
+            if options is not None:
+                self._options[path] = options
             # in a folder, _SUCCESS, .crc and such are not data (as pyarrow.dataset does)
             if folder and os.path.basename(path).startswith(("_", ".")):
                 continue
@@ -497,12 +519,12 @@ class _Planner:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            with open_binary(path) as fh:
+            with open_binary(path, self.opts(path)) as fh:
                 return tuple(pq.ParquetFile(fh).schema_arrow.names)
         if fmt == "json_lines":
             return ()
-        with open_binary(path) as fh:
-            return self._delimited_header(fh, path, _size(path))[0]
+        with open_binary(path, self.opts(path)) as fh:
+            return self._delimited_header(fh, path, file_size(path, self.opts(path)))[0]
 
     def _check_schema(self, path: str, columns: tuple) -> None:
         if self.ds.mixed_schemas == "union" or self.spec.format == "json_lines":
@@ -548,14 +570,16 @@ class _Planner:
     # Parts -------------------------------------------------------------------------------------
     def parts(self, path: str, constants: tuple, size: int | None) -> Iterator[TablePart]:
         fmt = self.spec.format
-        if fmt == "parquet":
-            yield from self._parquet_parts(path, constants, size)
-        else:
-            yield from self._text_parts(path, constants, size)
+        parts = (self._parquet_parts(path, constants, size) if fmt == "parquet"
+                 else self._text_parts(path, constants, size))
+        options = self.opts(path)
+        for part in parts:
+            part.storage_options = options
+            yield part
 
     def _text_parts(self, path: str, constants: tuple, size: int | None) -> Iterator[TablePart]:
-        file_size = _size(path)
-        if file_size == 0:
+        total = file_size(path, self.opts(path))
+        if total == 0:
             return
         delimited = self.spec.format == "delimited"
         if delimited and not self.scannable:
@@ -564,25 +588,25 @@ class _Planner:
                 self.ds.header == "first" and self._first_file_columns is None)
             if self.ds.header == "first" and self._first_file_columns is None:
                 self._first_file_columns = ()
-            yield TablePart(path, 0, file_size, 1, columns=None, header_in_data=header,
+            yield TablePart(path, 0, total, 1, columns=None, header_in_data=header,
                             whole_file=True, constants=constants)
             return
-        with open_binary(path) as fh:
+        with open_binary(path, self.opts(path)) as fh:
             if delimited:
-                columns, start, first_line = self._delimited_header(fh, path, file_size)
+                columns, start, first_line = self._delimited_header(fh, path, total)
                 self._check_schema(path, columns)
             else:
                 head = fh.read(3)
                 columns, first_line = None, 1
                 start = 3 if head == _BOM and self.spec.encoding.startswith("utf-8") else 0
-            if start >= file_size:
+            if start >= total:
                 return                       # a header and nothing else
-            if size is None or file_size <= size:
-                yield TablePart(path, start, file_size, first_line, columns=columns,
+            if size is None or total <= size:
+                yield TablePart(path, start, total, first_line, columns=columns,
                                 constants=constants)
                 return
             quote = self.quote if delimited else None
-            cuts = plan_cuts(scan_boundaries(fh, start, file_size, quote, self.delim, first_line),
+            cuts = plan_cuts(scan_boundaries(fh, start, total, quote, self.delim, first_line),
                              start, size, first_line)
             for begin, end, line, end_line in cuts:
                 yield TablePart(path, begin, end, line, columns=columns, constants=constants,
@@ -591,13 +615,13 @@ class _Planner:
     def _parquet_parts(self, path: str, constants: tuple, size: int | None) -> Iterator[TablePart]:
         import pyarrow.parquet as pq
 
-        with open_binary(path) as fh:
+        with open_binary(path, self.opts(path)) as fh:
             pf = pq.ParquetFile(fh)
             self._check_schema(path, tuple(pf.schema_arrow.names))
             meta = pf.metadata
         if meta.num_rows == 0:
             return
-        if size is None or _size(path) <= size:
+        if size is None or file_size(path, self.opts(path)) <= size:
             yield TablePart(path, row_groups=None, constants=constants, rows_hint=meta.num_rows)
             return
         group_rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
