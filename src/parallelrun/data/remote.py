@@ -195,28 +195,41 @@ def _walk(fs, path: str) -> Iterator[dict]:
             yield entry
 
 
+def _name(entry: dict) -> str:
+    return entry["name"].rstrip("/").rsplit("/", 1)[-1]
+
+
 def _match(fs, base: str, parts: list[str]) -> Iterator[dict]:
-    part, rest = parts[0], parts[1:]
-    if part == "**":
-        if not rest:
-            yield from _walk(fs, base)
-            return
-        yield from _match(fs, base, rest)
-        for entry in _entries(fs, base):
-            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-            if entry.get("type") == "directory" and not name.startswith("."):
-                yield from _match(fs, entry["name"], parts)
-        return
-    regex = re.compile(fnmatch.translate(part))
-    hide = not part.startswith(".")
+    """Entries under ``base`` matching the glob components ``parts`` (local listing's rules)."""
     try:
         entries = _entries(fs, base)
     except FileNotFoundError:
         return
+    part, rest = parts[0], parts[1:]
+    if part == "**":
+        for entry in entries:
+            if not rest:
+                yield from _walk(fs, entry["name"]) if entry.get("type") == "directory" else (entry,)
+                continue
+            # name by name, so the order stays sorted: ``rest`` matched here (zero folders
+            # deep), then ``**/rest`` inside the folder of that name
+            yield from _match_entries(fs, [entry], rest)
+            if entry.get("type") == "directory" and not _name(entry).startswith("."):
+                yield from _match(fs, entry["name"], parts)
+        return
+    yield from _match_entries(fs, entries, parts)
+
+
+def _match_entries(fs, entries: list[dict], parts: list[str]) -> Iterator[dict]:
+    part, rest = parts[0], parts[1:]
+    if _MAGIC.search(part):
+        regex = re.compile(fnmatch.translate(part))
+        hide = not part.startswith(".")  # as shell globs do, wildcards skip hidden names
+        entries = [e for e in entries
+                   if regex.match(_name(e)) and not (hide and _name(e).startswith("."))]
+    else:
+        entries = [e for e in entries if _name(e) == part]
     for entry in entries:
-        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-        if not regex.match(name) or (hide and name.startswith(".") and _MAGIC.search(part)):
-            continue
         is_dir = entry.get("type") == "directory"
         if rest:
             if is_dir:

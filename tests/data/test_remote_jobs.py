@@ -1,0 +1,234 @@
+"""Whole jobs over remote storage: images read from Azurite with the output written back to it,
+inputs from S3 (moto), background prefetch, a bounded and cleaned cache, outputs and logs
+uploaded also when the job fails, a file that vanished failing only its mini-batch."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from parallelrun import Dataset, Datastore, ParallelRunConfig, Workspace, run_job
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace.create("ws", path=tmp_path / "ws")
+
+
+@pytest.fixture
+def blob(ws, azurite):
+    return Datastore.register_azure_blob_container(
+        ws, datastore_name="images", container_name=azurite.new_container(),
+        account_name=azurite.account_name, account_key=azurite.account_key,
+        endpoint=f"127.0.0.1:{azurite.port}", protocol="http")
+
+
+def _png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (width, height), color=width).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _config(scripts, **overrides):
+    values = dict(source_directory=str(scripts), entry_script="score.py", mini_batch_size=3,
+                  error_threshold=0, output_action="append_row", process_count_per_node=2)
+    values.update(overrides)
+    return ParallelRunConfig(**values)
+
+
+def _all_files(folder) -> list[str]:
+    return [os.path.join(r, f) for r, _, files in os.walk(folder) for f in files]
+
+
+def test_a_job_reads_images_from_azurite_and_writes_parallel_run_step_txt_back(
+        blob, azurite, make_script, tmp_path):
+    fs = azurite.filesystem()
+    fs.pipe({f"{blob.container_name}/mnist/digit_{i:02d}.png": _png(8 + i, 8) for i in range(14)})
+    scripts = make_script("""
+        import os
+        from PIL import Image
+
+        def init():
+            pass
+
+        def run(mini_batch):
+            out = []
+            for path in mini_batch:
+                assert os.path.isfile(path), path          # a local file, as in the original
+                with Image.open(path) as image:
+                    out.append(f"{os.path.basename(path)} {image.size[0]}x{image.size[1]}")
+            return out
+    """)
+    cache = tmp_path / "cache"
+    config = _config(scripts, environment_variables={"PARALLELRUN_CACHE_DIR": str(cache)})
+    ds = Dataset.File.from_files(path=blob.path("mnist/*.png"))
+    result = run_job(config, [ds], blob.path("results/"))
+    assert result.succeeded, result.error
+    assert result.items_succeeded == 14 and result.minibatches_total == 5
+    root = f"az://{blob.container_name}/results"
+    assert result.output_file == f"{root}/parallel_run_step.txt"
+    assert result.log_dir == f"{root}/logs"
+    text = fs.cat(f"{blob.container_name}/results/parallel_run_step.txt").decode()
+    assert sorted(text.splitlines()) == [f"digit_{i:02d}.png {8 + i}x8" for i in range(14)]
+    logs = fs.find(f"{blob.container_name}/results/logs")
+    assert any(p.endswith("job_result.txt") for p in logs)
+    assert any(p.endswith("processed_mini-batches.csv") for p in logs)
+    # no secret in any log, and the workers' download cache is gone
+    for path in logs:
+        assert azurite.account_key[:16] not in fs.cat(path).decode("utf-8", "replace")
+    assert _all_files(cache) == []
+
+
+def test_a_job_reads_its_inputs_from_s3(ws, moto_s3, make_script, tmp_path):
+    bucket = moto_s3.new_bucket()
+    client = moto_s3.client()
+    for i in range(7):
+        client.put_object(Bucket=bucket, Key=f"raw/part_{i}.txt", Body=str(i * i).encode())
+    s3 = Datastore.register_s3_bucket(ws, "raw", bucket=bucket, endpoint_url=moto_s3.endpoint_url,
+                                      access_key_id=moto_s3.access_key_id,
+                                      secret_access_key=moto_s3.secret_access_key)
+    scripts = make_script("""
+        import os
+
+        def init():
+            pass
+
+        def run(mini_batch):
+            return [f"{os.path.basename(p)}={open(p).read()}" for p in mini_batch]
+    """)
+    ds = Dataset.File.from_files(path=s3.path("raw/")).register(ws, "raw_parts")
+    result = run_job(_config(scripts, mini_batch_size=2),
+                     [Dataset.get_by_name(ws, "raw_parts").as_named_input("parts")],
+                     tmp_path / "out")
+    assert result.succeeded, result.error
+    assert ds.version == 1
+    assert sorted(open(result.output_file).read().splitlines()) == [
+        f"part_{i}.txt={i * i}" for i in range(7)]
+
+
+PREFETCH_PROBE = """
+    import os, time
+
+    def init():
+        pass
+
+    def run(mini_batch):
+        time.sleep(0.4)   # "compute": the next mini-batch downloads meanwhile when prefetching
+        mine = {os.path.basename(p) for p in mini_batch}
+        cache = os.environ["PARALLELRUN_CACHE_DIR"]
+        others = [f for _, _, files in os.walk(cache) for f in files if f not in mine]
+        return [f"{sorted(mine)[0]} {len(others)}"]
+"""
+
+
+@pytest.mark.parametrize("prefetch", ["2", "0"])
+def test_the_next_mini_batches_download_while_the_current_one_runs(
+        blob, azurite, make_script, tmp_path, prefetch):
+    azurite.filesystem().pipe({f"{blob.container_name}/p/{i:02d}.bin": b"x" * 100
+                               for i in range(10)})
+    scripts = make_script(PREFETCH_PROBE)
+    cache = tmp_path / "cache"
+    config = _config(scripts, mini_batch_size=2, process_count_per_node=1, error_threshold=-1,
+                     environment_variables={"PARALLELRUN_CACHE_DIR": str(cache),
+                                            "PARALLELRUN_PREFETCH": prefetch})
+    result = run_job(config, [Dataset.File.from_files(blob.path("p/"))], tmp_path / "out")
+    assert result.succeeded, result.error
+    # each line: first file of the mini-batch, files of OTHER mini-batches in the cache meanwhile
+    seen = dict(line.split() for line in open(result.output_file).read().splitlines())
+    others = [int(seen[f"{i:02d}.bin"]) for i in range(0, 10, 2)]
+    if prefetch == "0":
+        assert others == [0, 0, 0, 0, 0]
+    else:
+        # every mini-batch but the last had the next one (2 files) fetched ahead, and the files
+        # of the previous one were already deleted: at most 2 mini-batches ahead are held
+        assert all(count >= 2 for count in others[:-1]), others
+        assert all(count <= 4 for count in others), others
+    assert _all_files(cache) == []
+
+
+def test_caches_of_killed_workers_are_removed(blob, azurite, make_script, tmp_path):
+    azurite.filesystem().pipe({f"{blob.container_name}/k/{i}.txt": b"1" for i in range(4)})
+    marker = tmp_path / "died_once"
+    scripts = make_script(f"""
+        import os
+
+        def init():
+            pass
+
+        def run(mini_batch):
+            if not os.path.exists({str(marker)!r}):
+                open({str(marker)!r}, "w").close()
+                os._exit(3)   # killed with files in its cache: no clean-up of its own
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    cache = tmp_path / "cache"
+    config = _config(scripts, mini_batch_size=1, process_count_per_node=1,
+                     environment_variables={"PARALLELRUN_CACHE_DIR": str(cache)})
+    result = run_job(config, [Dataset.File.from_files(blob.path("k/"))], tmp_path / "out")
+    assert result.succeeded and result.retries == 1, result.error
+    assert sorted(open(result.output_file).read().split()) == ["0.txt", "1.txt", "2.txt", "3.txt"]
+    assert os.listdir(cache) == []
+
+
+def test_summary_only_outputs_and_the_logs_of_a_failed_job_reach_the_datastore(
+        blob, azurite, make_script, tmp_path):
+    fs = azurite.filesystem()
+    container = blob.container_name
+    fs.pipe({f"{container}/in/{i}.txt": str(i).encode() for i in range(3)})
+    scripts = make_script("""
+        import os
+        from parallelrun import EntryScript
+
+        def init():
+            pass
+
+        def run(mini_batch):
+            for path in mini_batch:
+                if path.endswith("2.txt"):
+                    raise ValueError("cannot score 2.txt")
+                name = os.path.basename(path) + ".out"
+                with open(os.path.join(EntryScript().output_dir, name), "w") as fh:
+                    fh.write("scored")
+            return mini_batch
+    """)
+    config = _config(scripts, mini_batch_size=1, process_count_per_node=1,
+                     output_action="summary_only", run_max_try=1, error_threshold=0)
+    result = run_job(config, [Dataset.File.from_files(blob.path("in/"))], blob.path("scored/"))
+    assert result.status == "Failed" and "error_threshold" in result.error
+    written = fs.find(f"{container}/scored")
+    assert f"{container}/scored/0.txt.out" in written and f"{container}/scored/1.txt.out" in written
+    error_log = fs.cat(f"{container}/scored/logs/user/error.txt").decode()
+    assert "cannot score 2.txt" in error_log
+
+
+def test_a_file_gone_after_planning_fails_only_its_mini_batch(blob, azurite, make_script,
+                                                              tmp_path):
+    fs = azurite.filesystem()
+    container = blob.container_name
+    fs.pipe({f"{container}/v/{i}.txt": b"1" for i in range(4)})
+    scripts = make_script(f"""
+        import os
+        import adlfs
+
+        def init():
+            pass
+
+        def run(mini_batch):
+            if os.path.basename(mini_batch[0]) == "0.txt":
+                fs = adlfs.AzureBlobFileSystem(connection_string={azurite.connection_string!r})
+                fs.rm("{container}/v/3.txt")
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    config = _config(scripts, mini_batch_size=1, process_count_per_node=1, error_threshold=-1,
+                     run_max_try=2,
+                     environment_variables={"PARALLELRUN_PREFETCH": "0",
+                                            "PARALLELRUN_CACHE_DIR": str(tmp_path / "cache")})
+    result = run_job(config, [Dataset.File.from_files(blob.path("v/"))], tmp_path / "out")
+    assert result.succeeded, result.error
+    assert (result.items_succeeded, result.items_failed) == (3, 1)
+    error_log = open(os.path.join(result.log_dir, "user", "error.txt")).read()
+    assert "3.txt" in error_log and "StorageError" in error_log
