@@ -3,7 +3,8 @@ run with, after Azure ML's classes of the same names.
 
 Locally an environment with packages becomes a virtualenv, made once and reused:
 
-* it lives in ``<workspace>/.parallelrun/environments/<hash>/``, ``<hash>`` being the SHA-256
+* it lives in ``<workspace>/.parallelrun/environments/<hash>/`` (or under
+  ``$PARALLELRUN_ENVIRONMENTS``, a cache several workspaces share), ``<hash>`` being the SHA-256
   of :meth:`Environment.spec` (pip packages, conda packages, pip options, the Python version)
   and of the interpreter it layers on, so the same spec finds the same folder and any change
   makes a new one;
@@ -433,6 +434,11 @@ def check_python_version(env: Environment) -> None:
 # Materialising ---------------------------------------------------------------------------------
 
 def environments_root(workspace: Any = None) -> str:
+    """Where virtualenvs are made: ``$PARALLELRUN_ENVIRONMENTS`` (one cache shared by several
+    workspaces), else the workspace's ``.parallelrun/environments``, else the user's cache."""
+    shared = os.environ.get("PARALLELRUN_ENVIRONMENTS")
+    if shared:
+        return os.path.abspath(shared)
     if workspace is not None:
         return os.path.join(workspace.path, ".parallelrun", "environments")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

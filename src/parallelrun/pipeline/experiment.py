@@ -24,7 +24,8 @@ from typing import Any
 from parallelrun.errors import BackendError, ConfigurationError
 from parallelrun.pipeline.graph import Pipeline
 from parallelrun.pipeline.records import RunStore
-from parallelrun.pipeline.runner import PACKAGE_ROOT, PIPELINE_FILE, effective_config, process_start_time
+from parallelrun.pipeline.runner import (PACKAGE_ROOT, PIPELINE_FILE, RUN_LOG, effective_config,
+                                         process_start_time)
 from parallelrun.pipeline.runs import PipelineRun
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
@@ -127,10 +128,12 @@ def submit_pipeline(experiment: Experiment, pipeline: Pipeline, *, kind: str = "
             "lambda in a step's arguments") from None
     with open(os.path.join(run_dir, PIPELINE_FILE), "wb") as fh:
         fh.write(payload)
+    open(os.path.join(run_dir, RUN_LOG), "a").close()  # there from the start, for watchers
     graph = pipeline.graph.describe()
-    steps = [{"id": uuid.uuid4().hex, "name": step.name, "kind": step.kind, "position": i,
-              "depends_on": sorted(pipeline.graph.dependencies[step.name])}
-             for i, step in enumerate(pipeline.graph.steps)]
+    # listed in running order (the graph's topological order)
+    steps = [{"id": uuid.uuid4().hex, "name": name, "kind": pipeline.graph.by_name[name].kind,
+              "position": i, "depends_on": sorted(pipeline.graph.dependencies[name])}
+             for i, name in enumerate(pipeline.graph.order)]
     store.create_run({"id": run_id, "experiment": experiment.name, "kind": kind,
                       "description": description, "tags": tags or {}, "graph": graph,
                       "run_dir": run_dir, "cwd": os.getcwd()}, steps)

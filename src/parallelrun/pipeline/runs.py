@@ -21,7 +21,7 @@ from parallelrun.errors import ConfigurationError, JobFailedError, WorkspaceErro
 from parallelrun.pipeline.pipeline_data import PortDataReference
 from parallelrun.pipeline.records import TERMINAL, RunStore
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.25
 # a Queued run without a runner pid this long after its last update lost its runner
 _QUEUED_GRACE = 60.0
 
