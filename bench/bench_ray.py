@@ -1,0 +1,195 @@
+"""Ray: the image workload on a Ray cluster with 2 workers, beside the local backend and beside
+Ray Data ``map_batches`` with 2 actors on the same cluster, in one run.
+
+All score the demo's PNG digits with the demo's entry script (examples/mnist/
+digit_identification.py: init() loads the model, run() classifies a batch of files) and write one
+line per image into one file. Ray Data is what a Ray user would otherwise write: a callable
+class whose __init__ calls init(), ``map_batches(..., concurrency=2)`` (an actor pool of 2),
+the driver writing the lines. Each runner's wall time includes its start-up (actors, init()).
+
+Then, from a fresh process each: the time to the first result after connecting to the running
+cluster (``ray.init(address=...)``), for the Ray backend and for Ray Data; and the coordinator's
+CPU cost per mini-batch, the number that bounds how many workers one coordinator can feed.
+
+    python bench/bench_ray.py [--images 10000] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback addresses only
+
+from _common import ROOT, WORK, table  # noqa: E402
+from mnist_data import make_images, train_model  # noqa: E402
+
+from parallelrun import (Dataset, ParallelRunConfig, ProgressListener, RayCompute,  # noqa: E402
+                         run_job)
+
+SCRIPT_DIR = ROOT / "examples" / "mnist"
+BATCH = 5
+
+
+class _FirstResult(ProgressListener):
+    def __init__(self, t0: float):
+        self.t0, self.first = t0, None
+
+    def on_record(self, progress, record):
+        if self.first is None:
+            self.first = time.perf_counter() - self.t0
+
+
+def parallelrun_job(compute, pattern: str, model_dir: str, out: str, t0: float | None = None) -> dict:
+    t0 = t0 or time.perf_counter()
+    cpu0 = time.process_time()
+    first = _FirstResult(t0)
+    config = ParallelRunConfig(source_directory=str(SCRIPT_DIR), entry_script="digit_identification.py",
+                               mini_batch_size=BATCH, error_threshold=0, output_action="append_row",
+                               process_count_per_node=2, compute_target=compute)
+    result = run_job(config, [Dataset.File.from_files(pattern)], out, models={"mnist": model_dir},
+                     listeners=[first])
+    assert result.succeeded, result.error
+    seconds = time.perf_counter() - t0
+    with open(Path(result.log_dir) / "sys/job_report/processed_mini-batches.csv", newline="") as fh:
+        run_seconds = [float(r["run_seconds"]) for r in csv.DictReader(fh)]
+    return {"seconds": seconds, "first": first.first, "minibatches": result.minibatches_succeeded,
+            "coordinator_cpu": time.process_time() - cpu0,
+            "run_seconds": sum(run_seconds) / len(run_seconds)}
+
+
+class _Scorer:
+    """Ray Data's callable class: the entry script's init() once per actor, run() per batch."""
+
+    def __init__(self, model_dir: str):
+        os.environ["AZUREML_MODEL_DIR"] = model_dir
+        sys.path.insert(0, str(SCRIPT_DIR))
+        import digit_identification
+
+        digit_identification.init()
+        self.script = digit_identification
+
+    def __call__(self, batch):
+        import numpy as np
+
+        return {"line": np.array(self.script.run(list(batch["path"])))}
+
+
+def ray_data_job(files: list[str], model_dir: str, out: str, batch_size: int = BATCH,
+                 t0: float | None = None) -> dict:
+    import ray
+
+    t0 = t0 or time.perf_counter()
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    ds = ray.data.from_items([{"path": p} for p in files]).map_batches(
+        _Scorer, fn_constructor_args=(model_dir,), batch_size=batch_size, concurrency=2, num_cpus=1)
+    first = None
+    with open(out, "w") as fh:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            if first is None:
+                first = time.perf_counter() - t0
+            fh.write("\n".join(batch["line"]) + "\n")
+    return {"seconds": time.perf_counter() - t0, "first": first}
+
+
+def first_result_child(kind: str, address: str, files_json: str, model_dir: str, out: str) -> None:
+    """In a fresh process: connect to the running cluster, run, report the first result's time."""
+    t0 = time.perf_counter()
+    import ray
+
+    ray.init(address=address, log_to_driver=False)
+    connected = time.perf_counter() - t0
+    files = json.loads(Path(files_json).read_text())
+    if kind == "ray-data":
+        stats = ray_data_job(files, model_dir, out, t0=t0)
+    else:
+        stats = parallelrun_job(RayCompute.attach(None, "bench", address=address),
+                                str(Path(files[0]).parent / "*.png"), model_dir, out, t0=t0)
+    stats["connect"] = connected
+    print(json.dumps(stats))
+
+
+def _child(kind: str, address: str, files_json: Path, model_dir: str, out: Path) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", kind, address, str(files_json),
+                           model_dir, str(out)], capture_output=True, text=True, check=True,
+                          cwd=ROOT / "bench")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--child", nargs=5, metavar=("KIND", "ADDRESS", "FILES", "MODEL", "OUT"))
+    args = parser.parse_args()
+    if args.child:
+        first_result_child(*args.child)
+        return
+
+    import ray
+
+    data = make_images(WORK / f"mnist_ray_{args.images}", args.images)
+    model_dir = str(train_model(WORK / "models" / "mnist"))
+    files = sorted(str(p) for p in (data / "images").glob("*.png"))
+    pattern = str(data / "images" / "*.png")
+    files_json = WORK / "ray_files.json"
+    files_json.write_text(json.dumps(files))
+
+    # "the cluster": a 2-CPU Ray instance on this machine that other processes can join
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    address = ray.get_runtime_context().gcs_address
+    try:
+        best: dict[str, dict] = {}
+        runs = {
+            "parallelrun, local backend, 2 processes": lambda: parallelrun_job(
+                "local", pattern, model_dir, str(WORK / "ray_out_local")),
+            "parallelrun, Ray backend, 2 worker actors": lambda: parallelrun_job(
+                RayCompute.attach(None, "bench", address=address), pattern, model_dir,
+                str(WORK / "ray_out_ray")),
+            f"Ray Data map_batches, 2 actors, batch_size={BATCH}": lambda: ray_data_job(
+                files, model_dir, str(WORK / "ray_data.txt")),
+            "Ray Data map_batches, 2 actors, batch_size=100": lambda: ray_data_job(
+                files, model_dir, str(WORK / "ray_data100.txt"), batch_size=100),
+        }
+        for _ in range(args.repeat):  # interleaved, best of N, so drift hits all alike
+            for name, job in runs.items():
+                stats = job()
+                if name not in best or stats["seconds"] < best[name]["seconds"]:
+                    best[name] = stats
+        firsts = {name: _child(kind, address, files_json, model_dir, WORK / f"ray_first_{kind}")
+                  for name, kind in (("parallelrun, Ray backend", "parallelrun"),
+                                     (f"Ray Data map_batches, batch_size={BATCH}", "ray-data"))}
+    finally:
+        ray.shutdown()
+
+    ray_backend = best["parallelrun, Ray backend, 2 worker actors"]["seconds"]
+    rows = [[name, len(files), f"{s['seconds']:.2f}", len(files) / s["seconds"],
+             f"{s['seconds'] / ray_backend:.2f}x", f"{s['first']:.2f}"] for name, s in best.items()]
+    table(f"Ray: {len(files)} PNG digits, 2 workers on a 2-CPU Ray instance, best of "
+          f"{args.repeat} (wall time incl. start-up)",
+          ["runner", "images", "seconds", "images/s", "Ray backend's speed-up", "first result s"], rows)
+    table("Ray: a fresh process connecting to the running cluster",
+          ["runner", "connect s", "first result s (incl. connect)", "whole job s"],
+          [[name, f"{s['connect']:.2f}", f"{s['first']:.2f}", f"{s['seconds']:.2f}"]
+           for name, s in firsts.items()])
+    cost_rows = []
+    for name in ("parallelrun, local backend, 2 processes", "parallelrun, Ray backend, 2 worker actors"):
+        s = best[name]
+        per_mb_ms = 1000 * s["coordinator_cpu"] / s["minibatches"]
+        run_ms = 1000 * s["run_seconds"]
+        cost_rows.append([name, s["minibatches"], f"{per_mb_ms:.3f}", f"{run_ms:.2f}",
+                          f"{run_ms / per_mb_ms:.0f}"])
+    table("Ray: coordinator CPU per mini-batch vs a worker's run() per mini-batch",
+          ["runner", "mini-batches", "coordinator CPU ms / mini-batch", "run() ms / mini-batch",
+           "workers one coordinator can feed"], cost_rows)
+
+
+if __name__ == "__main__":
+    main()
