@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # extras the test suite needs; each issue's services add theirs here
-TEST_EXTRAS := dev,ray
+TEST_EXTRAS := dev,ray,ui,notebook
 
 .PHONY: demo test bench setup clean
 
@@ -17,7 +17,11 @@ $(VENV)/.installed-%: pyproject.toml
 	$(PIP) install -q -e '.[$*]'
 	touch $@
 
-setup: $(VENV)/.installed-$(TEST_EXTRAS)
+setup: $(VENV)/.installed-$(TEST_EXTRAS) /usr/bin/chromium /usr/bin/chromedriver
+
+# headless Chromium and its driver for the dashboard's browser tests (tests/ui/), from Debian
+/usr/bin/chromium /usr/bin/chromedriver &:
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
 
 demo: $(VENV)/.installed-demo
 	$(PY) examples/mnist/demo.py

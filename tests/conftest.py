@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # Each area's heavier fixtures (Azurite, moto, Ray, Chromium) live in tests/fixtures/ as plugins.
-pytest_plugins: list[str] = ["fixtures.ray_cluster", "fixtures.storage_servers"]
+pytest_plugins: list[str] = ["fixtures.ray_cluster", "fixtures.storage_servers", "fixtures.ui_server"]
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ _EXPORTS = {
     "Run": "parallelrun.pipeline.runs",
     "PipelineRun": "parallelrun.pipeline.runs",
     "StepRun": "parallelrun.pipeline.runs",
-    "RunDetails": "parallelrun.pipeline.widgets",
+    "RunDetails": "parallelrun.ui.widgets",
     "load_job": "parallelrun.pipeline.yaml_job",
     "submit_job": "parallelrun.pipeline.yaml_job",
 }
@@ -100,11 +100,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from parallelrun.pipeline.pipeline_data import PipelineData, PortDataReference
     from parallelrun.pipeline.runs import PipelineRun, Run, StepRun
     from parallelrun.pipeline.steps import ParallelRunStep, PythonScriptStep
-    from parallelrun.pipeline.widgets import RunDetails
     from parallelrun.pipeline.yaml_job import load_job, submit_job
     from parallelrun.errors import (BackendError, ConfigurationError, DataError, EntryScriptError,
                                     JobFailedError, ParallelRunError, StorageError, WorkspaceError)
     from parallelrun.script import EntryScript
+    from parallelrun.ui.widgets import RunDetails
     from parallelrun.workspace.datastore import DataPath, Datastore
     from parallelrun.workspace.models import Model
     from parallelrun.workspace.workspace import Workspace

@@ -1,0 +1,71 @@
+"""``parallelrun ui``: serve the dashboard of a workspace on this machine.
+
+It listens on 127.0.0.1 (``--host`` opens it to others, with a warning) at ``--port`` or the next
+free port, and prints the URL and the token that the one action, cancelling a run, requires.
+Everything it shows comes from the workspace catalog and log folders, so runs started by any
+process appear and update live.
+
+\b
+Examples:
+  parallelrun ui
+  parallelrun ui --workspace ~/projects/mnist --port 9000
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from parallelrun.cli import main
+from parallelrun.errors import ParallelRunError
+
+
+@main.command("ui")
+@click.option("--workspace", "workspace_path", default=None, metavar="PATH",
+              help="Workspace folder (default: found from config.json upward from here).")
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on; the next free one when taken (0: any free port).")
+@click.option("--host", default=None, metavar="ADDRESS",
+              help="Listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0): anyone who can "
+                   "reach it can read the workspace's runs and logs.")
+@click.option("--token", default=None, envvar="PARALLELRUN_UI_TOKEN", metavar="SECRET",
+              help="The cancel token to require (default: a new random one). "
+                   "Env: PARALLELRUN_UI_TOKEN.")
+def ui_command(workspace_path, port, host, token) -> None:
+    """Serve a live dashboard of the workspace's experiments, runs, steps, logs and registries."""
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        from parallelrun.ui.server import DEFAULT_HOST, Dashboard, is_loopback
+        from parallelrun.workspace.workspace import Workspace
+
+        workspace = Workspace.from_config(workspace_path)
+        if host is not None and not is_loopback(host):
+            err.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
+                      "address can read this workspace's runs, logs and registries (the cancel "
+                      "token still guards cancelling). Use the default 127.0.0.1 and an SSH "
+                      "tunnel to share it safely.", soft_wrap=True)
+        dashboard = Dashboard(workspace, host=host or DEFAULT_HOST, port=port, token=token)
+    except ImportError as exc:
+        err.print(f"[bold red]error:[/] the dashboard needs the ui extra ({exc.name} is missing): "
+                  "pip install 'parallelrun[ui]'", soft_wrap=True)
+        sys.exit(2)
+    except ParallelRunError as exc:
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True)
+        sys.exit(2)
+    if port and dashboard.port != port:
+        out.print(f"port {port} is taken; using {dashboard.port}")
+    out.print(f"parallelrun dashboard of workspace {workspace.name!r} ({workspace.path})",
+              soft_wrap=True, markup=False)
+    out.print(f"URL: {dashboard.url}", soft_wrap=True, markup=False)
+    out.print(f"cancel token: {dashboard.token}", soft_wrap=True, markup=False)
+    out.print(f"open with the token (cancel enabled in that tab): {dashboard.url_with_token}",
+              soft_wrap=True, markup=False)
+    out.print("Ctrl-C stops it.", markup=False)
+    sys.stdout.flush()
+    try:
+        dashboard.serve()
+    except KeyboardInterrupt:
+        pass

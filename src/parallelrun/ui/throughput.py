@@ -1,0 +1,159 @@
+"""Items per second over time, for a step's chart.
+
+Two sources, merged by time:
+
+* the step's ``job_progress_overview.<yyyymmddhh>.txt`` files, a line every 5 s written by the
+  engine (the whole history, also of runs that ended before the dashboard started); read from
+  where the last request stopped, never from the start again;
+* samples of the catalog's live counts taken whenever the dashboard looks at a running step
+  (about once a second while a page watches it), which fill in between overview lines.
+
+The series is thinned to at most :data:`MAX_POINTS` points; the rate at each point is the
+change in items done since the previous point over the time between them.
+
+Example::
+
+    history = Throughput(log_dir)
+    history.add_sample(time.time(), items_done=120, minibatches_done=12)
+    series = history.series(started_at=step["started_at"])
+"""
+
+from __future__ import annotations
+
+import array
+import bisect
+import os
+import re
+import threading
+from datetime import datetime
+
+MAX_POINTS = 240
+SCAN_BYTES = 4 * 1024 * 1024
+_OVERVIEW = re.compile(r"^job_progress_overview\.\d{10}\.txt$")
+_LINE = re.compile(
+    r"^(?P<time>\S+) mini-batches: (?P<done>\d+)/\d+\+? done \((?P<failed>\d+) failed, "
+    r"\d+ retried\); items: (?P<ok>\d+) succeeded, (?P<bad>\d+) failed;")
+
+
+def parse_overview_line(line: str) -> tuple[float, int, int] | None:
+    """(time, mini-batches done, items done) of one progress overview line, or None."""
+    match = _LINE.match(line)
+    if not match:
+        return None
+    try:
+        when = datetime.fromisoformat(match["time"]).timestamp()
+    except ValueError:
+        return None
+    return when, int(match["done"]), int(match["ok"]) + int(match["bad"])
+
+
+class Throughput:
+    """The samples of one step (see the module doc)."""
+
+    def __init__(self, log_dir: str | None):
+        self.log_dir = log_dir
+        self._lock = threading.Lock()
+        self._offsets: dict[str, int] = {}
+        self._times = array.array("d")
+        self._items = array.array("q")
+        self._batches = array.array("q")
+        self._live: list[tuple[float, int, int]] = []
+
+    def _read_overviews(self) -> None:
+        if not self.log_dir or not os.path.isdir(self.log_dir):
+            return
+        try:
+            names = sorted(n for n in os.listdir(self.log_dir) if _OVERVIEW.match(n))
+        except OSError:
+            return
+        budget = SCAN_BYTES
+        for name in names:
+            path = os.path.join(self.log_dir, name)
+            if os.path.islink(path):
+                continue
+            start = self._offsets.get(name, 0)
+            try:
+                size = os.path.getsize(path)
+                if size <= start:
+                    continue
+                with open(path, "rb") as fh:
+                    fh.seek(start)
+                    data = fh.read(min(budget, size - start))
+            except OSError:
+                continue
+            end = data.rfind(b"\n") + 1
+            budget -= end
+            self._offsets[name] = start + end
+            for line in data[:end].decode("utf-8", errors="replace").splitlines():
+                sample = parse_overview_line(line)
+                if sample is not None:
+                    self._insert(*sample)
+            if budget <= 0:
+                break
+
+    def _insert(self, when: float, batches: int, items: int) -> None:
+        if self._times and when < self._times[-1]:
+            at = bisect.bisect(self._times, when)
+            self._times.insert(at, when)
+            self._batches.insert(at, batches)
+            self._items.insert(at, items)
+        else:
+            self._times.append(when)
+            self._batches.append(batches)
+            self._items.append(items)
+
+    def add_sample(self, when: float, items_done: int, minibatches_done: int) -> None:
+        """A live reading of the counts (kept until overview lines cover its time)."""
+        with self._lock:
+            if self._live and self._live[-1][1:] == (minibatches_done, items_done) and \
+                    when - self._live[-1][0] < 30:
+                return  # nothing moved: the previous sample already says so
+            self._live.append((when, minibatches_done, items_done))
+            del self._live[:-2000]
+
+    def series(self, started_at: float | None = None, finished_at: float | None = None) -> dict:
+        """``{"points": [{"t", "items", "minibatches", "rate"}...], ...}`` ordered by time."""
+        with self._lock:
+            self._read_overviews()
+            points = list(zip(self._times, self._batches, self._items))
+            last = points[-1][0] if points else float("-inf")
+            points += [s for s in self._live if s[0] > last]
+        points.sort()
+        if started_at and (not points or points[0][0] > started_at):
+            points.insert(0, (started_at, 0, 0))
+        if finished_at:
+            points = [p for p in points if p[0] <= finished_at + 5]
+        if len(points) > MAX_POINTS:
+            step = len(points) / MAX_POINTS
+            keep = [points[int(i * step)] for i in range(MAX_POINTS - 1)] + [points[-1]]
+            points = keep
+        result = []
+        previous = None
+        for when, batches, items in points:
+            rate = 0.0
+            if previous is not None and when > previous[0]:
+                rate = max(0.0, (items - previous[2]) / (when - previous[0]))
+            result.append({"t": round(when, 3), "items": items, "minibatches": batches,
+                           "rate": round(rate, 3)})
+            previous = (when, batches, items)
+        return {"points": result, "sources": {"overview_lines": len(self._times),
+                                              "live_samples": len(self._live)}}
+
+
+class ThroughputCache:
+    """One Throughput per step run id, the most recently used kept."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._items: dict[str, Throughput] = {}
+        self._lock = threading.Lock()
+
+    def get(self, step_id: str, log_dir: str | None) -> Throughput:
+        with self._lock:
+            found = self._items.pop(step_id, None)
+            if found is None or found.log_dir != log_dir:
+                found = Throughput(log_dir)
+            self._items[step_id] = found
+            while len(self._items) > self.size:
+                self._items.pop(next(iter(self._items)))
+            return found
