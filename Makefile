@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # extras the test suite needs; each issue's services add theirs here
-TEST_EXTRAS := dev,ray,ui,notebook
+TEST_EXTRAS := dev,ray,azure,s3,ui,notebook
 
 .PHONY: demo test bench setup clean
 
@@ -17,11 +17,15 @@ $(VENV)/.installed-%: pyproject.toml
 	$(PIP) install -q -e '.[$*]'
 	touch $@
 
-setup: $(VENV)/.installed-$(TEST_EXTRAS) /usr/bin/chromium /usr/bin/chromedriver
+setup: $(VENV)/.installed-$(TEST_EXTRAS) node_modules/.package-lock.json /usr/bin/chromium /usr/bin/chromedriver
 
 # headless Chromium and its driver for the dashboard's browser tests (tests/ui/), from Debian
 /usr/bin/chromium /usr/bin/chromedriver &:
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+
+# Azurite (Azure Blob emulator) for the storage tests and benchmarks, pinned by package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
 
 demo: $(VENV)/.installed-demo
 	$(PY) examples/mnist/demo.py
@@ -35,6 +39,7 @@ bench: setup $(VENV)/.installed-bench
 	$(PY) bench/bench_dispatch.py
 	$(PY) bench/bench_listing.py
 	$(PY) bench/bench_tabular.py
+	$(PY) bench/bench_remote.py
 
 clean:
-	rm -rf $(VENV) demo_data bench/_work
+	rm -rf $(VENV) demo_data bench/_work node_modules

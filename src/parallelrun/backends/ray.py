@@ -341,7 +341,9 @@ class RayWorker:
         each result when it happens, and a worker that dies loses none that finished before.
         """
         from parallelrun.backends.worker_loop import run_minibatch
+        from parallelrun.data.minibatch import prefetch
 
+        prefetch(minibatches)  # remote files of the later ones download while the first runs
         for minibatch in minibatches:
             yield run_minibatch(self._runner, minibatch)
 

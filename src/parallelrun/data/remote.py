@@ -40,6 +40,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from typing import Any, Iterator, NamedTuple
 
 from parallelrun.errors import StorageError
@@ -498,12 +499,17 @@ class _Cache:
                 self._drop(self.current)
             self.current = payload.key
             fetch = self.fetches.get(payload.key)
+            ahead = fetch is not None
             if fetch is None:
                 fetch = self._start(payload, sum(payload.sizes))
             elif fetch.future.done():
                 self.prefetched_hits += 1
+        started = time.perf_counter()
         try:
-            return fetch.future.result()
+            paths = fetch.future.result()
+            log.debug("%d files ready after %.4f s (%s)", len(paths), time.perf_counter() - started,
+                      "fetch started ahead" if ahead else "fetched on load")
+            return paths
         except BaseException:
             with self.lock:
                 self._drop(payload.key)
