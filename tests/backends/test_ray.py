@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from parallelrun import (BackendError, Dataset, JobProgress, ParallelRunConfig, ProgressListener,
-                         RayCompute, run_job)
+                         RayCompute, Workspace, run_job)
 from parallelrun.backends import BackendTarget, WorkerSpec, get_backend
 from parallelrun.backends.base import MiniBatchDone, WorkerReady
-from parallelrun.compute import ComputeTarget
 from parallelrun.data.minibatch import FileList, MiniBatch
 from parallelrun.errors import DataError
 from parallelrun.script import ResultEncoder
@@ -104,12 +103,20 @@ def test_default_workers_environment_and_compute_target(ray_cluster, make_script
     assert "1 node(s) x 2, each reserving 1 CPU" in placement and "runtime_env keys: env_vars" in placement
 
 
-def test_compute_target_record_round_trip():
-    target = RayCompute.attach(None, "ray-cluster", address="ray://head:10001", placement_timeout=5)
-    assert (target.kind, target.backend) == ("ray", "ray")
-    assert target.backend_options == {"address": "ray://head:10001", "placement_timeout": 5}
-    again = ComputeTarget.from_record(target.to_record())
-    assert again == target
+def test_attach_registers_the_cluster_in_the_workspace(ray_cluster, make_script, make_files, tmp_path):
+    ws = Workspace.create(name="ws", path=str(tmp_path / "ws"))
+    attached = RayCompute.attach(ws, "ray-cluster", address="auto", placement_timeout=30)
+    # a new process reading the catalog gets the same target back, and a job runs on it
+    stored = Workspace.get("ws", path=str(tmp_path / "ws")).compute_targets["ray-cluster"]
+    assert (stored.kind, stored.address, stored.backend_options) == (
+        "ray", "auto", {"address": "auto", "placement_timeout": 30})
+    assert stored.to_record() == attached.to_record()
+    src = make_script(NUMBERS.format(sleep=0))
+    result = run_job(config(src, compute_target=stored, process_count_per_node=1),
+                     [Dataset.File.from_files(str(make_files(3)))], tmp_path / "out")
+    assert result.status == "Finished" and numbers(result) == [0, 1, 2]
+    assert RayCompute.attach(None, "no-workspace", address="ray://head:10001").address == \
+        "ray://head:10001"
 
 
 # Two nodes -------------------------------------------------------------------------------------
