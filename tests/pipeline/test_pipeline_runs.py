@@ -158,6 +158,9 @@ def test_the_run_goes_on_after_the_submitter_exits_and_other_processes_see_it(
     run = Run.get(ws, run_id)
     assert run.wait_for_completion(timeout_seconds=120) == "Finished"
     assert str(run.get_details()["runner"]["pid"]) != submitter_pid
+    watched = subprocess.run([*CLI, "run", "watch", run_id[:-3]], capture_output=True, text=True,
+                             timeout=60, cwd=tmp_path)
+    assert watched.returncode == 0 and f"Run {run_id}: Finished" in watched.stdout
     # a step without an output PipelineData writes into its folder of the run
     assert len(rows_of(os.path.join(run.run_dir, "steps", "score", "output",
                                     "parallel_run_step.txt"))) == 4
