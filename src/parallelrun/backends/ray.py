@@ -608,53 +608,68 @@ class RayBackend(Backend):
             return []
         if len(waitables) > 1:
             ready, _ = ray.wait(waitables, num_returns=len(waitables), timeout=0)
-        events: list[Event] = []
+        results: list[tuple[_Actor, str, Any]] = []
         for waitable in ready:
-            self._drain(heads[waitable], events)
-        return events
-
-    def _drain(self, actor: _Actor, events: list[Event]) -> None:
-        """Every result of ``actor`` that is ready now, in order."""
-        while actor.calls:
-            call = actor.calls[0]
-            kind, waitable = call[0], call[1]
-            if kind == "start":
-                if not ray.wait([waitable], timeout=0)[0]:
-                    break
-                actor.calls.popleft()
-                event = self._start_event(actor, waitable)
-            else:
-                if not waitable.next_ready():
-                    break
-                ref = next(waitable)
-                call[2] -= 1
-                actor.running -= 1
-                if call[2] == 0:
-                    actor.calls.popleft()
-                event = self._run_event(actor, ref)
+            self._collect(heads[waitable], results)
+        values = self._values([ref for _, _, ref in results])
+        events: list[Event] = []
+        lost: set[int] = set()
+        for (actor, kind, ref), value in zip(results, values):
+            if id(actor) in lost:
+                continue
+            event = self._event(actor, kind, ref, value)
             events.append(event)
             if isinstance(event, (WorkerLost, WorkerInitFailed)):
+                lost.add(id(actor))
                 self._forget(actor)
-                return
-        self._send(actor)
+        for actor in {id(a): a for a, _, _ in results}.values():
+            if id(actor) not in lost:
+                self._send(actor)
+        return events
 
-    def _get(self, actor: _Actor, ref) -> tuple[Any, WorkerLost | None]:
+    def _collect(self, actor: _Actor, results: list) -> None:
+        """The refs of every result of ``actor`` that is ready now, in order.
+
+        Its head call is ready (``ray.wait`` said so); the calls behind it are checked.
+        """
+        known_ready = True
+        for call in list(actor.calls):
+            kind, waitable = call[0], call[1]
+            while call[2]:
+                if not known_ready and not (waitable.next_ready() if kind == "run"
+                                            else ray.wait([waitable], timeout=0)[0]):
+                    return
+                known_ready = False
+                results.append((actor, kind, next(waitable) if kind == "run" else waitable))
+                call[2] -= 1
+                if kind == "run":
+                    actor.running -= 1
+            actor.calls.popleft()
+
+    @staticmethod
+    def _values(refs: list) -> list:
+        """``ray.get`` of all refs in one call; the refs that fail give their exception."""
+        if not refs:
+            return []
         try:
-            return ray.get(ref), None
-        except RayTaskError as exc:
+            return ray.get(refs)
+        except RayError:
+            values = []
+            for ref in refs:
+                try:
+                    values.append(ray.get(ref))
+                except RayError as exc:
+                    values.append(exc)
+            return values
+
+    def _event(self, actor: _Actor, kind: str, ref, value) -> Event:
+        if isinstance(value, RayTaskError):
             # our own worker code raised (not the script: its errors are outcomes)
-            return None, WorkerLost(actor.slot.id, f"worker actor failed: {exc}")
-        except RayError as exc:
-            return None, WorkerLost(actor.slot.id, self._death_reason(actor, exc))
-
-    def _run_event(self, actor: _Actor, ref) -> Event:
-        value, lost = self._get(actor, ref)
-        return lost or MiniBatchDone(actor.slot.id, value)
-
-    def _start_event(self, actor: _Actor, ref) -> Event:
-        value, lost = self._get(actor, ref)
-        if lost:
-            return lost
+            return WorkerLost(actor.slot.id, f"worker actor failed: {value}")
+        if isinstance(value, RayError):
+            return WorkerLost(actor.slot.id, self._death_reason(actor, value))
+        if kind == "run":
+            return MiniBatchDone(actor.slot.id, value)
         actor.info = value[-1]
         if value[0] == "ready":
             actor.ready = True
