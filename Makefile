@@ -40,6 +40,7 @@ bench: setup $(VENV)/.installed-bench
 	$(PY) bench/bench_listing.py
 	$(PY) bench/bench_tabular.py
 	$(PY) bench/bench_remote.py
+	$(PY) bench/bench_ray.py
 
 clean:
 	rm -rf $(VENV) demo_data bench/_work node_modules
