@@ -14,7 +14,7 @@ One module per concept:
 * :mod:`~parallelrun.pipeline.experiment` ``Experiment(ws, name).submit(pipeline)``;
 * :mod:`~parallelrun.pipeline.runner` the background process that executes a run;
 * :mod:`~parallelrun.pipeline.yaml_job` v2-style ``type: parallel`` job files;
-* :mod:`~parallelrun.pipeline.widgets` ``RunDetails(run).show()``.
+* :mod:`~parallelrun.pipeline.watch` what ``wait_for_completion(show_output=True)`` shows.
 
 Nothing here is imported by ``import parallelrun``; the public names load on first use.
 """

@@ -484,7 +484,7 @@ class RunExecutor:
             proc = subprocess.Popen(command, cwd=str(step.source_path), env=variables,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True, errors="replace",
-                                    start_new_session=True)
+                                    start_new_session=True, preexec_fn=_die_with_parent)
             tail: list[str] = []
             readers = [threading.Thread(target=self._pump, args=(proc.stdout, out, step.name, None),
                                         daemon=True),
@@ -537,6 +537,17 @@ def _last_traceback(lines: list[str]) -> str:
     starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
     chosen = lines[starts[-1]:] if starts else lines[-20:]
     return "\n".join(chosen[-60:])
+
+
+def _die_with_parent() -> None:
+    """In a script step's child: end when the runner dies (kill -9 included), so a resumed
+    run never has an orphan of the old one writing into the same output folder (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _stop_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
