@@ -12,7 +12,8 @@ to Parquet, side by side in one run:
 Then the memory part: peak RSS of the coordinator and of each worker while parallelrun scores
 one ~2 GB CSV file (a worker should hold about one mini-batch, not the file).
 
-    python bench/bench_tabular.py [--rows 4000000] [--files 4] [--big-gb 2] [--no-ray] [--no-big]
+    python bench/bench_tabular.py [--rows 4000000] [--files 4] [--big-gb 2] [--repeat 1]
+                                  [--no-ray] [--no-big] [--only-big]
 """
 
 from __future__ import annotations
@@ -206,6 +207,7 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--no-big", action="store_true")
     parser.add_argument("--only-big", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="best of N for parallelrun and Pool")
     args = parser.parse_args()
     csv_dir, pq_dir = make_data(args.rows, args.files)
     out = WORK / "tabular-out"
@@ -214,10 +216,18 @@ def main() -> None:
         ds = (Dataset.Tabular.from_delimited_files(str(folder)) if kind == "CSV"
               else Dataset.Tabular.from_parquet_files(str(folder)))
         mb = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
-        results = {}
-        for size in ("1MB", "8MB"):
-            results[f"parallelrun, 2 processes, {size}"] = parallelrun_job(ds, out / f"pr-{kind}-{size}", size)
-            results[f"Pool(2) by hand, same {size} chunks"] = pool_baseline(ds, out / f"pool-{kind}-{size}", size)
+        results: dict[str, tuple[float, int]] = {}
+
+        def keep(name: str, outcome: tuple[float, int]) -> None:
+            if name not in results or outcome[0] < results[name][0]:
+                results[name] = outcome
+
+        for _ in range(args.repeat):  # interleaved, best of N, so drift hits all alike
+            for size in ("1MB", "8MB"):
+                keep(f"parallelrun, 2 processes, {size}",
+                     parallelrun_job(ds, out / f"pr-{kind}-{size}", size))
+                keep(f"Pool(2) by hand, same {size} chunks",
+                     pool_baseline(ds, out / f"pool-{kind}-{size}", size))
         if not args.no_ray:
             seconds, start, n = ray_data(kind.lower(), folder, out / f"ray-{kind}")
             results[f"Ray Data read_{kind.lower()} + map_batches (+{start:.1f} s ray.init)"] = (seconds, n)
@@ -228,7 +238,7 @@ def main() -> None:
                                f"{pool / seconds:.2f}x"])
     if rows_table:
         table(f"Tabular: {args.rows:,} rows x 8 float columns in {args.files} files, linear model, "
-              "Parquet output (wall time incl. worker start-up)",
+              f"Parquet output, best of {args.repeat} (wall time incl. worker start-up)",
               ["input", "runner", "seconds", "rows/s", "vs Pool(2) 1MB"], rows_table)
     if not args.no_big:
         big = make_big_csv(args.big_gb)
