@@ -455,6 +455,7 @@ class RayBackend(Backend):
         try:
             return self._plan(node_count, process_count_per_node)
         except BaseException:
+            self._remove_placement_group()
             self._release()
             raise
 
@@ -465,17 +466,15 @@ class RayBackend(Backend):
                               self.options.get("num_gpus_per_worker"))
         self._sizing = sizing
         bundles = [sizing.bundle for _ in range(node_count)]
-        pg = placement_group(bundles, strategy="STRICT_SPREAD" if node_count > 1 else "PACK")
+        self._pg = pg = placement_group(bundles, strategy="STRICT_SPREAD" if node_count > 1 else "PACK")
         ready, _ = ray.wait([pg.ready()], timeout=self.placement_timeout)
         if not ready:
-            remove_placement_group(pg)
             raise BackendError(
                 f"the Ray cluster has no room for {node_count} node(s) x {sizing.per_node} "
                 f"workers ({sizing.bundle} per node, each on its own node) after waiting "
                 f"placement_timeout={self.placement_timeout:g} s; nodes: {_describe_nodes(nodes)}; "
                 f"free now: {_free_resources()}. Lower process_count_per_node or node_count, set "
                 "num_cpus_per_worker lower, or free the cluster")
-        self._pg = pg
         table = placement_group_table(pg)
         self.bundle_nodes = {int(k): v for k, v in table.get("bundles_to_node_id", {}).items()}
         if self._shared is None:
@@ -718,11 +717,17 @@ class RayBackend(Backend):
                     ray.kill(actor.handle, no_restart=True)
                 except RayError:
                     pass
-            if self._pg is not None:
-                remove_placement_group(self._pg)
-                self._pg = None
+            self._remove_placement_group()
         finally:
             self._release()
+
+    def _remove_placement_group(self) -> None:
+        if self._pg is not None:
+            pg, self._pg = self._pg, None
+            try:
+                remove_placement_group(pg)
+            except RayError:
+                pass  # the cluster is gone: nothing left to free
 
     def _gather_logs(self, actor: _Actor, ref) -> None:
         try:
