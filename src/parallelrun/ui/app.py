@@ -19,6 +19,7 @@ import asyncio
 import json
 import re
 import secrets
+import threading
 import time
 from importlib import resources
 from typing import Any, Callable, Optional
@@ -274,6 +275,8 @@ def create_app(workspace: Any, cancel_token: str | None = None,
               for name in (*_STATIC, "index.html")}
     app.state.view = view
     app.state.cancel_token = cancel_token
+    #: set when the server stops, so open event streams end instead of being cut
+    app.state.closing = threading.Event()
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound):
@@ -365,7 +368,7 @@ def create_app(workspace: Any, cancel_token: str | None = None,
         """Server-sent events: the run whenever it changes, until it ends."""
         await run_in_threadpool(view.run_dir, run_id)  # 404 before the stream starts
         return _stream(request, lambda: run_detail(run_id),
-                       lambda data: is_terminal(data["status"]), poll_seconds)
+                       lambda data: is_terminal(data["status"]), poll_seconds, app.state.closing)
 
     @app.post("/api/runs/{run_id}/cancel", response_model=CancelResult, tags=["actions"])
     def cancel_run(run_id: str, x_parallelrun_token: Optional[str] = Header(None),
@@ -434,7 +437,7 @@ def create_app(workspace: Any, cancel_token: str | None = None,
         return _stream(request, lambda: step_detail(step_id),
                        lambda data: is_terminal(data["status"]) or
                        (data["status"] == "NotStarted" and is_terminal(data.get("run_status"))),
-                       poll_seconds)
+                       poll_seconds, app.state.closing)
 
     @app.get("/api/steps/{step_id}/throughput", response_model=ThroughputSeries, tags=["steps"])
     def step_throughput(step_id: str):
@@ -566,12 +569,12 @@ def create_app(workspace: Any, cancel_token: str | None = None,
 
 
 def _stream(request: Request, read: Callable[[], dict], done: Callable[[dict], bool],
-            every: float) -> StreamingResponse:
+            every: float, closing: threading.Event) -> StreamingResponse:
     async def events():
         deadline = time.monotonic() + STREAM_SECONDS
         last_text, last_sent = None, time.monotonic()
         yield "retry: 2000\n\n"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not closing.is_set():
             if await request.is_disconnected():
                 return
             try:

@@ -103,7 +103,15 @@ class Dashboard:
 
     def serve(self) -> None:
         """Serve until interrupted (Ctrl-C)."""
-        self._make_server().run(sockets=[self.socket])
+        server = self._make_server()
+        original = server.handle_exit
+
+        def handle_exit(sig, frame):
+            self.app.state.closing.set()  # let open event streams end first
+            original(sig, frame)
+
+        server.handle_exit = handle_exit
+        server.run(sockets=[self.socket])
 
     def start(self) -> "Dashboard":
         """Serve on a background thread; returns once it answers."""
@@ -119,6 +127,7 @@ class Dashboard:
         return self
 
     def stop(self) -> None:
+        self.app.state.closing.set()  # event streams end at their next tick
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

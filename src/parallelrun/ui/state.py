@@ -37,6 +37,30 @@ _STEP_COUNTS = ("minibatches_total", "minibatches_succeeded", "minibatches_faile
                 "items_succeeded", "items_failed", "retries", "items_per_second", "planning_done")
 
 
+def runs_sql(by_experiment: bool, by_status: bool) -> tuple[str, str]:
+    """The count and the page query of a list of runs (newest first). Both walk an index:
+    ``runs_by_experiment (experiment, created_at)`` or ``runs_by_created``."""
+    where = [w for w, on in (("experiment = ?", by_experiment), ("status = ?", by_status)) if on]
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    return (f"SELECT COUNT(*) FROM runs{clause}",
+            f"SELECT {_RUN_COLUMNS} FROM runs{clause} ORDER BY created_at DESC LIMIT ? OFFSET ?")
+
+
+EXPERIMENTS_SQL = (
+    "SELECT e.name, e.created_at, "
+    "(SELECT COUNT(*) FROM runs r WHERE r.experiment = e.name) AS run_count, "
+    "(SELECT r.id FROM runs r WHERE r.experiment = e.name "
+    " ORDER BY r.created_at DESC LIMIT 1) AS latest_run "
+    "FROM experiments e ORDER BY e.name LIMIT ? OFFSET ?")
+
+STEP_TOTALS_SQL = (
+    "SELECT run_id, COUNT(*) AS steps, SUM(status = 'Finished') AS steps_finished, "
+    "SUM(status = 'Failed') AS steps_failed, SUM(items_succeeded) AS items_succeeded, "
+    "SUM(items_failed) AS items_failed, SUM(minibatches_total) AS minibatches_total, "
+    "SUM(minibatches_succeeded + minibatches_failed) AS minibatches_done "
+    "FROM step_runs WHERE run_id IN ({marks}) GROUP BY run_id")
+
+
 class NotFound(WorkspaceError, LookupError):
     """An id or name the workspace does not have (the API answers 404)."""
 
@@ -106,12 +130,7 @@ class WorkspaceView:
         """A page of experiments by name, each with its run count and latest run."""
         limit, offset = page_bounds(limit, offset)
         total = self._query("SELECT COUNT(*) FROM experiments")[0][0]
-        rows = self._query(
-            "SELECT e.name, e.created_at, "
-            "(SELECT COUNT(*) FROM runs r WHERE r.experiment = e.name) AS run_count, "
-            "(SELECT r.id FROM runs r WHERE r.experiment = e.name "
-            " ORDER BY r.created_at DESC LIMIT 1) AS latest_run "
-            "FROM experiments e ORDER BY e.name LIMIT ? OFFSET ?", (limit, offset))
+        rows = self._query(EXPERIMENTS_SQL, (limit, offset))
         latest = self._runs_by_id([r["latest_run"] for r in rows if r["latest_run"]])
         items = []
         for row in rows:
@@ -133,19 +152,15 @@ class WorkspaceView:
              offset: int = 0) -> dict:
         """A page of runs, newest first, each with its steps' aggregated counts and items/s."""
         limit, offset = page_bounds(limit, offset)
-        where, params = [], []
+        params: tuple = ()
         if experiment is not None:
             self.experiment(experiment)
-            where.append("experiment = ?")
-            params.append(experiment)
+            params += (experiment,)
         if status:
-            where.append("status = ?")
-            params.append(status)
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
-        total = self._query(f"SELECT COUNT(*) FROM runs{clause}", tuple(params))[0][0]
-        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs{clause} "
-                           "ORDER BY created_at DESC LIMIT ? OFFSET ?",
-                           tuple(params) + (limit, offset))
+            params += (status,)
+        count_sql, page_sql = runs_sql(experiment is not None, bool(status))
+        total = self._query(count_sql, params)[0][0]
+        rows = self._query(page_sql, params + (limit, offset))
         runs = [self._run_row(row) for row in rows]
         totals = self._step_totals([r["id"] for r in runs])
         now = time.time()
@@ -165,12 +180,7 @@ class WorkspaceView:
         if not run_ids:
             return {}
         marks = ", ".join("?" * len(run_ids))
-        rows = self._query(
-            "SELECT run_id, COUNT(*) AS steps, SUM(status = 'Finished') AS steps_finished, "
-            "SUM(status = 'Failed') AS steps_failed, SUM(items_succeeded) AS items_succeeded, "
-            "SUM(items_failed) AS items_failed, SUM(minibatches_total) AS minibatches_total, "
-            "SUM(minibatches_succeeded + minibatches_failed) AS minibatches_done "
-            f"FROM step_runs WHERE run_id IN ({marks}) GROUP BY run_id", tuple(run_ids))
+        rows = self._query(STEP_TOTALS_SQL.format(marks=marks), tuple(run_ids))
         return {row["run_id"]: dict(row) for row in rows}
 
     def _run_row(self, row) -> dict:

@@ -6,7 +6,8 @@ Two sources, merged by time:
   engine (the whole history, also of runs that ended before the dashboard started); read from
   where the last request stopped, never from the start again;
 * samples of the catalog's live counts taken whenever the dashboard looks at a running step
-  (about once a second while a page watches it), which fill in between overview lines.
+  (about once a second while a page watches it), which fill in between overview lines (and
+  stay, in memory, for as long as the dashboard runs).
 
 The series is thinned to at most :data:`MAX_POINTS` points; the rate at each point is the
 change in items done since the previous point over the time between them.
@@ -116,8 +117,16 @@ class Throughput:
         with self._lock:
             self._read_overviews()
             points = list(zip(self._times, self._batches, self._items))
-            last = points[-1][0] if points else float("-inf")
-            points += [s for s in self._live if s[0] > last]
+            live = list(self._live)
+        if live:
+            # live samples fill the gaps between overview lines (written every 5 s); next to an
+            # overview line they would only add the jitter of two clocks
+            times = [p[0] for p in points]
+            for sample in live:
+                at = bisect.bisect(times, sample[0])
+                near = [times[i] for i in (at - 1, at) if 0 <= i < len(times)]
+                if all(abs(sample[0] - t) >= 1.0 for t in near):
+                    points.append(sample)
         points.sort()
         if started_at and (not points or points[0][0] > started_at):
             points.insert(0, (started_at, 0, 0))

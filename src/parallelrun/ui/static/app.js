@@ -225,7 +225,7 @@ async function runList(title, crumbs, path, withExperiment) {
   const headers = [["Run"], ...(withExperiment ? [["Experiment"]] : []), ...RUN_HEADERS];
   const filter = h("select", {onchange: (ev) => { const q = new URLSearchParams(location.search); q.delete("offset"); if (ev.target.value) q.set("status", ev.target.value); else q.delete("status"); location.search = q.toString(); }},
     ["", "NotStarted", "Queued", "Running", "Finished", "Failed", "Canceled"].map((v) => h("option", {value: v, selected: v === status}, v || "any status")));
-  show(h("h1", {}, title), crumbs,
+  show(crumbs, h("h1", {}, title),
     h("div", {class: "card"},
       h("div", {class: "pager"}, "Status ", filter),
       h("table", {"data-testid": "runs"}, h("thead", {}, h("tr", {}, headers.map(([l, c]) => h("th", {class: c || null}, l)))), body),
@@ -266,7 +266,10 @@ function drawGraph(layout, steps) {
     const status = step ? step.status : "";
     const group = s("g", {class: `node ${node.kind} ${status}`, "data-step": node.step || null});
     group.append(s("rect", {x: node.x, y: node.y, width: node.w, height: node.h, rx: 8}));
-    const label = node.label.length > 26 ? node.label.slice(0, 25) + "…" : node.label;
+    // long dataset descriptions end in what tells them apart: keep the end
+    const label = node.label.length <= 26 ? node.label
+      : node.kind === "data" ? "…" + node.label.slice(-25) : node.label.slice(0, 25) + "…";
+    group.append(s("title", {text: node.label}));
     group.append(s("text", {x: node.x + 10, y: node.y + 21, text: label}));
     group.append(s("text", {class: "sub", x: node.x + 10, y: node.y + 40, text: step ? `${step.kind} · ${status}` : "input"}));
     if (step) {
@@ -339,6 +342,7 @@ async function pageRun(runId) {
     }
   }
   render();
+  const runLog = logViewer(`/api/runs/${encodeURIComponent(runId)}/logs`, () => !TERMINAL.has(run.status));
   show(h("div", {class: "crumbs"}, h("a", {href: "/"}, "Experiments"), " › ",
       h("a", {href: `/experiments/${encodeURIComponent(run.experiment)}`}, run.experiment), " › run"),
     h("h1", {}, title, badges), flash,
@@ -348,9 +352,10 @@ async function pageRun(runId) {
     h("div", {class: "card"}, h("h2", {}, "Steps"),
       h("table", {"data-testid": "steps"}, h("thead", {}, h("tr", {}, [["Step"], ["Kind"], ["Status"], ["Progress"], ["Mini-batches", "num"], ["Items ok", "num"], ["Items failed", "num"], ["Retried", "num"], ["Items/s", "num"], ["Duration", "num"]].map(([l, c]) => h("th", {class: c || null}, l)))), stepsBody)),
     errorBox,
-    h("div", {class: "card"}, h("h2", {}, "Run log"), logViewer(`/api/runs/${encodeURIComponent(runId)}/logs`, () => !TERMINAL.has(run.status))));
+    h("div", {class: "card"}, h("h2", {}, "Run log"), runLog));
   if (!TERMINAL.has(run.status)) {
-    follow(`/api/runs/${encodeURIComponent(runId)}/events`, (data) => { if (data) { run = data; render(); } }, null, `/api/runs/${encodeURIComponent(runId)}`);
+    follow(`/api/runs/${encodeURIComponent(runId)}/events`, (data) => { if (data) { run = data; render(); } },
+      () => runLog.refresh(), `/api/runs/${encodeURIComponent(runId)}`);
   }
 }
 
@@ -449,7 +454,7 @@ function logViewer(listPath, isLive) {
   const pre = h("pre", {"data-testid": "log-text"}, "");
   const label = h("span", {class: "mono"});
   const where = h("span", {class: "muted"});
-  let current = null, chunk = null, followTimer = null;
+  let current = null, chunk = null, followTimer = null, picked = false, listOffset = 0;
   const followBox = h("input", {type: "checkbox", onchange: () => scheduleFollow()});
   const older = h("button", {class: "small", onclick: () => load({before: chunk.start})}, "‹ older");
   const newer = h("button", {class: "small", onclick: () => load({offset: chunk.end})}, "newer ›");
@@ -462,7 +467,7 @@ function logViewer(listPath, isLive) {
       older.disabled = chunk.at_start;
       newer.disabled = chunk.at_end;
       where.textContent = `bytes ${fmt.int(chunk.start)}–${fmt.int(chunk.end)} of ${fmt.int(chunk.size)}`;
-      if (!params.offset && !params.before) pre.scrollTop = pre.scrollHeight;
+      if (params.offset === undefined && params.before === undefined) pre.scrollTop = pre.scrollHeight;
     } catch (e) { pre.textContent = e.message; }
   }
   function scheduleFollow() {
@@ -470,26 +475,33 @@ function logViewer(listPath, isLive) {
     if (!followBox.checked) return;
     followTimer = setTimeout(async () => { if (chunk && chunk.at_end) await load({}); scheduleFollow(); }, 2000);
   }
-  function select(file, item) {
+  function select(file) {
     current = file;
-    for (const li of list.children) li.classList.remove("selected");
-    item.classList.add("selected");
+    for (const li of list.children) li.classList.toggle("selected", li.dataset.id === file.id);
     label.textContent = file.name;
     load({});
   }
   async function loadList(offset) {
+    listOffset = offset;
     const page = await api(`${listPath}${query({limit: 100, offset})}`);
     fill(list, page.items.map((f) => {
-      const li = h("li", {"data-file": f.name, title: f.name}, h("span", {class: "size"}, fmt.bytes(f.size)), f.name);
-      li.addEventListener("click", () => select(f, li));
+      const li = h("li", {"data-file": f.name, "data-id": f.id, title: f.name, class: current && current.id === f.id ? "selected" : null},
+        h("span", {class: "size"}, fmt.bytes(f.size)), f.name);
+      li.addEventListener("click", () => { picked = true; select(f); });
       return li;
     }));
     fill(listPager, page.total > page.limit ? pager(page, loadList) : "");
-    if (!current && page.items.length) select(page.items[0], list.firstChild);
+    // until the user picks a file, show the most useful one (job_result.txt once it exists)
+    if (!picked && page.items.length && (!current || current.id !== page.items[0].id)) select(page.items[0]);
     if (!page.items.length) pre.textContent = "No log files yet.";
   }
+  // the files of a running job come and grow: list them again now and then, and at the end
+  box.refresh = () => loadList(listOffset).then(() => { if (current) return load({}); }).catch(() => {});
   loadList(0).catch((e) => { pre.textContent = e.message; });
-  if (isLive && isLive()) followBox.checked = true;
+  if (isLive && isLive()) {
+    followBox.checked = true;
+    const again = setInterval(() => { if (!isLive()) { clearInterval(again); box.refresh(); } else loadList(listOffset).catch(() => {}); }, 5000);
+  }
   scheduleFollow();
   box.append(h("div", {}, list, listPager),
     h("div", {}, h("div", {class: "toolbar"}, label, older, newer, tail, h("label", {}, followBox, " follow"), where), pre));
@@ -530,12 +542,23 @@ async function pageStep(stepId) {
     fill(outputs, [outputBox(step.outputs)].flat());
     fill(errorBox, step.error && step.status !== "Finished" ? h("div", {class: "card"}, h("h2", {}, "Why the step stopped"), h("pre", {class: "error", "data-testid": "step-error"}, step.error)) : "");
   };
+  // redrawn only when their data changed, so an opened traceback stays open
+  let lastSeries = null, lastErrors = null;
   const refreshSlow = async () => {
-    try { drawChart(chart, await api(`/api/steps/${stepId}/throughput`)); } catch (e) { /* next time */ }
-    try { fill(errors, errorSummary(stepId, await api(`/api/steps/${stepId}/errors`))); } catch (e) { fill(errors, h("p", {class: "muted"}, e.message)); }
+    try {
+      const series = await api(`/api/steps/${stepId}/throughput`);
+      const key = JSON.stringify(series.points);
+      if (key !== lastSeries) { lastSeries = key; drawChart(chart, series); }
+    } catch (e) { /* next time */ }
+    try {
+      const summary = await api(`/api/steps/${stepId}/errors`);
+      const key = JSON.stringify(summary);
+      if (key !== lastErrors) { lastErrors = key; fill(errors, errorSummary(stepId, summary)); }
+    } catch (e) { fill(errors, h("p", {class: "muted"}, e.message)); }
   };
   render();
   const parallel = step.kind === "parallel";
+  const viewer = step.logs_available ? logViewer(`/api/steps/${stepId}/logs`, () => !TERMINAL.has(step.status)) : null;
   show(h("div", {class: "crumbs"}, h("a", {href: "/"}, "Experiments"), " › ",
       step.experiment ? h("a", {href: `/experiments/${encodeURIComponent(step.experiment)}`}, step.experiment) : "", " › ",
       h("a", {class: "mono", href: `/runs/${encodeURIComponent(step.run_id)}`}, step.run_id), " › step"),
@@ -547,12 +570,12 @@ async function pageStep(stepId) {
       h("div", {class: "card"}, h("h2", {}, "Workers"), workers),
       h("div", {class: "card"}, h("h2", {}, "Output"), outputs)) : h("div", {class: "card"}, h("h2", {}, "Output"), outputs),
     parallel ? h("div", {class: "card"}, h("h2", {}, "Errors"), errors) : null,
-    h("div", {class: "card"}, h("h2", {}, "Logs"), step.logs_available ? logViewer(`/api/steps/${stepId}/logs`, () => !TERMINAL.has(step.status)) : h("p", {class: "muted"}, "No logs in the workspace for this step.")));
+    h("div", {class: "card"}, h("h2", {}, "Logs"), viewer || h("p", {class: "muted"}, "No logs in the workspace for this step.")));
   refreshSlow();
   if (!TERMINAL.has(step.status)) {
     let slow = setInterval(refreshSlow, 3000);
     follow(`/api/steps/${stepId}/events`, (data) => { if (data) { step = data; render(); } },
-      () => { clearInterval(slow); refreshSlow(); }, `/api/steps/${stepId}`);
+      () => { clearInterval(slow); refreshSlow(); if (viewer) viewer.refresh(); }, `/api/steps/${stepId}`);
   }
 }
 
