@@ -57,6 +57,7 @@ _EXPORTS = {
     "Pipeline": "parallelrun.pipeline.graph",
     "Environment": "parallelrun.pipeline.environment",
     "CondaDependencies": "parallelrun.pipeline.environment",
+    "RunConfiguration": "parallelrun.pipeline.environment",
     "DEFAULT_CPU_IMAGE": "parallelrun.pipeline.environment",
     "DEFAULT_GPU_IMAGE": "parallelrun.pipeline.environment",
     "Experiment": "parallelrun.pipeline.experiment",
@@ -94,7 +95,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from parallelrun.engine.job import JobResult, run_job
     from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
     from parallelrun.pipeline.environment import (DEFAULT_CPU_IMAGE, DEFAULT_GPU_IMAGE,
-                                                  CondaDependencies, Environment)
+                                                  CondaDependencies, Environment,
+                                                  RunConfiguration)
     from parallelrun.pipeline.experiment import Experiment
     from parallelrun.pipeline.graph import Pipeline
     from parallelrun.pipeline.pipeline_data import PipelineData, PortDataReference

@@ -172,3 +172,48 @@ def test_unparsable_yaml_names_its_line(tmp_path):
     """))
     with pytest.raises(JobSpecError, match=r"bad.yml:4: yaml: the file does not parse"):
         load_job(path)
+
+
+TABLE_JOB = """\
+type: parallel
+inputs:
+  sales:
+    type: mltable
+    path: ./sales
+outputs:
+  totals:
+    type: uri_file
+    path: ./results/totals.txt
+input_data: ${{inputs.sales}}
+mini_batch_size: 1KB
+task:
+  code: ./src
+  entry_script: totals.py
+  append_row_to: ${{outputs.totals}}
+"""
+
+TOTALS = """
+def init(): pass
+def run(mini_batch):
+    mini_batch["total"] = mini_batch["price"] * mini_batch["count"]
+    return mini_batch[["item", "total"]]
+"""
+
+
+def test_a_table_job_reads_an_mltable_folder_and_writes_a_local_output_file(
+        ws, make_script, tmp_path):
+    from parallelrun import Experiment
+
+    make_script(TOTALS, name="totals.py", folder="src")
+    (tmp_path / "sales").mkdir()
+    (tmp_path / "sales" / "MLTable").write_text(
+        "paths:\n  - pattern: ./*.csv\ntransformations:\n  - read_delimited:\n"
+        "      delimiter: ';'\n      header: all_files_same_headers\n")
+    (tmp_path / "sales" / "a.csv").write_text("item;price;count\napple;2;3\npear;5;1\n")
+    (tmp_path / "sales" / "b.csv").write_text("item;price;count\nplum;1;7\n")
+    (tmp_path / "table.yml").write_text(TABLE_JOB)
+    job = load_job(tmp_path / "table.yml")
+    assert job.step_name == "parallel-job"  # no name in the file
+    run = Experiment(ws, "tables").submit(job)
+    assert run.wait_for_completion() == "Finished"
+    assert rows_of(tmp_path / "results" / "totals.txt") == ["apple 6", "pear 5", "plum 7"]

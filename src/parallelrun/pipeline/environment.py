@@ -380,6 +380,33 @@ class Environment:
         return f"Environment(name={self.name!r}, packages={self.packages()})"
 
 
+class RunConfiguration:
+    """Azure ML's run configuration, as far as a ``PythonScriptStep`` uses it: its
+    ``environment`` (an Environment without packages, i.e. this interpreter, until set).
+
+    Example::
+
+        run_config = RunConfiguration()
+        run_config.environment.python.conda_dependencies = CondaDependencies.create(
+            pip_packages=["pandas"])
+        PythonScriptStep(script_name="prep.py", runconfig=run_config, ...)
+    """
+
+    def __init__(self, script: str | None = None, arguments: list | None = None,
+                 framework: str | None = None, communicator: str | None = None,
+                 conda_dependencies: CondaDependencies | None = None, **_azure_arguments: Any):
+        self.script = script
+        self.arguments = list(arguments or [])
+        self.target = "local"
+        self.environment = Environment(name="run_configuration_environment")
+        if conda_dependencies is not None:
+            self.environment.python.conda_dependencies = conda_dependencies
+
+    @property
+    def environment_variables(self) -> dict[str, str]:
+        return self.environment.environment_variables
+
+
 def _package_name(spec: str) -> str:
     return re.split(r"[<>=!~\[ ;@]", spec.strip(), maxsplit=1)[0].lower()
 
