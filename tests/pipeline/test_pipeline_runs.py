@@ -164,3 +164,28 @@ def test_the_run_goes_on_after_the_submitter_exits_and_other_processes_see_it(
     # a step without an output PipelineData writes into its folder of the run
     assert len(rows_of(os.path.join(run.run_dir, "steps", "score", "output",
                                     "parallel_run_step.txt"))) == 4
+
+
+def test_side_inputs_reach_every_worker_whole(ws, make_script, make_files, score_config, tmp_path):
+    scripts = make_script("""
+        import argparse, os
+        def init():
+            global labels
+            parser = argparse.ArgumentParser(); parser.add_argument("--labels")
+            args, _ = parser.parse_known_args()
+            assert os.environ["AZUREML_DATAREFERENCE_labels"] == args.labels
+            labels = dict(line.split(",") for line in open(args.labels).read().split())
+        def run(mini_batch):
+            return [f"{os.path.basename(p)} {labels[os.path.basename(p)]}" for p in mini_batch]
+    """, name="label.py")
+    (tmp_path / "labels.csv").write_text("".join(f"item_{i:04d}.txt,L{i}\n" for i in range(5)))
+    labels = Dataset.File.from_files(path=str(tmp_path / "labels.csv")).as_named_input("labels")
+    data = Dataset.File.from_files(path=str(make_files(5)))
+    step = ParallelRunStep(name="label", parallel_run_config=score_config(entry_script="label.py"),
+                           inputs=[data], side_inputs=[labels], arguments=["--labels", labels],
+                           output=PipelineData("labelled"))
+    run = Experiment(ws, "side-inputs").submit(Pipeline(workspace=ws, steps=[step]))
+    assert run.wait_for_completion() == "Finished"
+    out = run.find_step_run("label")[0].get_output_data("labelled").local_path
+    assert rows_of(os.path.join(out, "parallel_run_step.txt")) == \
+        [f"item_{i:04d}.txt L{i}" for i in range(5)]
