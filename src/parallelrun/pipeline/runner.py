@@ -1,4 +1,5 @@
-"""The process that executes a run: ``python -m parallelrun.pipeline.runner RUN_ID --workspace PATH``.
+"""The process that executes a run:
+``python -m parallelrun.pipeline.runner RUN_ID --workspace PATH [--resume]``.
 
 ``Experiment.submit`` starts it in its own session (``start_new_session=True``), so the
 submitter may exit; ``Run.resume()`` starts it again with ``--resume`` after it died. It:

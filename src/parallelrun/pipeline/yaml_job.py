@@ -206,7 +206,8 @@ class ParallelJob:
             self.problem("mini_batch_size", f"{size!r}: a count of files ('10') or a data size "
                          "('1MB', '10KB') for tables")
         keys = data.get("partition_keys")
-        if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+        if keys is not None and (not isinstance(keys, list)
+                                 or not all(isinstance(k, str) for k in keys)):
             self.problem("partition_keys", "a list of column names, e.g. [region, date]")
         level = data.get("logging_level")
         if level is not None and str(level).upper() not in ("WARNING", "INFO", "DEBUG"):
@@ -348,14 +349,16 @@ class ParallelJob:
             (next(iter(outputs)) if outputs else None)
         file_name = None
         if append and (outputs_spec.get(output_name) or {}).get("type") == "uri_file":
-            file_name = os.path.basename(str((outputs_spec[output_name] or {}).get("path") or "")) or None
+            path = str((outputs_spec[output_name] or {}).get("path") or "")
+            file_name = os.path.basename(path) or None
         retries = self._get("retry_settings.max_retries")
         timeout = self._get("retry_settings.timeout")
         try:
             config = ParallelRunConfig(
                 source_directory=self._local(str(task.get("code") or ".")),
                 entry_script=str(task["entry_script"]),
-                mini_batch_size=None if data.get("mini_batch_size") is None else str(data["mini_batch_size"]),
+                mini_batch_size=(None if data.get("mini_batch_size") is None
+                                 else str(data["mini_batch_size"])),
                 error_threshold=data.get("error_threshold", -1),
                 allowed_failed_count=data.get("mini_batch_error_threshold"),
                 output_action="append_row" if append else "summary_only",
@@ -472,7 +475,8 @@ class ParallelJob:
         try:
             spec = yaml.safe_load(Path(spec_file).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigurationError("path", path, f"a folder with a readable MLTable file ({exc})") from None
+            raise ConfigurationError("path", path,
+                                     f"a folder with a readable MLTable file ({exc})") from None
         paths = []
         for entry in spec.get("paths") or []:
             for kind in ("file", "folder", "pattern"):
@@ -509,7 +513,8 @@ class ParallelJob:
             if path.startswith("azureml://"):
                 match = re.fullmatch(r"azureml://datastores/([^/]+)/paths/(.*)", path)
                 if not match:
-                    self.problem(f"outputs.{name}.path", f"{path!r}: azureml://datastores/<name>/paths/<path>")
+                    self.problem(f"outputs.{name}.path",
+                                 f"{path!r}: azureml://datastores/<name>/paths/<path>")
                 else:
                     data._destination = ("datastore", match.group(1), match.group(2))
             elif "://" in path:
@@ -605,13 +610,15 @@ def load_job(path: str | os.PathLike) -> ParallelJob:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigurationError("job file", os.fspath(path), f"a readable YAML file ({exc.strerror})") from None
+        raise ConfigurationError("job file", os.fspath(path),
+                                 f"a readable YAML file ({exc.strerror})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise JobSpecError(os.fspath(path), [(mark.line + 1 if mark else None, "yaml",
-                                              f"the file does not parse: {getattr(exc, 'problem', exc)}")]) from None
+        problem = f"the file does not parse: {getattr(exc, 'problem', exc)}"
+        raise JobSpecError(os.fspath(path),
+                           [(mark.line + 1 if mark else None, "yaml", problem)]) from None
     if not isinstance(data, dict):
         raise JobSpecError(os.fspath(path), [(1, "file", "a YAML mapping (type: parallel, ...)")])
     job = ParallelJob(path, data, _line_map(text))
