@@ -154,21 +154,28 @@ def read_chunk(item: LogFile, offset: int | None = None, before: int | None = No
 
 class FolderCache:
     """Listings of log folders kept for a moment, so paging through files does not walk the
-    folder again for each request."""
+    folder again for each request. A change of the folder itself (a file such as
+    ``job_result.txt`` appearing at the end of a job) makes it walk again at once."""
 
-    def __init__(self, ttl: float = 2.0, size: int = 64):
+    def __init__(self, ttl: float = 1.0, size: int = 64):
         self.ttl = ttl
         self.size = size
-        self._items: dict[tuple, tuple[float, list[LogFile]]] = {}
+        self._items: dict[tuple, tuple[float, float, list[LogFile]]] = {}
 
-    def files(self, root: str, within: str | None = None) -> list[LogFile]:
+    def files(self, root: str | None, within: str | None = None) -> list[LogFile]:
+        if not root:
+            return []
         key = (root, within)
         now = time.monotonic()
+        try:
+            changed = os.stat(root).st_mtime
+        except OSError:
+            changed = 0.0
         hit = self._items.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+        if hit is not None and now - hit[0] < self.ttl and hit[1] == changed:
+            return hit[2]
         files = list_files(root, within)
         if len(self._items) >= self.size:
             self._items.pop(next(iter(self._items)))
-        self._items[key] = (now, files)
+        self._items[key] = (now, changed, files)
         return files

@@ -323,9 +323,11 @@ async function pageRun(runId) {
     fill(graph, drawGraph(run.layout, run.steps));
     fill(stepsBody, stepRows(run.steps));
     fill(errorBox, run.error ? h("div", {class: "card"}, h("h2", {}, "Error"), h("pre", {class: "error", "data-testid": "run-error"}, run.error)) : "");
-    fill(actions, TERMINAL.has(run.status) ? "" : h("button", {class: "danger", "data-testid": "cancel", onclick: cancel}, "Cancel run"));
+    if (TERMINAL.has(run.status)) cancelButton.remove();
   };
   const flash = h("div");
+  const cancelButton = h("button", {class: "danger", "data-testid": "cancel", onclick: cancel}, "Cancel run");
+  actions.append(cancelButton);
   async function cancel() {
     let secret = token();
     if (!secret) {
@@ -346,9 +348,8 @@ async function pageRun(runId) {
   show(h("div", {class: "crumbs"}, h("a", {href: "/"}, "Experiments"), " › ",
       h("a", {href: `/experiments/${encodeURIComponent(run.experiment)}`}, run.experiment), " › run"),
     h("h1", {}, title, badges), flash,
-    h("div", {class: "row"},
-      h("div", {class: "card"}, h("h2", {}, "Run"), info, h("div", {class: "pager"}, actions)),
-      h("div", {class: "card"}, h("h2", {}, "Pipeline"), graph)),
+    h("div", {class: "card"}, h("h2", {}, "Run"), info, h("div", {class: "pager"}, actions)),
+    h("div", {class: "card"}, h("h2", {}, "Pipeline"), graph),
     h("div", {class: "card"}, h("h2", {}, "Steps"),
       h("table", {"data-testid": "steps"}, h("thead", {}, h("tr", {}, [["Step"], ["Kind"], ["Status"], ["Progress"], ["Mini-batches", "num"], ["Items ok", "num"], ["Items failed", "num"], ["Retried", "num"], ["Items/s", "num"], ["Duration", "num"]].map(([l, c]) => h("th", {class: c || null}, l)))), stepsBody)),
     errorBox,
