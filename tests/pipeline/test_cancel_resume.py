@@ -17,7 +17,7 @@ from parallelrun import (Dataset, Experiment, ParallelRunStep, Pipeline, Pipelin
 from pipeline_helpers import rows_of, wait_for
 
 CLI = [sys.executable, "-m", "parallelrun.cli.__main__"]
-ITEMS = 24   # 12 mini-batches of 2; 2 workers, 0.4 s each: about 2.5 s of work
+ITEMS = 32   # 16 mini-batches of 2; 2 workers, 0.4 s each: about 3.2 s of work
 
 
 def _slow_pipeline(ws, make_files, score_config, trace):
