@@ -101,11 +101,13 @@ def test_a_job_reads_its_inputs_from_s3(ws, moto_s3, make_script, tmp_path):
             return [f"{os.path.basename(p)}={open(p).read()}" for p in mini_batch]
     """)
     ds = Dataset.File.from_files(path=s3.path("raw/")).register(ws, "raw_parts")
+    # the output goes to the workspace's default datastore (a local folder inside it)
     result = run_job(_config(scripts, mini_batch_size=2),
                      [Dataset.get_by_name(ws, "raw_parts").as_named_input("parts")],
-                     tmp_path / "out")
+                     ws.get_default_datastore().path("s3-results/"))
     assert result.succeeded, result.error
     assert ds.version == 1
+    assert result.output_file.startswith(os.path.join(ws.path, ".parallelrun", "datastores"))
     assert sorted(open(result.output_file).read().splitlines()) == [
         f"part_{i}.txt={i * i}" for i in range(7)]
 
@@ -232,3 +234,30 @@ def test_a_file_gone_after_planning_fails_only_its_mini_batch(blob, azurite, mak
     assert (result.items_succeeded, result.items_failed) == (3, 1)
     error_log = open(os.path.join(result.log_dir, "user", "error.txt")).read()
     assert "3.txt" in error_log and "StorageError" in error_log
+
+
+def test_resume_continues_from_the_journal_uploaded_with_a_remote_output(blob, azurite,
+                                                                         make_script):
+    fs = azurite.filesystem()
+    container = blob.container_name
+    fs.pipe({f"{container}/r/{i}.txt": b"1" for i in range(5)})
+    scripts = make_script("""
+        import os
+
+        def init():
+            pass
+
+        def run(mini_batch):
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    config = _config(scripts, mini_batch_size=2, process_count_per_node=1)
+    inputs = [Dataset.File.from_files(blob.path("r/"))]
+    first = run_job(config, inputs, blob.path("res/"))
+    assert first.succeeded and first.minibatches_succeeded == 3
+    # a resumed job finds every mini-batch committed in the downloaded journal: nothing re-runs
+    again = run_job(config, inputs, blob.path("res/"), resume=True)
+    assert again.succeeded and again.minibatches_succeeded == 3
+    rows = fs.cat(f"{container}/res/parallel_run_step.txt").decode().split()
+    assert sorted(rows) == ["0.txt", "1.txt", "2.txt", "3.txt", "4.txt"]
+    csv = fs.cat(f"{container}/res/logs/sys/job_report/processed_mini-batches.csv").decode()
+    assert len(csv.strip().splitlines()) == 1 + 3  # header and the first run's three tries

@@ -145,3 +145,18 @@ def test_processes_registering_at_once_get_distinct_versions(ws, make_files):
     assert model_versions == list(range(1, 13))
     rows = [r["version"] for r in datasets.list_versions(ws, "shared")]
     assert rows == list(range(1, 13))
+
+
+def test_a_tabular_dataset_on_a_datastore_registers_and_reads_back(ws, azurite):
+    container = azurite.new_container()
+    azurite.filesystem().pipe({f"{container}/t/a.csv": b"id,v\n1,x\n2,y\n",
+                               f"{container}/t/b.csv": b"id,v\n3,z\n"})
+    blob = Datastore.register_azure_blob_container(
+        ws, "tables", container, azurite.account_name, account_key=azurite.account_key,
+        account_url=azurite.account_url)
+    ds = Dataset.Tabular.from_delimited_files(path=blob.path("t/*.csv"))
+    registered = ds.register(ws, "table_on_blob")
+    assert registered.registration["paths"] == [{"datastore": "tables", "path": "t/*.csv"}]
+    again = Dataset.get_by_name(ws, "table_on_blob")
+    frame = again.to_pandas_dataframe()
+    assert sorted(frame["v"]) == ["x", "y", "z"]

@@ -526,7 +526,8 @@ class _Cache:
             shutil.rmtree(fetch.folder, ignore_errors=True)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        # no waiting for a download in flight: the process is exiting and must not hang on it
+        self.pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -86,15 +86,15 @@ def register(ws: Workspace, dataset: AbstractDataset, name: str, description: st
     record = _datastore_refs(ws, dataset.to_record())
     record_json = json.dumps(record, sort_keys=True)
     json.loads(record_json)  # fails here, not at get_by_name, if something is not JSON-able
-    print_ = fingerprint(dataset)
-    if print_["file_count"] == 0:
+    summary = fingerprint(dataset)
+    if summary["file_count"] == 0:
         raise DataError(f"dataset {name!r} names no files ({dataset.describe()}); nothing to "
                         "register")
     with ws.catalog.write() as db:
         latest = db.execute("SELECT * FROM datasets WHERE name = ? ORDER BY version DESC LIMIT 1",
                             (name,)).fetchone()
         if latest is not None and not create_new_version:
-            if latest["record"] == record_json and latest["fingerprint"] == print_["fingerprint"]:
+            if latest["record"] == record_json and latest["fingerprint"] == summary["fingerprint"]:
                 dataset_id = latest["id"]
             else:
                 raise WorkspaceError(
@@ -107,8 +107,8 @@ def register(ws: Workspace, dataset: AbstractDataset, name: str, description: st
             db.execute(
                 "INSERT INTO datasets (id, name, version, kind, record, fingerprint, file_count, "
                 "total_bytes, description, tags, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (dataset_id, name, version, record["kind"], record_json, print_["fingerprint"],
-                 print_["file_count"], print_["total_bytes"], description,
+                (dataset_id, name, version, record["kind"], record_json, summary["fingerprint"],
+                 summary["file_count"], summary["total_bytes"], description,
                  json.dumps(tags or {}), time.time()))
     return get_by_id(ws, dataset_id)
 
