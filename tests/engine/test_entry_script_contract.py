@@ -172,3 +172,21 @@ def test_local_backend_refuses_several_nodes_and_points_at_ray(make_script, make
     with pytest.raises(BackendError, match="node_count=2.*local backend.*Ray"):
         run_job(config(src, node_count=2), [Dataset.File.from_files(str(make_files(1)))], tmp_path / "out")
     assert not (tmp_path / "out" / "parallel_run_step.txt").exists()
+
+
+def test_workers_share_the_cores_between_thread_pools(make_script, make_files, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    src = make_script("""
+        import os
+        def init(): pass
+        def run(mini_batch):
+            return [os.environ.get("OMP_NUM_THREADS")] * len(mini_batch)
+    """)
+    result = run_job(config(src, process_count_per_node=os.cpu_count() * 2),
+                     [Dataset.File.from_files(str(make_files(2)))], tmp_path / "out")
+    assert set(rows(result)) == {"1"}
+    mine = run_job(config(src, environment_variables={"OMP_NUM_THREADS": "3"}),
+                   [Dataset.File.from_files(str(make_files(2)))], tmp_path / "out2")
+    assert set(rows(mine)) == {"3"}

@@ -29,6 +29,10 @@ from parallelrun.errors import BackendError
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
+# thread-pool sizes of numeric libraries; set for workers unless the user's environment has them
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def gpu_count() -> int:
     """GPUs visible on this machine (NVIDIA device nodes, narrowed by CUDA_VISIBLE_DEVICES)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -58,6 +62,7 @@ class LocalProcessBackend(Backend):
         self._workers: dict[int, _Worker] = {}
         self._by_conn: dict[Connection, _Worker] = {}
         self._gpus = 0
+        self._threads_per_worker = 1
 
     def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
         if node_count != 1:
@@ -68,6 +73,7 @@ class LocalProcessBackend(Backend):
                 "(or parallelrun run --compute ray)")
         self._gpus = gpu_count()
         count = process_count_per_node or self._gpus or os.cpu_count() or 1
+        self._threads_per_worker = max(1, (os.cpu_count() or 1) // count)
         return [Slot(i, "node0", f"process{i:03d}") for i in range(count)]
 
     def _stream(self, kind: str, slot: Slot):
@@ -81,6 +87,10 @@ class LocalProcessBackend(Backend):
         env.update(self.spec.environment_variables)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        for name in _THREAD_VARIABLES:
+            # Workers share the cores: numeric libraries' thread pools sized for the whole
+            # machine in every worker fight each other (as Ray also sets for its workers).
+            env.setdefault(name, str(self._threads_per_worker))
         if self._gpus and "CUDA_VISIBLE_DEVICES" not in self.spec.environment_variables:
             # one GPU per worker, round robin when there are more workers than GPUs
             env["CUDA_VISIBLE_DEVICES"] = str(slot.id % self._gpus)
