@@ -30,11 +30,15 @@ import threading
 
 SCAN_BYTES = 8 * 1024 * 1024
 MAX_TRACEBACK = 64 * 1024
-_WINDOW = 256 * 1024
-_LINE = re.compile(
-    r"^(?P<time>\S+) mini-batch (?P<index>\d+) try (?P<attempt>\d+) "
-    r"(?P<outcome>failed|will be retried|done, with failed records): (?P<status>\S+) "
-    r"(?P<type>[^:\s]*): ?(?P<message>.*?) ?\[(?P<node>[^/\[\]]+)/(?P<process>[^\[\]]+)\]$")
+_WINDOW = 64 * 1024
+_CACHED = 256
+_PATTERN = (r"^(?P<time>\S+) mini-batch (?P<index>\d+) try (?P<attempt>\d+) "
+            r"(?P<outcome>failed|will be retried|done, with failed records): (?P<status>\S+) "
+            r"(?P<type>[^:\s]*): ?(?P<message>[^\n]*?) ?"
+            r"\[(?P<node>[^/\[\]\n]+)/(?P<process>[^\[\]\n]+)\]$")
+_LINE = re.compile(_PATTERN)
+# the same over the raw bytes of a chunk, line by line: offsets are byte offsets
+_LINE_BYTES = re.compile(_PATTERN.encode(), re.MULTILINE)
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -118,15 +122,15 @@ class FailureIndex:
     def _reset(self) -> None:
         self.read_to = 0
         self.size = 0
-        self.lines = 0
         self._groups: dict[str, _Group] = {}
-        self._by_process: dict[tuple[str, str], int] = {}   # failures seen per process
+        self._by_process: dict[int, int] = {}   # process number -> failures seen there
         # per failure (in file order): its line's offset, its process and its ordinal there
         self._entry_offsets = array.array("q")
         self._entry_process = array.array("i")
         self._entry_ordinal = array.array("q")
         self._processes: list[tuple[str, str]] = []
-        self._process_ids: dict[tuple[str, str], int] = {}
+        self._process_ids: dict[tuple[bytes, bytes], int] = {}
+        self._cache: dict[int, str] = {}   # failure number -> its traceback
         self._inode = None
 
     # reading --------------------------------------------------------------------------------
@@ -150,40 +154,39 @@ class FailureIndex:
             end = data.rfind(b"\n") + 1
             if end == 0 and len(data) >= budget:
                 end = len(data)  # one enormous line: skip it rather than stall
-            position = 0
-            while position < end:
-                stop = data.find(b"\n", position, end)
-                stop = end if stop < 0 else stop + 1
-                self._add(data[position:stop].decode("utf-8", errors="replace"),
-                          self.read_to + position)
-                position = stop
+            base = self.read_to
+            for match in _LINE_BYTES.finditer(data, 0, end):
+                self._add(match, base)
             self.read_to += end
             return self.read_to >= info.st_size
 
-    def _add(self, line: str, offset: int) -> None:
-        self.lines += 1
-        parsed = parse_line(line)
-        if parsed is None:
-            return
-        group = self._groups.get(parsed["type"])
+    def _add(self, match: re.Match, base: int) -> None:
+        # one regex pass over the chunk (in C); per failure only lookups and appends
+        offset = base + match.start()
+        kind, outcome, node, process = match.group("type", "outcome", "node", "process")
+        kind = (kind or match["status"]).decode("utf-8", errors="replace")
+        group = self._groups.get(kind)
         if group is None:
-            group = self._groups[parsed["type"]] = _Group(parsed["type"])
+            group = self._groups[kind] = _Group(kind)
         group.tries += 1
-        if parsed["outcome"] == "will be retried":
+        if outcome == b"will be retried":
             group.retried += 1
-        elif parsed["outcome"] == "failed":
+        elif outcome == b"failed":
             group.final += 1
         if group.first is None:
-            group.first = {**parsed, "entry": len(self._entry_offsets)}
+            first = parse_line(match[0].decode("utf-8", errors="replace"))
+            group.first = {**(first or {}), "entry": len(self._entry_offsets)}
         group.offsets.append(offset)
-        key = (parsed["node"], parsed["process"])
-        if key not in self._process_ids:
-            self._process_ids[key] = len(self._processes)
-            self._processes.append(key)
-        ordinal = self._by_process.get(key, 0)
-        self._by_process[key] = ordinal + 1
+        key = (node, process)
+        number = self._process_ids.get(key)
+        if number is None:
+            number = self._process_ids[key] = len(self._processes)
+            self._processes.append((node.decode("utf-8", errors="replace"),
+                                    process.decode("utf-8", errors="replace")))
+        ordinal = self._by_process.get(number, 0)
+        self._by_process[number] = ordinal + 1
         self._entry_offsets.append(offset)
-        self._entry_process.append(self._process_ids[key])
+        self._entry_process.append(number)
         self._entry_ordinal.append(ordinal)
 
     # views ----------------------------------------------------------------------------------
@@ -255,10 +258,19 @@ class FailureIndex:
         if not (_SAFE_PART.match(key[0]) and _SAFE_PART.match(key[1])) or ".." in key:
             return found  # names from the log file itself; never let them make a path outside
         with self._lock:
-            count = self._by_process.get(key, 1)
-        path = os.path.join(self.log_dir, "user", "error", key[0], f"{key[1]}.txt")
-        found["traceback"] = find_traceback(path, found["index"], found["attempt"],
-                                            found["ordinal"], count)
+            count = self._by_process.get(self._process_ids.get(
+                (key[0].encode(), key[1].encode())), 1)
+            cached = self._cache.get(number)
+        if cached is None:
+            path = os.path.join(self.log_dir, "user", "error", key[0], f"{key[1]}.txt")
+            cached = find_traceback(path, found["index"], found["attempt"], found["ordinal"],
+                                    count)
+            if cached is not None:  # a traceback, once written, does not change
+                with self._lock:
+                    self._cache[number] = cached
+                    while len(self._cache) > _CACHED:
+                        self._cache.pop(next(iter(self._cache)))
+        found["traceback"] = cached
         return found
 
 

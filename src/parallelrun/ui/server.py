@@ -44,7 +44,9 @@ def bind(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, tries: int = PORT_T
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     last: OSError | None = None
     for candidate in range(port, port + (tries if port else 1)):
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY on accepted connections only when
+        # the listening socket says TCP (without it, keep-alive answers wait ~40 ms for ACKs)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         # no SO_REUSEADDR: a port another server listens on must read as taken
         try:
             sock.bind((host.strip("[]"), candidate))
