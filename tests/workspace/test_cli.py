@@ -82,3 +82,31 @@ def test_a_changed_dataset_fails_verify(tmp_path, make_files):
     (folder / "item_0000.txt").write_text("other contents")
     result = CliRunner().invoke(cli, ["dataset", "show", "data", "--verify", "--workspace", ws.path])
     assert result.exit_code == 1 and "the files changed" in result.output
+
+
+def test_parallelrun_run_reads_and_writes_urls_with_the_credentials_of_a_datastore(
+        tmp_path, azurite, make_script, monkeypatch):
+    ws = Workspace.create("run-ws", path=tmp_path / "ws")
+    container = azurite.new_container()
+    fs = azurite.filesystem()
+    fs.pipe({f"{container}/in/{i}.txt": str(i).encode() for i in range(4)})
+    from parallelrun import Datastore
+
+    Datastore.register_azure_blob_container(ws, "store", container, azurite.account_name,
+                                            account_key=azurite.account_key,
+                                            account_url=azurite.account_url)
+    scripts = make_script("""
+        def init():
+            pass
+
+        def run(mini_batch):
+            return [open(p).read() for p in mini_batch]
+    """)
+    monkeypatch.chdir(ws.path)  # the workspace is found from here, as from_config() does
+    result = CliRunner().invoke(cli, [
+        "run", "--source-directory", str(scripts), "--entry-script", "score.py",
+        "--input", f"az://{container}/in/", "--output", f"az://{container}/out/",
+        "--mini-batch-size", "2", "--process-count-per-node", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(fs.cat(f"{container}/out/parallel_run_step.txt").decode().split()) == [
+        "0", "1", "2", "3"]

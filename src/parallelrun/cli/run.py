@@ -138,6 +138,11 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
             partition_keys=[k.strip() for k in partition_keys.split(",")] if partition_keys else None,
             environment_variables=_key_values(env_vars, "--environment-variables") or None,
             **config_values)
+        if any("://" in p for p in (*inputs, output, log_dir or "")):
+            # URLs under a datastore of the workspace here use that datastore's credentials
+            from parallelrun.cli.workspace import use_workspace_datastores
+
+            use_workspace_datastores()
         if input_format == "file":
             datasets = [FileDataset.from_files(path) for path in inputs]
         else:

@@ -46,6 +46,19 @@ def _workspace(path: str | None):
     return Workspace.from_config(path)
 
 
+def use_workspace_datastores(path: str | None = None) -> bool:
+    """Make the datastores of the workspace found from ``path`` (default: the current folder)
+    lend their credentials to plain ``az://``/``s3://`` URLs under them; False without one."""
+    from parallelrun.errors import WorkspaceError
+    from parallelrun.workspace.datastore import Datastore
+
+    try:
+        Datastore.list(_workspace(path))  # each datastore registers its root URL
+    except WorkspaceError:
+        return False
+    return True
+
+
 def _reports_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
