@@ -526,6 +526,8 @@ async function pageStep(stepId) {
   const errors = h("div");
   const outputs = h("div");
   const errorBox = h("div");
+  let viewer = step.logs_available ? logViewer(`/api/steps/${stepId}/logs`, () => !TERMINAL.has(step.status)) : null;
+  const logsBox = h("div", {}, viewer || h("p", {class: "muted"}, "No logs in the workspace for this step (yet)."));
   const render = () => {
     fill(badgeBox, badge(step.status, "step-status"));
     setBar(bar, step.minibatches_done, step.minibatches_failed, step.minibatches_total);
@@ -540,6 +542,10 @@ async function pageStep(stepId) {
     stats["stat-elapsed"].textContent = fmt.duration(step.duration);
     stats["stat-workers"].textContent = `${step.workers_ready} / ${step.workers_total}`;
     fill(workers, workerTable(step.workers));
+    if (!viewer && step.logs_available) {  // a queued step got its log folder
+      viewer = logViewer(`/api/steps/${stepId}/logs`, () => !TERMINAL.has(step.status));
+      fill(logsBox, viewer);
+    }
     fill(outputs, [outputBox(step.outputs)].flat());
     fill(errorBox, step.error && step.status !== "Finished" ? h("div", {class: "card"}, h("h2", {}, "Why the step stopped"), h("pre", {class: "error", "data-testid": "step-error"}, step.error)) : "");
   };
@@ -559,7 +565,6 @@ async function pageStep(stepId) {
   };
   render();
   const parallel = step.kind === "parallel";
-  const viewer = step.logs_available ? logViewer(`/api/steps/${stepId}/logs`, () => !TERMINAL.has(step.status)) : null;
   show(h("div", {class: "crumbs"}, h("a", {href: "/"}, "Experiments"), " › ",
       step.experiment ? h("a", {href: `/experiments/${encodeURIComponent(step.experiment)}`}, step.experiment) : "", " › ",
       h("a", {class: "mono", href: `/runs/${encodeURIComponent(step.run_id)}`}, step.run_id), " › step"),
@@ -571,7 +576,7 @@ async function pageStep(stepId) {
       h("div", {class: "card"}, h("h2", {}, "Workers"), workers),
       h("div", {class: "card"}, h("h2", {}, "Output"), outputs)) : h("div", {class: "card"}, h("h2", {}, "Output"), outputs),
     parallel ? h("div", {class: "card"}, h("h2", {}, "Errors"), errors) : null,
-    h("div", {class: "card"}, h("h2", {}, "Logs"), viewer || h("p", {class: "muted"}, "No logs in the workspace for this step.")));
+    h("div", {class: "card"}, h("h2", {}, "Logs"), logsBox));
   refreshSlow();
   if (!TERMINAL.has(step.status)) {
     let slow = setInterval(refreshSlow, 3000);
