@@ -38,7 +38,7 @@ def notebook():
 
 
 def test_widget_updates_in_place_until_the_run_ends(ui_workspace, notebook):
-    run = submit(ui_workspace.ws, ui_workspace.root, experiment="widget", delay=0.05)
+    run = submit(ui_workspace.ws, ui_workspace.root, experiment="widget", delay=0.1)
     details = RunDetails(run, refresh=0.2)
     details.show()
     assert details.mode == "widget"
@@ -55,7 +55,7 @@ def test_widget_updates_in_place_until_the_run_ends(ui_workspace, notebook):
 
 
 def test_plain_html_display_is_refreshed_without_ipywidgets(ui_workspace, notebook):
-    run = submit(ui_workspace.ws, ui_workspace.root, experiment="widget-html", delay=0.05)
+    run = submit(ui_workspace.ws, ui_workspace.root, experiment="widget-html", delay=0.1)
     details = RunDetails(run, refresh=0.2)
     details.show(use_widgets=False)
     assert details.mode == "html"
