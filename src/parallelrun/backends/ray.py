@@ -627,22 +627,18 @@ class RayBackend(Backend):
         return events
 
     def _collect(self, actor: _Actor, results: list) -> None:
-        """The refs of every result of ``actor`` that is ready now, in order.
+        """The ref of the result ``ray.wait`` found ready at the head of ``actor``'s calls.
 
-        Its head call is ready (``ray.wait`` said so); the calls behind it are checked.
+        One per actor and poll: probing the calls behind it costs more (~0.1 ms each) than
+        the next ``ray.wait``, which returns at once when more are ready.
         """
-        known_ready = True
-        for call in list(actor.calls):
-            kind, waitable = call[0], call[1]
-            while call[2]:
-                if not known_ready and not (waitable.next_ready() if kind == "run"
-                                            else ray.wait([waitable], timeout=0)[0]):
-                    return
-                known_ready = False
-                results.append((actor, kind, next(waitable) if kind == "run" else waitable))
-                call[2] -= 1
-                if kind == "run":
-                    actor.running -= 1
+        call = actor.calls[0]
+        kind, waitable = call[0], call[1]
+        results.append((actor, kind, next(waitable) if kind == "run" else waitable))
+        call[2] -= 1
+        if kind == "run":
+            actor.running -= 1
+        if call[2] == 0:
             actor.calls.popleft()
 
     @staticmethod
