@@ -88,6 +88,18 @@ def test_sas_token_and_anonymous_public_container(ws, azurite):
     with_sas = _blob(ws, azurite, private, "sas", sas_token=sas)
     assert with_sas.describe()["credentials"] == {"sas_token": "stored"}
     assert _files(with_sas, "p/") == ["a.txt"]
+    # a tampered SAS is refused, and its signature appears in no message or traceback
+    bad_sas = sas.replace("sig=", "sig=AAAA")
+    tampered = Datastore.register_azure_blob_container(
+        ws, "tampered", private, azurite.account_name, sas_token=bad_sas,
+        account_url=azurite.account_url, skip_validation=True)
+    with pytest.raises(StorageError, match="refused the credentials") as refused:
+        Dataset.File.from_files(path=tampered.path("p/"))
+    import traceback
+
+    printed = "".join(traceback.format_exception(refused.value))
+    signature = bad_sas.split("sig=")[1].split("&")[0]
+    assert signature not in printed and "AAAA" not in printed
     public = "pub" + private[1:]
     service.create_container(public, public_access="container")
     service.get_container_client(public).upload_blob("x/b.txt", b"2")

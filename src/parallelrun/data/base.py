@@ -133,7 +133,7 @@ class AbstractDataset(abc.ABC):
                 try:
                     info = fs.info(key)
                 except Exception as exc:  # noqa: BLE001
-                    raise remote.storage_error(exc, path, "reading") from exc
+                    raise remote.storage_error(exc, path, "reading") from None
                 yield remote.RemoteFile(path, int(info.get("size") or 0), remote._tag(info))
             else:
                 yield remote.local_entry(path)

@@ -119,15 +119,30 @@ def filesystem(url: str, storage_options: dict | None = None):
                            f"({exc.name or exc}); {hint}") from exc
     except ValueError as exc:
         # e.g. adlfs: no account name or connection string
-        raise StorageError(f"cannot connect to {url!r}: {exc}. Register a datastore with its "
-                           "credentials and use datastore.path(...)") from exc
+        raise StorageError(f"cannot connect to {url!r}: {redact(str(exc))}. Register a datastore "
+                           "with its credentials and use datastore.path(...)") from None
+
+
+_SECRET_IN_TEXT = re.compile(
+    r"(AccountKey|SharedAccessSignature|sig|secret_access_key|SecretAccessKey|key|secret|token)"
+    r"(=|': '|\": \")([^;&\s'\"]+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with values of secret-looking fields (``AccountKey=``, ``sig=``...) hidden:
+    libraries echo connection strings and signed URLs in their error messages."""
+    return _SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
 
 
 def storage_error(exc: BaseException, url: str, action: str) -> StorageError:
-    """Translate a storage library's exception into a StorageError that says what to fix."""
+    """Translate a storage library's exception into a StorageError that says what to fix.
+
+    Raise it ``from None``: the library's own message may hold a signed URL or a connection
+    string, and a chained traceback would print it (into the job's error logs, too).
+    """
     if isinstance(exc, StorageError):
         return exc
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = redact(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
     status = code = None
     cause: BaseException | None = exc
     for _ in range(5):  # libraries wrap the service's error (adlfs: ValueError from ...)
@@ -309,7 +324,7 @@ def iter_remote_entries(spec: str, storage_options: dict | None = None) -> Itera
     except StorageError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated at this boundary
-        raise storage_error(exc, spec, "listing") from exc
+        raise storage_error(exc, spec, "listing") from None
 
 
 def iter_remote_files(spec: str, storage_options: dict | None = None) -> Iterator[str]:
@@ -343,7 +358,7 @@ def upload_tree(local_dir: str, url: str, storage_options: dict | None = None) -
     except Exception as exc:  # noqa: BLE001
         missing = _missing_root_error(url, root, storage_options) \
             if isinstance(exc, FileNotFoundError) else None
-        raise (missing or storage_error(exc, url, "uploading to")) from exc
+        raise (missing or storage_error(exc, url, "uploading to")) from None
     return len(sources)
 
 
@@ -362,7 +377,7 @@ def download_tree(url: str, local_dir: str, storage_options: dict | None = None)
             fs.get_file(entry["name"], target)
             count += 1
     except Exception as exc:  # noqa: BLE001
-        raise storage_error(exc, url, "downloading") from exc
+        raise storage_error(exc, url, "downloading") from None
     return count
 
 
@@ -550,7 +565,7 @@ def _download(payload: RemoteFileList, folder: str) -> list[str]:
         shutil.rmtree(folder, ignore_errors=True)
         failed = next((u for u, t in zip(payload.urls, locals_) if not os.path.exists(t)),
                       payload.urls[0])
-        raise storage_error(exc, failed, "downloading") from exc
+        raise storage_error(exc, failed, "downloading") from None
     missing = [u for u, t in zip(payload.urls, locals_) if not os.path.isfile(t)]
     if missing:
         shutil.rmtree(folder, ignore_errors=True)

@@ -287,7 +287,7 @@ class Datastore:
             try:
                 fs.mkdir(root)
             except Exception as exc:  # noqa: BLE001
-                raise remote.storage_error(exc, self.root_url, "creating") from exc
+                raise remote.storage_error(exc, self.root_url, "creating") from None
             return
         raise StorageError(f"registering datastore {self.name!r}: {missing}") from None
 
@@ -330,7 +330,7 @@ class Datastore:
                 except StorageError:
                     raise
                 except Exception as exc:  # noqa: BLE001
-                    raise remote.storage_error(exc, target.url, "uploading to") from exc
+                    raise remote.storage_error(exc, target.url, "uploading to") from None
         return target
 
     def download(self, target_path: str | os.PathLike, prefix: str | None = None,
@@ -408,7 +408,7 @@ class DataPath:
         try:
             return fs.exists(key.rstrip("/"))
         except Exception as exc:  # noqa: BLE001
-            raise remote.storage_error(exc, self.url, "reading") from exc
+            raise remote.storage_error(exc, self.url, "reading") from None
 
     def to_record(self) -> dict:
         """How a registered dataset names this path: datastore name and path, no secrets."""
