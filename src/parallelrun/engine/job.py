@@ -25,7 +25,6 @@ from parallelrun.engine.outputs import make_output_action
 from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.engine.scheduler import Limits, Scheduler
 from parallelrun.engine.staging import stage_remote_outputs
-from parallelrun.engine.staging import stage_remote_outputs
 from parallelrun.errors import ConfigurationError, DataError, JobFailedError
 from parallelrun.script import inspect_entry_script
 
@@ -133,7 +132,6 @@ def _backend_choice(compute_target: Any) -> tuple[str, dict]:
     return name, dict(getattr(compute_target, "backend_options", {}) or {})
 
 
-@stage_remote_outputs  # output/log_dir on a datastore: written locally, uploaded at the end
 @stage_remote_outputs  # output/log_dir on a datastore: written locally, uploaded at the end
 def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, arguments:
             Sequence[str] | None = None, *, log_dir: str | os.PathLike | None = None,

@@ -57,10 +57,6 @@ class Datastore:
                 setattr(self, key, value)  # container_name, account_name, bucket...
         if kind == "local":
             self.path_on_disk = _local_root(workspace, self.config["path"])
-        else:
-            # plain URL strings under this datastore (a re-created dataset, a tabular reader in
-            # this process) find its options through the registry
-            remote.register_storage_options(self.root_url, lambda: self.storage_options)
 
     @property
     def datastore_type(self) -> str:
@@ -212,8 +208,13 @@ class Datastore:
     def _from_row(workspace: Workspace, row) -> "Datastore":
         names = tuple(r["name"] for r in workspace.catalog.query(
             "SELECT name FROM secrets WHERE owner = ? ORDER BY name", (f"datastore:{row['name']}",)))
-        return Datastore(workspace, row["name"], row["kind"], json.loads(row["config"]),
-                         json.loads(row["secret_env"]), names)
+        store = Datastore(workspace, row["name"], row["kind"], json.loads(row["config"]),
+                          json.loads(row["secret_env"]), names)
+        if store.kind != "local":
+            # plain URL strings under this datastore (a re-created dataset, `parallelrun run
+            # --input az://...`) find its options through the registry, read when used
+            remote.register_storage_options(store.root_url, lambda: store.storage_options)
+        return store
 
     def unregister(self) -> None:
         """Remove this datastore from the workspace (the data stays where it is)."""
