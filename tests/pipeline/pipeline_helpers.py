@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-import time
 from pathlib import Path
+
+from fixtures.waiting import wait_for  # noqa: F401 - the tests import it from here
 
 #: an entry script: "<file> <number * scale>" per item; --delay per mini-batch; --trace FILE
 #: appends "<pid> <file> <file>..." per mini-batch, so a test can see what ran where
@@ -34,16 +35,6 @@ def run(mini_batch):
 def rows_of(path) -> list[str]:
     return sorted(line for line in Path(path).read_text().splitlines() if line)
 
-
-def wait_for(condition, timeout: float = 60.0, every: float = 0.1):
-    """Poll until ``condition()`` is truthy; returns its value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def script(text: str) -> str:

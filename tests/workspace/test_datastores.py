@@ -183,3 +183,25 @@ def test_local_datastores_and_unknown_names(ws, tmp_path):
         Datastore.get(ws, "nope")
     with pytest.raises(WorkspaceError, match="not allowed"):
         Datastore.register_local(ws, "bad-name", tmp_path)
+
+
+def test_upload_and_download_on_local_datastores(ws, tmp_path):
+    source = tmp_path / "source"
+    (source / "digits").mkdir(parents=True)
+    for i in range(3):
+        (source / "digits" / f"{i}.txt").write_text(str(i))
+    for store in (ws.get_default_datastore(),
+                  Datastore.register_local(ws, "scans", tmp_path / "scans",
+                                           create_if_not_exists=True)):
+        store.upload(source, target_path="batch1")
+        assert sorted(_files(store, "batch1/digits/*.txt")) == ["0.txt", "1.txt", "2.txt"]
+        with pytest.raises(StorageError, match="already holds files; pass overwrite=True"):
+            store.upload(source, target_path="batch1")
+        store.upload_files([source / "digits" / "0.txt"], relative_root=source,
+                           target_path="batch2")
+        with pytest.raises(StorageError, match="exists; pass overwrite=True"):
+            store.upload_files([source / "digits" / "0.txt"], relative_root=source,
+                               target_path="batch2")
+        copy = tmp_path / f"copy-{store.name}"
+        assert store.download(copy, prefix="batch1") == 3
+        assert (copy / "digits" / "2.txt").read_text() == "2"

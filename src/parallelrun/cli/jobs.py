@@ -15,28 +15,16 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 import sys
 
 import click
-from rich.console import Console
 
 from parallelrun.cli import main
-from parallelrun.errors import ParallelRunError
-
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
+from parallelrun.cli.common import stdout, reports_errors
 
 
-def _reports_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ParallelRunError as exc:
-            _err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
-            sys.exit(2)
-    return wrapper
+
+
 
 
 @main.group("job")
@@ -48,7 +36,7 @@ def job_group() -> None:
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @click.option("--workspace", "workspace_path", default=None, metavar="PATH",
               help="Also look up the workspace names the file uses (datasets, models, compute).")
-@_reports_errors
+@reports_errors
 def job_validate(job_file, workspace_path) -> None:
     """Check JOB_FILE and print its problems (with line numbers), or 'ok'."""
     from parallelrun.pipeline.yaml_job import load_job
@@ -58,7 +46,7 @@ def job_validate(job_file, workspace_path) -> None:
         from parallelrun.workspace.workspace import Workspace
 
         job.to_pipeline(Workspace.from_config(workspace_path))
-    _out.print(f"{job_file}: ok (experiment {job.experiment_name}, step {job.step_name})")
+    stdout.print(f"{job_file}: ok (experiment {job.experiment_name}, step {job.step_name})")
 
 
 @job_group.command("submit")
@@ -68,14 +56,14 @@ def job_validate(job_file, workspace_path) -> None:
               "experiment_name, else its folder's name).")
 @click.option("--workspace", "workspace_path", default=None, metavar="PATH",
               help="Workspace folder (default: found from config.json upward from the current folder).")
-@_reports_errors
+@reports_errors
 def job_submit(job_file, stream, experiment_name, workspace_path) -> None:
     """Submit JOB_FILE; prints the run id (parallelrun run show|watch RUN_ID)."""
     from parallelrun.pipeline.yaml_job import submit_job
     from parallelrun.workspace.workspace import Workspace
 
     run = submit_job(job_file, Workspace.from_config(workspace_path), experiment_name)
-    _out.print(f"submitted run {run.id} (experiment {run.experiment.name})")
+    stdout.print(f"submitted run {run.id} (experiment {run.experiment.name})")
     if stream:
         status = run.wait_for_completion(show_output=True, raise_on_error=False)
         sys.exit(0 if status == "Finished" else 1)

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from parallelrun.backends import BackendTarget
 from parallelrun.cli import main
+from parallelrun.cli.common import key_values
 from parallelrun.cli.progress_view import TerminalProgress
 from parallelrun.config import ParallelRunConfig
 from parallelrun.errors import ParallelRunError
@@ -84,14 +85,7 @@ def _config_options(func):
     return func
 
 
-def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    result = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=flag)
-        result[key] = value
-    return result
+
 
 
 @main.command("run", context_settings={"ignore_unknown_options": False})
@@ -136,7 +130,7 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
         config = ParallelRunConfig(
             compute_target=compute_target,
             partition_keys=[k.strip() for k in partition_keys.split(",")] if partition_keys else None,
-            environment_variables=_key_values(env_vars, "--environment-variables") or None,
+            environment_variables=key_values(env_vars, "--environment-variables") or None,
             **config_values)
         if any("://" in p for p in (*inputs, output, log_dir or "")):
             # URLs under a datastore of the workspace here use that datastore's credentials
@@ -147,7 +141,7 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
             datasets = [FileDataset.from_files(path) for path in inputs]
         else:
             datasets = [tabular_input(path, input_format,
-                                      _key_values(input_options, "--input-option"))
+                                      key_values(input_options, "--input-option"))
                         for path in inputs]
         listeners = [] if quiet else [TerminalProgress(console)]
         result = run_job(config, datasets, output, list(script_args), log_dir=log_dir,

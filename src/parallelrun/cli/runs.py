@@ -19,25 +19,18 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 import parallelrun.cli.run  # noqa: F401 - the job command this group wraps must be registered
 from parallelrun.cli import main
-from parallelrun.errors import ParallelRunError
+from parallelrun.cli.common import workspace_option, stdout, reports_errors, open_workspace, format_time
 
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
 
-_workspace_option = click.option(
-    "--workspace", "workspace_path", default=None, metavar="PATH",
-    help="Workspace folder (default: found from config.json upward from the current folder).")
 
 
 class RunGroup(click.Group):
@@ -63,25 +56,13 @@ run_group = RunGroup(_job_command)
 main.add_command(run_group, "run")
 
 
-def _workspace(path: str | None):
-    from parallelrun.workspace.workspace import Workspace
-
-    return Workspace.from_config(path)
 
 
-def _reports_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ParallelRunError as exc:
-            _err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
-            sys.exit(2)
-    return wrapper
 
 
-def _when(timestamp: float | None) -> str:
-    return time.strftime("%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else ""
+
+
+
 
 
 def _duration(start: float | None, end: float | None) -> str:
@@ -99,14 +80,14 @@ def _exit_for(status: str) -> None:
 @click.option("--experiment", default=None, help="Only this experiment's runs.")
 @click.option("--limit", default=20, show_default=True, help="How many runs (newest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_workspace_option
-@_reports_errors
+@workspace_option
+@reports_errors
 def run_list(experiment, limit, as_json, workspace_path) -> None:
     """The workspace's runs, newest first."""
     from parallelrun.pipeline.records import RunStore
     from parallelrun.pipeline.runs import reconcile
 
-    store = RunStore(_workspace(workspace_path))
+    store = RunStore(open_workspace(workspace_path))
     runs = [reconcile(store, r) for r in store.runs(experiment, limit=limit)]
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))
@@ -119,10 +100,10 @@ def run_list(experiment, limit, as_json, workspace_path) -> None:
         steps = store.steps(record["id"])
         done = sum(1 for s in steps if s["status"] == "Finished")
         table.add_row(record["id"], record["experiment"], _status(record["status"]),
-                      _when(record["created_at"]),
+                      format_time(record["created_at"]),
                       _duration(record["started_at"], record["finished_at"]),
                       f"{done}/{len(steps)}")
-    _out.print(table)
+    stdout.print(table)
 
 
 def _status(status: str) -> str:
@@ -134,25 +115,25 @@ def _status(status: str) -> str:
 @run_group.command("show")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (get_details()).")
-@_workspace_option
-@_reports_errors
+@workspace_option
+@reports_errors
 def run_show(run_id, as_json, workspace_path) -> None:
     """A run: status, timings, its steps with their counts, outputs, logs and errors."""
     from parallelrun.pipeline.runs import PipelineRun, Run
 
-    run = Run.get(_workspace(workspace_path), run_id)
+    run = Run.get(open_workspace(workspace_path), run_id)
     if not isinstance(run, PipelineRun):
         run = run.parent
     details = run.get_details()
     if as_json:
         click.echo(json.dumps(details, indent=2, default=str))
         return
-    _out.print(f"[bold]{details['runId']}[/]  {_status(details['status'])}")
-    _out.print(f"experiment {details['experiment']}; created {details['createdTimeUtc']}; "
+    stdout.print(f"[bold]{details['runId']}[/]  {_status(details['status'])}")
+    stdout.print(f"experiment {details['experiment']}; created {details['createdTimeUtc']}; "
                f"started {details['startTimeUtc'] or '-'}; ended {details['endTimeUtc'] or '-'}; "
                f"attempts {details['attempts']}; runner pid {details['runner']['pid'] or '-'}",
                soft_wrap=True)
-    _out.print(f"run folder {details['runDir']}", soft_wrap=True)
+    stdout.print(f"run folder {details['runDir']}", soft_wrap=True)
     for step in details["steps"]:
         counts = step["counts"]
         parts = [f"[bold]{step['name']}[/] ({step['kind']}): {_status(step['status'])}"]
@@ -165,31 +146,31 @@ def run_show(run_id, as_json, workspace_path) -> None:
             parts.append(f"{step['durationSeconds']:.1f} s")
         if step["reusedFrom"]:
             parts.append(f"reused step run {step['reusedFrom']}")
-        _out.print("  " + "; ".join(parts), soft_wrap=True)
+        stdout.print("  " + "; ".join(parts), soft_wrap=True)
     for step in details["steps"]:
         for name, output in step["outputs"].items():
             where = output.get("local_path") or \
                 f"{output.get('datastore')}:{output.get('path_on_datastore')}"
-            _out.print(f"{step['name']}: output {name} -> {where}", soft_wrap=True, markup=False)
+            stdout.print(f"{step['name']}: output {name} -> {where}", soft_wrap=True, markup=False)
         if step["logDir"]:
-            _out.print(f"{step['name']}: logs {step['logDir']}", soft_wrap=True, markup=False)
+            stdout.print(f"{step['name']}: logs {step['logDir']}", soft_wrap=True, markup=False)
         if step["error"] and step["status"] != "Finished":
-            _out.print(f"[red]{step['name']}: error:[/]", markup=True)
-            _out.print(step["error"], markup=False, soft_wrap=True)
+            stdout.print(f"[red]{step['name']}: error:[/]", markup=True)
+            stdout.print(step["error"], markup=False, soft_wrap=True)
     if details["error"]:
-        _out.print(f"[red]run error:[/] ", markup=True, end="")
-        _out.print(details["error"], markup=False, soft_wrap=True)
+        stdout.print(f"[red]run error:[/] ", markup=True, end="")
+        stdout.print(details["error"], markup=False, soft_wrap=True)
 
 
 @run_group.command("watch")
 @click.argument("run_id")
-@_workspace_option
-@_reports_errors
+@workspace_option
+@reports_errors
 def run_watch(run_id, workspace_path) -> None:
     """Follow a run until it ends: its log lines and each step's progress."""
     from parallelrun.pipeline.runs import PipelineRun, Run
 
-    run = Run.get(_workspace(workspace_path), run_id)
+    run = Run.get(open_workspace(workspace_path), run_id)
     if not isinstance(run, PipelineRun):
         run = run.parent
     _exit_for(run.wait_for_completion(show_output=True, raise_on_error=False))
@@ -198,38 +179,38 @@ def run_watch(run_id, workspace_path) -> None:
 @run_group.command("cancel")
 @click.argument("run_id")
 @click.option("--wait", is_flag=True, help="Wait until the run has stopped.")
-@_workspace_option
-@_reports_errors
+@workspace_option
+@reports_errors
 def run_cancel(run_id, wait, workspace_path) -> None:
     """Stop a run: running steps stop, finished work stays; resume goes on from there."""
     from parallelrun.pipeline.runs import PipelineRun, Run
 
-    run = Run.get(_workspace(workspace_path), run_id)
+    run = Run.get(open_workspace(workspace_path), run_id)
     if not isinstance(run, PipelineRun):
         run = run.parent
     run.cancel()
     if wait:
         status = run.wait_for_completion(raise_on_error=False)
-        _out.print(f"{run.id}: {status}")
+        stdout.print(f"{run.id}: {status}")
     else:
-        _out.print(f"{run.id}: cancel requested")
+        stdout.print(f"{run.id}: cancel requested")
 
 
 @run_group.command("resume")
 @click.argument("run_id")
 @click.option("--detach", is_flag=True, help="Return at once instead of following the run.")
-@_workspace_option
-@_reports_errors
+@workspace_option
+@reports_errors
 def run_resume(run_id, detach, workspace_path) -> None:
     """Continue a run that died, failed or was canceled: finished steps and mini-batches are
     kept, the rest runs (each output row once)."""
     from parallelrun.pipeline.runs import PipelineRun, Run
 
-    run = Run.get(_workspace(workspace_path), run_id)
+    run = Run.get(open_workspace(workspace_path), run_id)
     if not isinstance(run, PipelineRun):
         run = run.parent
     run.resume()
     if detach:
-        _out.print(f"{run.id}: resumed in the background (parallelrun run watch {run.id})")
+        stdout.print(f"{run.id}: resumed in the background (parallelrun run watch {run.id})")
         return
     _exit_for(run.wait_for_completion(show_output=True, raise_on_error=False))

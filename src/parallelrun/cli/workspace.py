@@ -19,31 +19,20 @@ Examples:
 
 from __future__ import annotations
 
-import datetime
-import functools
 import json
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from parallelrun.cli import main
-from parallelrun.errors import ParallelRunError
+from parallelrun.cli.common import workspace_option, stdout, stderr, reports_errors, open_workspace, key_values, format_time
 
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
 
-_workspace_option = click.option(
-    "--workspace", "workspace_path", default=None, metavar="PATH",
-    help="Workspace folder (default: found from config.json upward from the current folder).")
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def _workspace(path: str | None):
-    from parallelrun.workspace.workspace import Workspace
 
-    return Workspace.from_config(path)
 
 
 def use_workspace_datastores(path: str | None = None) -> bool:
@@ -53,37 +42,19 @@ def use_workspace_datastores(path: str | None = None) -> bool:
     from parallelrun.workspace.datastore import Datastore
 
     try:
-        Datastore.list(_workspace(path))  # each datastore registers its root URL
+        Datastore.list(open_workspace(path))  # each datastore registers its root URL
     except WorkspaceError:
         return False
     return True
 
 
-def _reports_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ParallelRunError as exc:
-            _err.print(f"[bold red]error:[/] {exc}", markup=True)
-            sys.exit(2)
-    return wrapper
 
 
-def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    result = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=flag)
-        result[key] = value
-    return result
 
 
-def _when(timestamp: float | None) -> str:
-    if not timestamp:
-        return ""
-    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+
 
 
 def _size(count: int | None) -> str:
@@ -101,7 +72,7 @@ def _table(title: str, columns: list[str], rows: list[list]) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*[str(c) if c is not None else "" for c in row])
-    _out.print(table)
+    stdout.print(table)
 
 
 def _print_json(data) -> None:
@@ -117,22 +88,22 @@ def workspace_group() -> None:
 @workspace_group.command("create")
 @click.argument("name")
 @click.option("--path", default=".", show_default=True, help="Folder of the workspace.")
-@_reports_errors
+@reports_errors
 def workspace_create(name: str, path: str) -> None:
     """Create the workspace NAME in --path (or open it if it exists)."""
     from parallelrun.workspace.workspace import Workspace
 
     ws = Workspace.create(name, path=path, exist_ok=True)
-    _out.print(f"workspace {ws.name} at {ws.path}")
+    stdout.print(f"workspace {ws.name} at {ws.path}")
 
 
 @workspace_group.command("show")
-@_workspace_option
+@workspace_option
 @_json_option
-@_reports_errors
+@reports_errors
 def workspace_show(workspace_path: str | None, as_json: bool) -> None:
     """Name, folder and default datastore of the workspace."""
-    ws = _workspace(workspace_path)
+    ws = open_workspace(workspace_path)
     info = {"name": ws.name, "path": ws.path,
             "default_datastore": ws.get_default_datastore().name,
             "compute_targets": list(ws.compute_targets)}
@@ -150,14 +121,14 @@ def datastore_group() -> None:
 
 
 @datastore_group.command("list")
-@_workspace_option
+@workspace_option
 @_json_option
-@_reports_errors
+@reports_errors
 def datastore_list(workspace_path: str | None, as_json: bool) -> None:
     """Every registered datastore (credentials shown as 'stored' or 'from $VARIABLE')."""
     from parallelrun.workspace.datastore import Datastore
 
-    ws = _workspace(workspace_path)
+    ws = open_workspace(workspace_path)
     stores = [store.describe() for store in Datastore.list(ws)]
     if as_json:
         _print_json(stores)
@@ -169,14 +140,14 @@ def datastore_list(workspace_path: str | None, as_json: bool) -> None:
 
 @datastore_group.command("show")
 @click.argument("name")
-@_workspace_option
+@workspace_option
 @_json_option
-@_reports_errors
+@reports_errors
 def datastore_show(name: str, workspace_path: str | None, as_json: bool) -> None:
     """Where the datastore NAME points and how it is reached (never its secrets)."""
     from parallelrun.workspace.datastore import Datastore
 
-    info = Datastore.get(_workspace(workspace_path), name).describe()
+    info = Datastore.get(open_workspace(workspace_path), name).describe()
     if as_json:
         _print_json(info)
         return
@@ -200,11 +171,11 @@ def _register_flags(func):
                         help="Create the container/bucket/folder if it does not exist.")(func)
     func = click.option("--skip-validation", is_flag=True,
                         help="Do not check now that the storage can be reached.")(func)
-    return _workspace_option(func)
+    return workspace_option(func)
 
 
 def _registered(store) -> None:
-    _out.print(f"registered datastore {store.name} ({store.datastore_type}) -> {store.root_url}")
+    stdout.print(f"registered datastore {store.name} ({store.datastore_type}) -> {store.root_url}")
 
 
 @datastore_register.command("azure-blob")
@@ -221,7 +192,7 @@ def _registered(store) -> None:
 @click.option("--protocol", default=None, type=click.Choice(["https", "http"]), help="Protocol (default https).")
 @click.option("--account-url", default=None, help="Whole account URL, e.g. http://127.0.0.1:10000/devstoreaccount1.")
 @_register_flags
-@_reports_errors
+@reports_errors
 def register_azure_blob(name, container_name, account_name, account_key, account_key_env, sas_token,
                         sas_token_env, connection_string, connection_string_env, endpoint, protocol,
                         account_url, overwrite, create, skip_validation, workspace_path) -> None:
@@ -229,7 +200,7 @@ def register_azure_blob(name, container_name, account_name, account_key, account
     from parallelrun.workspace.datastore import Datastore
 
     store = Datastore.register_azure_blob_container(
-        _workspace(workspace_path), name, container_name, account_name, sas_token=sas_token,
+        open_workspace(workspace_path), name, container_name, account_name, sas_token=sas_token,
         account_key=account_key, protocol=protocol, endpoint=endpoint, overwrite=overwrite,
         create_if_not_exists=create, skip_validation=skip_validation,
         connection_string=connection_string, account_url=account_url,
@@ -249,7 +220,7 @@ def register_azure_blob(name, container_name, account_name, account_key, account
 @click.option("--secret-access-key-env", default=None, metavar="VAR", help="Environment variable holding the secret access key.")
 @click.option("--anonymous", is_flag=True, help="Read a public bucket without credentials.")
 @_register_flags
-@_reports_errors
+@reports_errors
 def register_s3(name, bucket, endpoint_url, region, access_key_id, access_key_id_env,
                 secret_access_key, secret_access_key_env, anonymous, overwrite, create,
                 skip_validation, workspace_path) -> None:
@@ -257,7 +228,7 @@ def register_s3(name, bucket, endpoint_url, region, access_key_id, access_key_id
     from parallelrun.workspace.datastore import Datastore
 
     store = Datastore.register_s3_bucket(
-        _workspace(workspace_path), name, bucket, endpoint_url=endpoint_url, region=region,
+        open_workspace(workspace_path), name, bucket, endpoint_url=endpoint_url, region=region,
         access_key_id=access_key_id, secret_access_key=secret_access_key, anonymous=anonymous,
         access_key_id_env=access_key_id_env, secret_access_key_env=secret_access_key_env,
         overwrite=overwrite, create_if_not_exists=create, skip_validation=skip_validation)
@@ -268,12 +239,12 @@ def register_s3(name, bucket, endpoint_url, region, access_key_id, access_key_id
 @click.argument("name")
 @click.argument("path")
 @_register_flags
-@_reports_errors
+@reports_errors
 def register_local(name, path, overwrite, create, skip_validation, workspace_path) -> None:
     """Register the local folder PATH as datastore NAME."""
     from parallelrun.workspace.datastore import Datastore
 
-    store = Datastore.register_local(_workspace(workspace_path), name, path, overwrite=overwrite,
+    store = Datastore.register_local(open_workspace(workspace_path), name, path, overwrite=overwrite,
                                      create_if_not_exists=create, skip_validation=skip_validation)
     _registered(store)
 
@@ -297,15 +268,15 @@ _FORMATS = {"csv": "from_delimited_files", "parquet": "from_parquet_files",
 @click.option("--new-version", is_flag=True, help="Add a version when NAME exists.")
 @click.option("--description", default=None)
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag (repeatable).")
-@_workspace_option
-@_reports_errors
+@workspace_option
+@reports_errors
 def dataset_register(name, paths, datastore, fmt, new_version, description, tags,
                      workspace_path) -> None:
     """Register the files PATHS (files, folders, globs, URLs) as dataset NAME."""
     from parallelrun.data.dataset import Dataset
     from parallelrun.workspace.datastore import Datastore
 
-    ws = _workspace(workspace_path)
+    ws = open_workspace(workspace_path)
     Datastore.list(ws)  # URLs under a registered datastore find its credentials
     specs = [Datastore.get(ws, datastore).path(p) for p in paths] if datastore else list(paths)
     if fmt:
@@ -313,29 +284,29 @@ def dataset_register(name, paths, datastore, fmt, new_version, description, tags
     else:
         dataset = Dataset.File.from_files(specs)
     registered = dataset.register(ws, name, description=description,
-                                  tags=_pairs(tags, "--tag"), create_new_version=new_version)
+                                  tags=key_values(tags, "--tag"), create_new_version=new_version)
     info = registered.registration
-    _out.print(f"registered dataset {name} version {info['version']} (id {info['id']}): "
+    stdout.print(f"registered dataset {name} version {info['version']} (id {info['id']}): "
                f"{info['file_count']} files, {_size(info['total_bytes'])}")
 
 
 @dataset_group.command("list")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the latest.")
-@_workspace_option
+@workspace_option
 @_json_option
-@_reports_errors
+@reports_errors
 def dataset_list(all_versions, workspace_path, as_json) -> None:
     """Registered datasets (the latest version of each, or --all-versions)."""
     from parallelrun.workspace import datasets
 
-    ws = _workspace(workspace_path)
+    ws = open_workspace(workspace_path)
     rows = datasets.list_versions(ws, latest=not all_versions)
     if as_json:
         _print_json(rows)
         return
     _table(f"datasets of {ws.name}", ["name", "version", "kind", "files", "size", "registered", "paths"],
            [[r["name"], r["version"], r["kind"], r["file_count"], _size(r["total_bytes"]),
-             _when(r["created_at"]), _paths(r["paths"])] for r in rows])
+             format_time(r["created_at"]), _paths(r["paths"])] for r in rows])
 
 
 def _paths(paths: list) -> str:
@@ -346,19 +317,19 @@ def _paths(paths: list) -> str:
 @click.argument("name")
 @click.option("--version", default="latest", show_default=True)
 @click.option("--verify", is_flag=True, help="Check that the files still match the fingerprint.")
-@_workspace_option
+@workspace_option
 @_json_option
-@_reports_errors
+@reports_errors
 def dataset_show(name, version, verify, workspace_path, as_json) -> None:
     """One version of the dataset NAME: paths, fingerprint, files, size."""
     from parallelrun.data.base import AbstractDataset
     from parallelrun.workspace import datasets
 
-    ws = _workspace(workspace_path)
+    ws = open_workspace(workspace_path)
     dataset = AbstractDataset.get_by_name(ws, name, version)
     info = dict(dataset.registration)
     info["paths"] = _paths(info["paths"])
-    info["created_at"] = _when(info["created_at"])
+    info["created_at"] = format_time(info["created_at"])
     if verify:
         info["unchanged"] = datasets.verify(dataset)
     if as_json:
@@ -367,7 +338,7 @@ def dataset_show(name, version, verify, workspace_path, as_json) -> None:
         _table(f"dataset {name} version {info['version']}", ["field", "value"],
                [[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in info.items()])
     if verify and not info["unchanged"]:
-        _err.print(f"dataset {name} version {info['version']}: the files changed since it was "
+        stderr.print(f"dataset {name} version {info['version']}: the files changed since it was "
                    "registered (the fingerprint differs)")
         sys.exit(1)
 
@@ -385,28 +356,28 @@ def model_group() -> None:
 @click.option("--property", "properties", multiple=True, metavar="KEY=VALUE",
               help="Property (repeatable).")
 @click.option("--description", default=None)
-@_workspace_option
-@_reports_errors
+@workspace_option
+@reports_errors
 def model_register(name, path, tags, properties, description, workspace_path) -> None:
     """Copy PATH (a file, folder or .tar.gz) into the workspace as the next version of NAME."""
     from parallelrun.workspace.models import Model
 
-    model = Model.register(_workspace(workspace_path), path, name, tags=_pairs(tags, "--tag"),
-                           properties=_pairs(properties, "--property"), description=description)
-    _out.print(f"registered model {model.name} version {model.version} at {model.path}")
+    model = Model.register(open_workspace(workspace_path), path, name, tags=key_values(tags, "--tag"),
+                           properties=key_values(properties, "--property"), description=description)
+    stdout.print(f"registered model {model.name} version {model.version} at {model.path}")
 
 
 @model_group.command("list")
 @click.option("--name", default=None, help="Only versions of this model.")
 @click.option("--latest", is_flag=True, help="Only the latest version of each model.")
-@_workspace_option
+@workspace_option
 @_json_option
-@_reports_errors
+@reports_errors
 def model_list(name, latest, workspace_path, as_json) -> None:
     """Registered model versions."""
     from parallelrun.workspace.models import Model
 
-    ws = _workspace(workspace_path)
+    ws = open_workspace(workspace_path)
     models = [m.describe() for m in Model.list(ws, name=name, latest=latest)]
     if as_json:
         _print_json(models)
@@ -414,22 +385,22 @@ def model_list(name, latest, workspace_path, as_json) -> None:
     _table(f"models of {ws.name}", ["name", "version", "files", "size", "registered", "tags",
                                     "description"],
            [[m["name"], m["version"], m["file_count"], _size(m["total_bytes"]),
-             _when(m["created_time"]), json.dumps(m["tags"]) if m["tags"] else "",
+             format_time(m["created_time"]), json.dumps(m["tags"]) if m["tags"] else "",
              m["description"]] for m in models])
 
 
 @model_group.command("show")
 @click.argument("name")
 @click.option("--version", default=None, type=int, help="Version (default: the latest).")
-@_workspace_option
+@workspace_option
 @_json_option
-@_reports_errors
+@reports_errors
 def model_show(name, version, workspace_path, as_json) -> None:
     """One version of the model NAME: where its files are, tags, properties."""
     from parallelrun.workspace.models import Model
 
-    info = Model(_workspace(workspace_path), name, version=version).describe()
-    info["created_time"] = _when(info["created_time"])
+    info = Model(open_workspace(workspace_path), name, version=version).describe()
+    info["created_time"] = format_time(info["created_time"])
     if as_json:
         _print_json(info)
         return

@@ -59,9 +59,10 @@ def is_remote(spec: str) -> bool:
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """``az://container/a/b`` -> (``az``, ``container/a/b``)."""
-    scheme, _, rest = url.partition("://")
-    return scheme, rest
+    """``az://container/a/b`` -> (``az``, ``container/a/b``); a plain path is ``file``'s
+    (a local datastore goes through the same calls as a remote one)."""
+    scheme, sep, rest = url.partition("://")
+    return (scheme, rest) if sep else ("file", url)
 
 
 class RemoteFile(NamedTuple):
@@ -109,6 +110,8 @@ def filesystem(url: str, storage_options: dict | None = None):
     scheme, path = split_url(url)
     options = storage_options if storage_options is not None else registered_storage_options(url)
     options = {"use_listings_cache": False, **(options or {})}
+    if scheme == "file":
+        options["auto_mkdir"] = True  # as object stores do: writing a file makes its folders
     try:
         return fsspec.filesystem(scheme, **options), path
     except ImportError as exc:

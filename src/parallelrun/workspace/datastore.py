@@ -310,28 +310,19 @@ class Datastore:
                      show_progress: bool = False) -> "DataPath":
         """Copy the given files under ``target_path``, keeping their paths below ``relative_root``."""
         target = self.path(target_path or "")
-        fs, root = remote.filesystem(target.url, self.storage_options) if target.remote \
-            else (None, target.url)
+        fs, root = remote.filesystem(target.url, self.storage_options)
         for path in files:
             path = os.fspath(path)
             rel = os.path.relpath(path, relative_root) if relative_root else os.path.basename(path)
             dest = root.rstrip("/") + "/" + rel.replace(os.sep, "/")
-            if fs is None:
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                if not overwrite and os.path.exists(dest):
+            try:
+                if not overwrite and fs.exists(dest):
                     raise StorageError(f"{dest!r} exists; pass overwrite=True")
-                import shutil
-
-                shutil.copyfile(path, dest)
-            else:
-                try:
-                    if not overwrite and fs.exists(dest):
-                        raise StorageError(f"{dest!r} exists; pass overwrite=True")
-                    fs.put_file(path, dest)
-                except StorageError:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    raise remote.storage_error(exc, target.url, "uploading to") from None
+                fs.put_file(path, dest)
+            except StorageError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise remote.storage_error(exc, target.url, "uploading to") from None
         return target
 
     def download(self, target_path: str | os.PathLike, prefix: str | None = None,
