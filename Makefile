@@ -41,6 +41,7 @@ bench: setup $(VENV)/.installed-bench
 	$(PY) bench/bench_tabular.py
 	$(PY) bench/bench_remote.py
 	$(PY) bench/bench_ray.py
+	$(PY) bench/bench_pipeline.py
 	$(PY) bench/bench_ui.py
 
 clean:

@@ -12,7 +12,7 @@ import argparse
 import time
 from multiprocessing import get_context
 
-from _common import WORK, table
+from _common import WORK, bar_chart, table
 
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
@@ -58,6 +58,9 @@ def main() -> None:
                      len(files) / secs])
     table(f"Dispatch: {len(files)} mini-batches of 1 file, trivial run() (wall time incl. start-up)",
           ["runner", "mini-batches", "seconds", "mini-batches/s"], rows)
+    bar_chart("dispatch", f"{len(files)} one-file mini-batches, trivial run() (higher is better)",
+              {row[0]: row[3] for row in rows}, "mini-batches/s",
+              baseline="multiprocessing.Pool(2), chunksize=1")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback addresses only
 
-from _common import ROOT, WORK, table  # noqa: E402
+from _common import ROOT, WORK, bar_chart, table  # noqa: E402
 from mnist_data import make_images, train_model  # noqa: E402
 
 from parallelrun import (Dataset, ParallelRunConfig, ProgressListener, RayCompute,  # noqa: E402
@@ -181,6 +181,9 @@ def main() -> None:
           f"{args.repeat} (wall time incl. start-up)",
           ["runner", "images", "seconds", "images/s", "Ray backend's speed-up", "first result s",
            "images/s after the first result"], rows)
+    bar_chart("ray", f"{len(files)} PNG digits, 2 workers on one Ray instance (higher is better)",
+              {name: len(files) / s["seconds"] for name, s in best.items()}, "images/s",
+              baseline=f"Ray Data map_batches, 2 actors, batch_size={BATCH}")
     table("Ray: a fresh process connecting to the running cluster",
           ["runner", "connect s", "first result s (incl. connect)", "whole job s"],
           [[name, f"{s['connect']:.2f}", f"{s['first']:.2f}", f"{s['seconds']:.2f}"]

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import time
 
-from _common import ROOT, WORK, table
+from _common import ROOT, WORK, bar_chart, table
 from mnist_data import make_images, train_model
 
 from parallelrun import Dataset, Datastore, ParallelRunConfig, Workspace, run_job
@@ -148,6 +148,9 @@ def main() -> None:
             model = "as is" if not work_ms else f"+{work_ms:g} ms/image"
             for name, secs in best.items():
                 rows.append([model, name, f"{secs:.2f}", args.images / secs, f"{local / secs:.2f}x"])
+            bar_chart(f"remote-{work_ms:g}ms", f"{args.images} PNG digits, model {model} "
+                      "(higher is better)", {name: args.images / secs for name, secs in best.items()},
+                      "images/s", baseline="local files")
         table(f"Remote inputs: {args.images} PNG digits from Azurite, mini_batch_size=5, 2 processes, "
               f"best of {args.repeat} (wall time incl. start-up and listing)",
               ["model", "input", "seconds", "images/s", "vs local files"], rows)

@@ -31,7 +31,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from _common import WORK, table
+from _common import WORK, bar_chart, table
 
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
@@ -236,6 +236,9 @@ def main() -> None:
             assert n == args.rows // args.files * args.files, (name, n)
             rows_table.append([f"{kind} ({mb:,.0f} MB)", name, f"{seconds:.2f}", n / seconds,
                                f"{pool / seconds:.2f}x"])
+        bar_chart(f"tabular-{kind.lower()}", f"{args.rows:,} rows of {kind}, linear model "
+                  "(higher is better)", {name: n / seconds for name, (seconds, n) in results.items()},
+                  "rows/s", baseline="Pool(2) by hand, same 1MB chunks")
     if rows_table:
         table(f"Tabular: {args.rows:,} rows x 8 float columns in {args.files} files, linear model, "
               f"Parquet output, best of {args.repeat} (wall time incl. worker start-up)",

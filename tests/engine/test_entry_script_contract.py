@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from parallelrun import Dataset, EntryScriptError, ParallelRunConfig, run_job
+from parallelrun import ConfigurationError, Dataset, EntryScriptError, ParallelRunConfig, run_job
 
 
 def config(src: Path, **overrides) -> ParallelRunConfig:
@@ -190,3 +190,30 @@ def test_workers_share_the_cores_between_thread_pools(make_script, make_files, t
     mine = run_job(config(src, environment_variables={"OMP_NUM_THREADS": "3"}),
                    [Dataset.File.from_files(str(make_files(2)))], tmp_path / "out2")
     assert set(rows(mine)) == {"3"}
+
+
+def test_side_inputs_reach_every_worker_whole_by_name(make_script, make_files, tmp_path):
+    src = make_script("""
+        import os
+        from azureml.core import Run
+        def init():
+            global labels, scale
+            folder = Run.get_context().input_datasets["labels"]
+            labels = open(os.path.join(folder, "labels.txt")).read().split()
+            scale = open(os.path.join(os.environ["AZUREML_DATAREFERENCE_scale"], "scale.txt")).read()
+        def run(mini_batch):
+            return [f"{labels[int(open(p).read())]} x{scale}" for p in mini_batch]
+    """)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "labels.txt").write_text("zero one two")
+    (tmp_path / "scale").mkdir()
+    (tmp_path / "scale" / "scale.txt").write_text("10")
+    data = make_files(3)
+    side = [Dataset.File.from_files(str(tmp_path / "labels")).as_named_input("labels"),
+            Dataset.File.from_files(str(tmp_path / "scale" / "*.txt")).as_named_input("scale")]
+    result = run_job(config(src), [Dataset.File.from_files(str(data))], tmp_path / "out",
+                     side_inputs=side)
+    assert sorted(rows(result)) == ["one x10", "two x10", "zero x10"]
+    with pytest.raises(ConfigurationError, match="side_inputs.*nowhere.*existing local file"):
+        run_job(config(src), [Dataset.File.from_files(str(data))], tmp_path / "out2",
+                side_inputs={"labels": str(tmp_path / "nowhere")})

@@ -58,6 +58,8 @@ def test_exception_fails_every_item_of_the_mini_batch_after_retries(make_script,
     assert [r["status"] for r in tries] == ["RUN_EXCEPTION"] * 3 and [r["attempt"] for r in tries] == ["1", "2", "3"]
     tracebacks = "".join(p.read_text() for p in (Path(result.log_dir) / "user/error").rglob("*.txt"))
     assert "ValueError: cannot score [5, 6, 7, 8, 9]" in tracebacks
+    failed_files = ", ".join(str(tmp_path / "data" / f"item_{i:04d}.txt") for i in range(5, 10))
+    assert tracebacks.count(f"items: {failed_files}\n") == 3  # each try names its files
     assert "mini-batch 1 try 3 failed" in (Path(result.log_dir) / "user/error.txt").read_text()
 
 
@@ -179,10 +181,12 @@ def test_resume_runs_only_what_was_not_committed(make_script, make_files, tmp_pa
     first = run_job(ParallelRunConfig(error_threshold=0, environment_variables={"BROKEN": "1"}, **common),
                     [data], tmp_path / "out")
     assert first.status == "Failed"
+    kept = output_numbers(first)
+    assert set(kept) >= {0, 1, 2, 3, 4, 5}   # what finished before the failure is kept
     calls_before = (src / "calls.txt").read_text().split()
     resumed = run_job(ParallelRunConfig(error_threshold=0, **common), [data], tmp_path / "out", resume=True)
     assert resumed.status == "Finished"
     assert output_numbers(resumed) == list(range(10))
     calls_after = (src / "calls.txt").read_text().split()[len(calls_before):]
-    assert not set(calls_after) & set(calls_before)   # committed mini-batches did not run again
+    assert not {int(n) for n in calls_after} & set(kept)   # committed mini-batches did not run again
     assert resumed.items_succeeded == 10

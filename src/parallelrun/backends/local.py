@@ -9,6 +9,7 @@ lands there.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import signal
@@ -33,13 +34,23 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def gpu_count() -> int:
-    """GPUs visible on this machine (NVIDIA device nodes, narrowed by CUDA_VISIBLE_DEVICES)."""
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (``["2", "3"]``), or
+    ``["0", "1", ...]`` for the NVIDIA device nodes when it is unset."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    return len([d for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()]) \
-        if os.path.isdir("/dev") else 0
+        ids = [d.strip() for d in visible.split(",") if d.strip()]
+        # CUDA stops at the first invalid id ("-1" hides every GPU)
+        return list(itertools.takewhile(lambda d: d != "-1", ids))
+    if not os.path.isdir("/dev"):
+        return []
+    return sorted((d[6:] for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit()),
+                  key=int)
+
+
+def gpu_count() -> int:
+    """GPUs visible on this machine (NVIDIA device nodes, narrowed by CUDA_VISIBLE_DEVICES)."""
+    return len(visible_gpus())
 
 
 class _Worker:
@@ -61,7 +72,7 @@ class LocalProcessBackend(Backend):
         super().__init__(spec, **options)
         self._workers: dict[int, _Worker] = {}
         self._by_conn: dict[Connection, _Worker] = {}
-        self._gpus = 0
+        self._gpus: list[str] = []
         self._threads_per_worker = 1
 
     def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
@@ -71,8 +82,8 @@ class LocalProcessBackend(Backend):
                 "node_count must be 1. To use several nodes, run on a Ray cluster: "
                 "compute_target=RayCompute.attach(ws, 'ray-cluster', address='auto') "
                 "(or parallelrun run --compute ray)")
-        self._gpus = gpu_count()
-        count = process_count_per_node or self._gpus or os.cpu_count() or 1
+        self._gpus = visible_gpus()
+        count = process_count_per_node or len(self._gpus) or os.cpu_count() or 1
         self._threads_per_worker = max(1, (os.cpu_count() or 1) // count)
         return [Slot(i, "node0", f"process{i:03d}") for i in range(count)]
 
@@ -93,7 +104,7 @@ class LocalProcessBackend(Backend):
             env.setdefault(name, str(self._threads_per_worker))
         if self._gpus and "CUDA_VISIBLE_DEVICES" not in self.spec.environment_variables:
             # one GPU per worker, round robin when there are more workers than GPUs
-            env["CUDA_VISIBLE_DEVICES"] = str(slot.id % self._gpus)
+            env["CUDA_VISIBLE_DEVICES"] = self._gpus[slot.id % len(self._gpus)]
         python = self.spec.python or sys.executable
         with self._stream("stdout", slot) as out, self._stream("stderr", slot) as err:
             try:

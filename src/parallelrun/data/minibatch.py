@@ -46,6 +46,14 @@ class MiniBatch:
     def __repr__(self) -> str:
         return f"MiniBatch({self.index}, items={self.items}, {self.label})"
 
+    def item_names(self, limit: int = 20) -> str:
+        """Its items for a person reading a failure: paths or URLs (the first ``limit`` and
+        how many more) when the payload lists them, else the label (a table's file and range)."""
+        names = getattr(self.payload, "names", None)
+        listed = names() if names is not None else [self.label]
+        more = f" (+{len(listed) - limit} more)" if len(listed) > limit else ""
+        return ", ".join(listed[:limit]) + more
+
 
 class FileList:
     """Payload of a file mini-batch: local paths, handed to ``run()`` as a list of str."""
@@ -57,6 +65,9 @@ class FileList:
 
     def load(self) -> list[str]:
         return list(self.paths)
+
+    def names(self) -> list[str]:
+        return self.paths
 
     def __getstate__(self):
         return self.paths

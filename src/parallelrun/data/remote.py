@@ -406,6 +406,9 @@ class RemoteFileList:
         """Start fetching this mini-batch in the background (bounded; may do nothing)."""
         _cache().prefetch(self)
 
+    def names(self) -> list[str]:
+        return self.urls
+
     @property
     def key(self) -> tuple[str, ...]:
         return tuple(self.urls)

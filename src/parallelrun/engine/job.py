@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -18,6 +20,7 @@ from parallelrun.backends import WorkerSpec, get_backend
 from parallelrun.config import ParallelRunConfig, check_arguments
 from parallelrun.data.base import AbstractDataset
 from parallelrun.data.files import FileDataset
+from parallelrun.data.local_copy import local_folder
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.engine.journal import Journal
 from parallelrun.engine.logs import JobLogs
@@ -118,6 +121,33 @@ def _model_paths(models: Any) -> dict[str, str]:
     return paths
 
 
+def _side_input_paths(side_inputs: Any, staging: str) -> dict[str, str]:
+    """Side inputs as local paths by name (``side_input_<n>`` when unnamed): each path must
+    exist now, and datasets become a local folder (remote files are downloaded to ``staging``)."""
+    if not side_inputs:
+        return {}
+    if isinstance(side_inputs, Mapping):
+        items = list(side_inputs.items())
+    else:
+        listed = side_inputs if isinstance(side_inputs, (list, tuple)) else [side_inputs]
+        items = [(getattr(item, "name", None), item) for item in listed]
+    paths = {}
+    for index, (name, item) in enumerate(items):
+        name = str(name or f"side_input_{index}")
+        if isinstance(item, AbstractDataset):
+            paths[name] = local_folder(item, os.path.join(staging, name))
+        elif isinstance(item, (str, os.PathLike)) and "://" not in os.fspath(item):
+            path = os.path.abspath(os.fspath(item))
+            if not os.path.exists(path):
+                raise ConfigurationError("side_inputs", os.fspath(item),
+                                         "an existing local file or folder, or a dataset")
+            paths[name] = path
+        else:
+            raise ConfigurationError("side_inputs", item, "datasets (Dataset.File.from_files"
+                                     "(...)), local paths, or a dict of name to local path")
+    return paths
+
+
 def _backend_choice(compute_target: Any) -> tuple[str, dict]:
     """Backend name and options for a compute target: None, a name, or a ComputeTarget object."""
     if compute_target is None:
@@ -147,7 +177,10 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
         result = run_job(config, inputs=[Dataset.File.from_files("data/*.png")], output="out/")
         print(result.status, result.items_succeeded, result.output_file)
 
-    Everything is checked before any worker starts. ``resume=True`` continues a job whose
+    ``side_inputs`` (datasets, local paths, or a dict of name to path) reach every worker
+    whole, by name: ``Run.get_context().input_datasets[name]`` and the variable
+    ``AZUREML_DATAREFERENCE_<name>`` hold the local path. Everything is checked before any
+    worker starts. ``resume=True`` continues a job whose
     coordinator died, from the journal in its log folder: committed mini-batches are not run
     again and the output keeps each row once. The job's outcome is in the returned
     :class:`JobResult`; with ``raise_on_failure=True`` a failed job raises JobFailedError.
@@ -159,6 +192,8 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
     for dataset in datasets:
         dataset.check_mini_batch_size(config.mini_batch_size)
     model_paths = _model_paths(models)
+    side_staging = os.path.join(tempfile.gettempdir(), f"parallelrun-side-inputs-{uuid.uuid4().hex}")
+    side_paths = _side_input_paths(side_inputs, side_staging)
     backend_name, backend_options = _backend_choice(config.compute_target)
     backend_class = get_backend(backend_name)
 
@@ -178,8 +213,11 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
         script_path=str(config.script_path), source_dir=str(config.source_path), arguments=args,
         encoder=action.encoder(), output_dir=output_dir, log_dir=log_path,
         logging_level=config.logging_level,
-        environment_variables=dict(config.environment_variables or {}), models=model_paths,
-        input_datasets=named, python=python, run_id=run_id, workspace_path=workspace_path)
+        environment_variables={**{f"AZUREML_DATAREFERENCE_{name}": path
+                                  for name, path in side_paths.items()},
+                               **(config.environment_variables or {})},
+        models=model_paths, input_datasets={**named, **side_paths}, python=python,
+        run_id=run_id, workspace_path=workspace_path)
     if config.environment is not None:
         # backends that build environments on their nodes (Ray's runtime_env) read it here
         backend_options.setdefault("environment", config.environment)
@@ -225,6 +263,7 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
     finally:
         action.close()
         journal.close()
+        shutil.rmtree(side_staging, ignore_errors=True)
     progress.status = status
     progress.finished_at = time.time()
     result = JobResult(

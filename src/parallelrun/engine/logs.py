@@ -12,7 +12,7 @@
       sys/job_report/processed_mini-batches.csv   one row per try of a mini-batch
       sys/perf/<node>/node_resource_usage.csv     CPU, memory, disk, network over time
       user/error.txt                    one line per failed mini-batch
-      user/error/<node>/<process>.txt   full tracebacks
+      user/error/<node>/<process>.txt   full tracebacks, each under its try and the items it held
       user/entry_script_log/<node>/<process>.log.txt   EntryScript().logger
       user/stdout/<node>/<process>.stdout.txt, user/stderr/...
 """
@@ -121,7 +121,9 @@ class JobLogs(ProgressListener):
             path.parent.mkdir(parents=True, exist_ok=True)
             fh = self._tracebacks[key] = open(path, "a", encoding="utf-8")
         fh.write(f"--- mini-batch {record.index}, try {record.attempt}, {record.status}, "
-                 f"{_utc(record.finished_at)}\n{record.traceback or record.error_message or ''}\n")
+                 f"{_utc(record.finished_at)}\n"
+                 + (f"items: {record.item_names}\n" if record.item_names else "")
+                 + f"{record.traceback or record.error_message or ''}\n")
         fh.flush()
 
     def on_tick(self, progress: JobProgress) -> None:

@@ -28,6 +28,7 @@ class MiniBatchRecord:
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
+    item_names: str = ""            # what the mini-batch held, filled in for failed tries only
 
     @property
     def failed(self) -> int:

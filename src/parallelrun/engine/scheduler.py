@@ -124,6 +124,8 @@ class Scheduler:
     TICK = 1.0
     #: seconds commits may wait in memory; what a killed coordinator can lose (and resume redoes)
     FLUSH_EVERY = 0.05
+    #: seconds a stopping job (threshold exceeded, canceled) waits for outcomes on their way
+    STOP_GRACE = 0.5
 
     def __init__(self, backend: Backend, slots: list[Slot], planner: Iterator[MiniBatch],
                  output: OutputAction, journal: Journal, limits: Limits,
@@ -150,6 +152,8 @@ class Scheduler:
         self._depth = 2
         self._run_seconds_avg = 0.0
         self._next_flush = 0.0
+        self._events: collections.deque = collections.deque()  # polled, not yet handled
+        self._stopping = False
 
     # The loop --------------------------------------------------------------------------------
     def run(self) -> SchedulerOutcome:
@@ -171,8 +175,9 @@ class Scheduler:
                 timeout = min(self._next_deadline(now), next_tick) - now
                 if self._idle_waiting_for_plan():
                     timeout = min(timeout, 0.005)
-                for event in self.backend.poll(max(0.0, timeout)):
-                    self._handle(event)
+                self._events.extend(self.backend.poll(max(0.0, timeout)))
+                while self._events:
+                    self._handle(self._events.popleft())
                 now = time.monotonic()
                 if now >= self._next_flush:
                     self._flush_commits(now)
@@ -186,7 +191,10 @@ class Scheduler:
             self.backend.shutdown()
         except _Stop as stop:
             outcome = SchedulerOutcome(stop.status, stop.error)
-            self._abort()
+            try:
+                self._keep_finished()
+            finally:
+                self._abort()
         except BaseException:
             self._abort()
             raise
@@ -199,6 +207,29 @@ class Scheduler:
         self.output.flush()
         self.journal.flush()
         self._next_flush = now + self.FLUSH_EVERY
+
+    def _keep_finished(self) -> None:
+        """A stopping job still commits what finished: outcomes already received, and those
+        arriving within STOP_GRACE, while nothing new is handed out or retried."""
+        self._stopping = True
+        deadline = time.monotonic() + self.STOP_GRACE
+        while True:
+            while self._events:
+                event = self._events.popleft()
+                worker = self._workers.get(event.slot)
+                if worker is None or not worker.queue:
+                    continue
+                if isinstance(event, MiniBatchDone):
+                    if event.outcome.status == "RUN_DONE":
+                        self._on_done(worker, event.outcome)
+                    else:
+                        worker.queue.popleft()  # outcomes come in queue order: keep them paired
+                elif isinstance(event, WorkerLost):
+                    worker.queue.clear()
+            left = deadline - time.monotonic()
+            if left <= 0 or not any(w.queue for w in self._workers.values()):
+                return
+            self._events.extend(self.backend.poll(left))
 
     def _abort(self) -> None:
         self._flush_commits(time.monotonic())
@@ -395,7 +426,9 @@ class Scheduler:
             finished_at=wall, items=outcome.items, succeeded=outcome.succeeded,
             run_seconds=outcome.run_seconds, status=outcome.status, final=False,
             error_type=outcome.error_type, error_message=outcome.error_message,
-            traceback=outcome.traceback)
+            traceback=outcome.traceback,
+            item_names=mb.item_names() if outcome.status != "RUN_DONE" or outcome.error_message
+            else "")
 
     def _notify(self, record: MiniBatchRecord) -> None:
         if record.final:
@@ -404,6 +437,8 @@ class Scheduler:
             listener.on_record(self.progress, record)
 
     def _check_thresholds(self) -> None:
+        if self._stopping:
+            return  # already stopping: what still arrives is only kept
         p, limits = self.progress, self.limits
         if limits.error_threshold != -1 and p.items_failed > limits.error_threshold:
             raise _Stop("Failed", self._with_first_error(

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from parallelrun.data.base import AbstractDataset
+from parallelrun.data.local_copy import local_folder
 from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.errors import ParallelRunError
 from parallelrun.pipeline.environment import materialise
@@ -384,7 +385,7 @@ class RunExecutor:
                 return outputs[item.name]["local_path"]
             return self._data_folder(item)
         if isinstance(item, AbstractDataset):
-            return _dataset_folder(item, os.path.join(self.run_dir, "inputs", step_run_id,
+            return local_folder(item, os.path.join(self.run_dir, "inputs", step_run_id,
                                                       item.name or f"input{id(item)}"))
         return str(item)
 
@@ -435,7 +436,9 @@ class RunExecutor:
                               .as_named_input(item.name))
             else:
                 inputs.append(item)
-        side_inputs = [self._local_path(item, step_run_id) for item in step.side_inputs]
+        side_inputs = {getattr(item, "name", None) or f"side_input_{index}":
+                       self._local_path(item, step_run_id)
+                       for index, item in enumerate(step.side_inputs)}
         output_dir = outputs[step.output.name]["local_path"] if step.output is not None else \
             os.path.join(self.run_dir, "steps", step.name, "output")
         if resuming:
@@ -563,35 +566,6 @@ def _stop_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
         except ProcessLookupError:
             pass
         proc.wait()
-
-
-def _dataset_folder(dataset: AbstractDataset, staging: str) -> str:
-    """A local path for a dataset in arguments: its folder or file when it names exactly one
-    local folder or file, else a folder of links to (or copies of) its files."""
-    paths = getattr(dataset, "paths", None) or []
-    if len(paths) == 1 and isinstance(paths[0], str) and "://" not in paths[0]:
-        path = paths[0]
-        if os.path.isdir(path) or os.path.isfile(path):
-            return os.path.abspath(path)
-    os.makedirs(staging, exist_ok=True)
-    files = list(dataset.iter_files())
-    local = [f for f in files if "://" not in f]
-    root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in local]) if local else None
-    for path in files:
-        if "://" in path:
-            from parallelrun.data import remote
-
-            fs, key = remote.filesystem(path, dataset.storage_options(path)
-                                        if hasattr(dataset, "storage_options") else None)
-            target = os.path.join(staging, path.rsplit("/", 1)[-1])
-            if not os.path.exists(target):
-                fs.get_file(key, target)
-        else:
-            target = os.path.join(staging, os.path.relpath(os.path.abspath(path), root))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if not os.path.lexists(target):
-                os.symlink(os.path.abspath(path), target)
-    return staging
 
 
 def resolve_compute(target: Any, workspace: Any) -> Any:
