@@ -90,3 +90,25 @@ def test_plan_covers_every_file_once_in_order_and_is_deterministic(tmp_path_fact
     # order: by path components, each folder's entries sorted
     assert flat == sorted(flat, key=lambda p: Path(p).relative_to(root).parts)
     assert [mb.payload.load() for mb in ds.plan(size)] == batches
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stems=st.lists(st.text(alphabet="abcAB019_-", min_size=1, max_size=5), min_size=1,
+                      max_size=40, unique=True),
+       head=st.integers(1, 6))
+def test_big_folders_list_in_the_same_order_when_their_head_comes_first(tmp_path_factory, stems,
+                                                                        head):
+    from unittest import mock
+
+    from parallelrun.data import listing
+
+    root = tmp_path_factory.mktemp("flat")
+    touch(root, *[f"{s}.png" for s in stems], "notes.txt", ".hidden.png")
+    expected = sorted(str(root / f"{s}.png") for s in stems)
+    # a "big" folder from 3 names on, so both the partial selection and the full sort run
+    with mock.patch.object(listing, "BIG_FOLDER", 3), mock.patch.object(listing, "HEAD", head):
+        assert list(listing.iter_local_files(f"{root}/*.png")) == expected
+        assert list(listing.iter_local_files(str(root))) == sorted(
+            [*expected, str(root / "notes.txt"), str(root / ".hidden.png")])
+        assert listing.any_local_file(f"{root}/*.png")
+        assert not listing.any_local_file(f"{root}/*.jpg")

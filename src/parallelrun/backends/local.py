@@ -12,12 +12,14 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
+import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from parallelrun.backends.base import (
@@ -54,13 +56,32 @@ def gpu_count() -> int:
 
 
 class _Worker:
-    __slots__ = ("slot", "proc", "conn", "ready")
+    __slots__ = ("slot", "proc", "conn", "ready", "inbox")
 
     def __init__(self, slot: Slot, proc: subprocess.Popen, conn: Connection):
         self.slot = slot
         self.proc = proc
         self.conn = conn
         self.ready = False
+        self.inbox = bytearray()  # bytes read from the worker, not yet whole messages
+
+
+def _whole_messages(inbox: bytearray) -> list:
+    """Take the complete messages off the front of ``inbox`` (multiprocessing.Connection's
+    framing: a 4-byte big-endian length, or -1 and an 8-byte length), unpickled."""
+    messages, at = [], 0
+    while len(inbox) - at >= 4:
+        (size,), header = struct.unpack_from("!i", inbox, at), 4
+        if size == -1:
+            if len(inbox) - at < 12:
+                break
+            (size,), header = struct.unpack_from("!Q", inbox, at + 4), 12
+        if len(inbox) - at < header + size:
+            break
+        messages.append(pickle.loads(inbox[at + header:at + header + size]))
+        at += header + size
+    del inbox[:at]
+    return messages
 
 
 class LocalProcessBackend(Backend):
@@ -71,7 +92,8 @@ class LocalProcessBackend(Backend):
     def __init__(self, spec, **options):
         super().__init__(spec, **options)
         self._workers: dict[int, _Worker] = {}
-        self._by_conn: dict[Connection, _Worker] = {}
+        # one selector for the job's life: cheaper than building one per poll
+        self._selector = selectors.DefaultSelector()
         self._gpus: list[str] = []
         self._threads_per_worker = 1
 
@@ -120,7 +142,7 @@ class LocalProcessBackend(Backend):
         conn = Connection(parent_sock.detach())
         worker = _Worker(slot, proc, conn)
         self._workers[slot.id] = worker
-        self._by_conn[conn] = worker
+        self._selector.register(conn.fileno(), selectors.EVENT_READ, worker)
         try:
             conn.send((self.spec, slot))
         except OSError:
@@ -138,30 +160,29 @@ class LocalProcessBackend(Backend):
             pass  # the worker died; its EOF arrives through poll()
 
     def poll(self, timeout: float | None) -> list[Event]:
-        if not self._by_conn:
+        if not self._workers:
             if timeout:
                 time.sleep(min(timeout, 0.05))
             return []
         events: list[Event] = []
-        for conn in wait(list(self._by_conn), timeout):
-            worker = self._by_conn.get(conn)
-            if worker is None:
+        for key, _ in self._selector.select(timeout):
+            worker = key.data
+            if self._workers.get(worker.slot.id) is not worker:
                 continue
             try:
-                while True:
-                    message = pickle.loads(conn.recv_bytes())
+                # all that is there in one read: a fast worker's outcomes come several at once
+                chunk = os.read(key.fd, 1 << 20)
+                if not chunk:
+                    raise EOFError
+                worker.inbox += chunk
+                for message in _whole_messages(worker.inbox):
                     if isinstance(message, list):  # outcomes of consecutive mini-batches
                         events.extend(MiniBatchDone(worker.slot.id, outcome) for outcome in message)
-                        if not conn.poll(0):
-                            break
                         continue
                     event = self._event(worker, message)
                     events.append(event)
                     if isinstance(event, WorkerInitFailed):
-                        # the worker exits next; its EOF is not news
-                        self._reap(worker)
-                        break
-                    if not conn.poll(0):
+                        self._reap(worker)  # the worker exits next; its EOF is not news
                         break
             except (EOFError, OSError):
                 events.append(WorkerLost(worker.slot.id, self._death_reason(worker)))
@@ -198,10 +219,11 @@ class LocalProcessBackend(Backend):
         self._forget(worker)
 
     def _forget(self, worker: _Worker) -> None:
-        self._by_conn.pop(worker.conn, None)
+        if not worker.conn.closed:
+            self._selector.unregister(worker.conn.fileno())
+            worker.conn.close()
         if self._workers.get(worker.slot.id) is worker:
             del self._workers[worker.slot.id]
-        worker.conn.close()
 
     def kill_worker(self, slot: Slot) -> None:
         worker = self._workers.get(slot.id)

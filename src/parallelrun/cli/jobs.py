@@ -20,7 +20,7 @@ import sys
 import click
 
 from parallelrun.cli import main
-from parallelrun.cli.common import stdout, reports_errors
+from parallelrun.cli.common import reports_errors, stdout
 
 
 

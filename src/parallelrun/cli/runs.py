@@ -28,7 +28,8 @@ from rich.table import Table
 
 import parallelrun.cli.run  # noqa: F401 - the job command this group wraps must be registered
 from parallelrun.cli import main
-from parallelrun.cli.common import workspace_option, stdout, reports_errors, open_workspace, format_time
+from parallelrun.cli.common import (format_time, open_workspace, reports_errors, stdout,
+                                     workspace_option)
 
 
 

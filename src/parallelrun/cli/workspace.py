@@ -26,7 +26,8 @@ import click
 from rich.table import Table
 
 from parallelrun.cli import main
-from parallelrun.cli.common import workspace_option, stdout, stderr, reports_errors, open_workspace, key_values, format_time
+from parallelrun.cli.common import (format_time, key_values, open_workspace, reports_errors,
+                                     stderr, stdout, workspace_option)
 
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -3,13 +3,16 @@
 Order: every directory's entries sorted by name, subfolders entered where their name falls.
 So the same tree always lists the same way, and a tree of many folders starts yielding after
 the first folder is read, not after the whole tree. A single folder must be read whole to be
-sorted; that is one ``os.listdir`` in C plus a sort of the names.
+sorted: one ``os.listdir`` in C, then the names filtered and sorted; a folder of more than
+BIG_FOLDER names yields its first names from a partial selection before the full sort.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import glob as _glob
+import heapq
+import itertools
 import os
 import re
 from typing import Iterator
@@ -36,16 +39,19 @@ def _split_pattern(pattern: str) -> tuple[str, list[str]]:
     return root, rest
 
 
-def _sorted_entries(directory: str) -> tuple[list[str], set[str]]:
-    """Names in ``directory`` sorted, and the set of those that are folders."""
+#: a folder with more names than this yields its first HEAD names before sorting the rest
+BIG_FOLDER = 65536
+HEAD = 4096
+
+
+def _entries(directory: str) -> tuple[list[str], set[str]]:
+    """Names in ``directory`` (unsorted), and the set of those that are folders."""
     try:
         # A folder whose link count is 2 has no subfolders (POSIX file systems count each
         # subfolder's ".." link), so the names alone will do: os.listdir is much faster than
         # asking every entry of a million-file folder what it is.
         if os.stat(directory).st_nlink == 2:
-            names = os.listdir(directory)
-            names.sort()
-            return names, set()
+            return os.listdir(directory), set()
         names, dirs = [], set()
         with os.scandir(directory) as it:
             for entry in it:
@@ -57,27 +63,42 @@ def _sorted_entries(directory: str) -> tuple[list[str], set[str]]:
                     pass
     except (FileNotFoundError, NotADirectoryError):
         return [], set()
-    names.sort()
     return names, dirs
 
 
-def _name_filter(part: str):
-    """A fast test for one glob component: plain str methods for ``*.png`` and ``img_*``."""
-    hide = not part.startswith(".")  # as shell globs do, wildcards skip hidden names
-    body = part[1:]
+def _in_order(names: list[str]) -> Iterator[str]:
+    """``names`` in sorted order. A big folder's first HEAD names come from a partial selection
+    (``heapq.nsmallest``, a few ms for a million names) before the whole list is sorted, so the
+    first mini-batches start while the sort runs; the order is the same either way."""
+    if len(names) <= BIG_FOLDER:
+        names.sort()
+        yield from names
+        return
+    yield from heapq.nsmallest(HEAD, names)
+    names.sort()
+    yield from itertools.islice(names, HEAD, None)
+
+
+def _filter_names(part: str, names: list[str]) -> list[str]:
+    """The names matching one glob component; plain str methods for ``*.png`` and ``img_*``
+    (a comprehension, not a call per name: this runs over every name of a huge folder)."""
+    body, head = part[1:], part[:-1]
     if part.startswith("*") and not has_magic(body):
-        return lambda n: n.endswith(body) and not (hide and n.startswith("."))
-    head = part[:-1]
-    if part.endswith("*") and not has_magic(head):
-        return lambda n: n.startswith(head) and not (hide and n.startswith("."))
-    regex = re.compile(fnmatch.translate(part)).match
-    return lambda n: regex(n) is not None and not (hide and n.startswith("."))
+        matched = [n for n in names if n.endswith(body)]
+    elif part.endswith("*") and not has_magic(head):
+        matched = [n for n in names if n.startswith(head)]
+    else:
+        match = re.compile(fnmatch.translate(part)).match
+        matched = [n for n in names if match(n) is not None]
+    if part.startswith("."):
+        return matched
+    return [n for n in matched if n[:1] != "."]  # as shell globs do, wildcards skip hidden names
 
 
 def walk_files(directory: str) -> Iterator[str]:
     """Every file under ``directory``, recursively, in sorted order, hidden files included."""
-    names, dirs = _sorted_entries(directory)
-    for name in names:
+    names, dirs = _entries(directory)
+    for name in _in_order(names):
         path = os.path.join(directory, name)
         if name in dirs:
             yield from walk_files(path)
@@ -87,8 +108,9 @@ def walk_files(directory: str) -> Iterator[str]:
 
 def _match(directory: str, parts: list[str]) -> Iterator[str]:
     part, rest = parts[0], parts[1:]
-    names, dirs = _sorted_entries(directory)
+    names, dirs = _entries(directory)
     if part == "**":
+        names.sort()
         if not rest:
             for name in names:
                 path = os.path.join(directory, name)
@@ -104,20 +126,45 @@ def _match(directory: str, parts: list[str]) -> Iterator[str]:
     yield from _match_names(directory, names, dirs, parts)
 
 
-def _match_names(directory: str, names: list[str], dirs: set[str], parts: list[str]) -> Iterator[str]:
+def _match_names(directory: str, names: list[str], dirs: set[str],
+                 parts: list[str]) -> Iterator[str]:
     """Paths under ``directory`` whose next component is one of ``names`` and matches ``parts``."""
     part, rest = parts[0], parts[1:]
     if has_magic(part):
-        names = list(filter(_name_filter(part), names))
+        names = _filter_names(part, names)
     else:
         names = [n for n in names if n == part]
-    for name in names:
+    for name in _in_order(names):
         path = os.path.join(directory, name)
         if rest:
             if name in dirs:
                 yield from _match(path, rest)
         elif name not in dirs:
             yield path
+
+
+def _any_match(directory: str, parts: list[str]) -> bool:
+    """Whether a file under ``directory`` matches ``parts`` (no ``**``): stops at the first,
+    reading entries as they come, so a million-file folder answers at once."""
+    part, rest = parts[0], parts[1:]
+    try:
+        entries = os.scandir(directory)
+    except OSError:
+        return False
+    with entries:
+        for entry in entries:
+            matched = _filter_names(part, [entry.name]) if has_magic(part) else entry.name == part
+            if not matched:
+                continue
+            try:
+                if rest:
+                    if entry.is_dir() and _any_match(entry.path, rest):
+                        return True
+                elif entry.is_file():
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def any_local_file(spec: str) -> bool:
@@ -127,6 +174,9 @@ def any_local_file(spec: str) -> bool:
         if os.path.isdir(spec):
             return any(files for _, _, files in os.walk(spec))
         return os.path.exists(spec)
+    root, parts = _split_pattern(spec)
+    if "**" not in parts:
+        return _any_match(root, parts)
     return any(os.path.isfile(p) for p in _glob.iglob(spec, recursive=True))
 
 

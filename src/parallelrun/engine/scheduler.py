@@ -265,8 +265,8 @@ class Scheduler:
     def _dispatch(self) -> None:
         now = time.monotonic()
         for worker in self._workers.values():
-            if not worker.ready:
-                continue
+            if not worker.ready or len(worker.queue) > self._depth // 2:
+                continue  # refilled in groups at half depth: fewer messages and wake-ups
             batch = []
             while len(worker.queue) < self._depth:
                 work = self._next_work()
