@@ -8,8 +8,9 @@ shares; only the carrying changes:
   holding ``process_count_per_node`` workers' CPUs (and GPUs). Waiting for it to be ready is
   what turns "the cluster is too small or too busy" into a clear error before any work starts.
 * **Workers.** One actor per slot (``max_concurrency=1``), placed in its node's bundle. It wraps
-  ``worker_loop``: ``start`` imports the script and calls ``init()`` once, ``run`` runs one
-  mini-batch, ``stop`` calls ``shutdown()``. Calls from one caller to such an actor run in the
+  ``worker_loop``: ``start`` imports the script and calls ``init()`` once, ``run`` runs a
+  group of mini-batches and streams their outcomes back (those of quick ones together, up to
+  ``OUTCOME_GROUP_SECONDS`` of work), ``stop`` calls ``shutdown()``. Calls from one caller to such an actor run in the
   order they were submitted, which is the scheduler's queue model (the head is running).
 * **News.** ``poll`` is ``ray.wait`` over the in-flight calls; a call whose actor died (process
   killed, node lost, ``ray.kill`` by the timeout) becomes ``WorkerLost``.
@@ -344,8 +345,16 @@ class RayWorker:
         from parallelrun.data.minibatch import prefetch
 
         prefetch(minibatches)  # remote files of the later ones download while the first runs
-        for minibatch in minibatches:
-            yield run_minibatch(self._runner, minibatch)
+        outcomes, since = [], time.perf_counter()
+        for number, minibatch in enumerate(minibatches, 1):
+            outcomes.append(run_minibatch(self._runner, minibatch))
+            now = time.perf_counter()
+            # Each streamed item costs the coordinator a Ray round of its own, so the outcomes
+            # of quick mini-batches go back together, at most OUTCOME_GROUP_SECONDS of work at
+            # a time: a worker that dies loses no more than that of finished work (run again).
+            if now - since >= OUTCOME_GROUP_SECONDS or number == len(minibatches):
+                yield outcomes
+                outcomes, since = [], now
 
     def stop(self) -> dict[str, bytes] | None:
         """Call the script's shutdown(); returns the log files when they are not shared."""
@@ -402,6 +411,10 @@ def _flush_output() -> None:
 
 # The backend ---------------------------------------------------------------------------------
 
+#: seconds of finished mini-batches an actor gathers before streaming their outcomes back
+OUTCOME_GROUP_SECONDS = 0.01
+
+
 class _Actor:
     __slots__ = ("slot", "handle", "calls", "ready", "info", "held", "running")
 
@@ -409,7 +422,7 @@ class _Actor:
         self.slot = slot
         self.handle = handle
         # in-flight calls in submission order, each [kind, waitable, results still to come]:
-        # ["start", ObjectRef, 1] or ["run", ObjectRefGenerator, number of mini-batches]
+        # ["start", ObjectRef, 1] or ["run", ObjectRefGenerator, mini-batches without outcome]
         self.calls: collections.deque[list] = collections.deque()
         self.ready = False
         self.info: dict = {}
@@ -616,6 +629,10 @@ class RayBackend(Backend):
         for (actor, kind, ref), value in zip(results, values):
             if id(actor) in lost:
                 continue
+            if kind == "run" and isinstance(value, list):  # outcomes of consecutive mini-batches
+                events.extend(MiniBatchDone(actor.slot.id, outcome) for outcome in value)
+                self._count_outcomes(actor, len(value))
+                continue
             event = self._event(actor, kind, ref, value)
             events.append(event)
             if isinstance(event, (WorkerLost, WorkerInitFailed)):
@@ -632,13 +649,20 @@ class RayBackend(Backend):
         One per actor and poll: probing the calls behind it costs more (~0.1 ms each) than
         the next ``ray.wait``, which returns at once when more are ready.
         """
-        call = actor.calls[0]
-        kind, waitable = call[0], call[1]
-        results.append((actor, kind, next(waitable) if kind == "run" else waitable))
-        call[2] -= 1
+        kind, waitable = actor.calls[0][0], actor.calls[0][1]
         if kind == "run":
-            actor.running -= 1
-        if call[2] == 0:
+            # the call stays at the head until its outcomes are counted (_count_outcomes)
+            results.append((actor, kind, next(waitable)))
+        else:
+            actor.calls.popleft()
+            results.append((actor, kind, waitable))
+
+    @staticmethod
+    def _count_outcomes(actor: _Actor, count: int) -> None:
+        call = actor.calls[0]
+        call[2] -= count
+        actor.running -= count
+        if call[2] <= 0:
             actor.calls.popleft()
 
     @staticmethod
@@ -663,8 +687,6 @@ class RayBackend(Backend):
             return WorkerLost(actor.slot.id, f"worker actor failed: {value}")
         if isinstance(value, RayError):
             return WorkerLost(actor.slot.id, self._death_reason(actor, value))
-        if kind == "run":
-            return MiniBatchDone(actor.slot.id, value)
         actor.info = value[-1]
         if value[0] == "ready":
             actor.ready = True
