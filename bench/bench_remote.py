@@ -150,7 +150,8 @@ def main() -> None:
                 rows.append([model, name, f"{secs:.2f}", args.images / secs, f"{local / secs:.2f}x"])
             bar_chart(f"remote-{work_ms:g}ms", f"{args.images} PNG digits, model {model} "
                       "(higher is better)", {name: args.images / secs for name, secs in best.items()},
-                      "images/s", baseline="local files")
+                      "images/s", baseline="local files",
+                      ours=["Azurite, prefetch on", "Azurite, prefetch off"])
         table(f"Remote inputs: {args.images} PNG digits from Azurite, mini_batch_size=5, 2 processes, "
               f"best of {args.repeat} (wall time incl. start-up and listing)",
               ["model", "input", "seconds", "images/s", "vs local files"], rows)
