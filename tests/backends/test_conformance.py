@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.scripts import SHORT_AND_RAISE
 from parallelrun import Dataset, ParallelRunConfig, run_job
 from parallelrun.backends import BACKENDS
 
@@ -80,19 +81,6 @@ def test_every_row_once_and_init_once_per_worker(backend, make_script, make_file
         assert "mini-batch of 2" in (logs / f"user/entry_script_log/{node}/{process}.log.txt").read_text()
         assert "init() done" in (logs / f"sys/node/{node}/{process}.txt").read_text()
     assert "status: Finished" in (logs / "job_result.txt").read_text()
-
-
-# run() fails the items whose number is in FAIL (short return) and raises for numbers in RAISE.
-SHORT_AND_RAISE = """
-    FAIL = {fail}
-    RAISE = {raise_}
-    def init(): pass
-    def run(mini_batch):
-        numbers = [int(open(p).read()) for p in mini_batch]
-        if set(numbers) & RAISE:
-            raise ValueError(f"cannot score {{numbers}}")
-        return [n for n in numbers if n not in FAIL]
-"""
 
 
 def test_thresholds_stop_the_job_and_keep_finished_rows_once(backend, make_script, make_files, tmp_path):

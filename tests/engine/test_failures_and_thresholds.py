@@ -7,20 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.scripts import SHORT_AND_RAISE
 from parallelrun import Dataset, ParallelRunConfig, run_job
-
-# run() fails the items whose number is in FAIL (short return) and raises for numbers in RAISE.
-SHORT_AND_RAISE = """
-    import os
-    FAIL = {fail}
-    RAISE = {raise_}
-    def init(): pass
-    def run(mini_batch):
-        numbers = [int(open(p).read()) for p in mini_batch]
-        if set(numbers) & RAISE:
-            raise ValueError(f"cannot score {{numbers}}")
-        return [n for n in numbers if n not in FAIL]
-"""
 
 
 def job(make_script, make_files, tmp_path, body, files=10, **overrides):

@@ -113,6 +113,14 @@ def _status(status: str) -> str:
     return f"[{colour}]{status}[/]"
 
 
+def _pipeline_run(workspace_path: str | None, run_id: str):
+    """The pipeline run ``run_id`` names, or the one a step run ``run_id`` belongs to."""
+    from parallelrun.pipeline.runs import PipelineRun, Run
+
+    run = Run.get(open_workspace(workspace_path), run_id)
+    return run if isinstance(run, PipelineRun) else run.parent
+
+
 @run_group.command("show")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (get_details()).")
@@ -120,11 +128,7 @@ def _status(status: str) -> str:
 @reports_errors
 def run_show(run_id, as_json, workspace_path) -> None:
     """A run: status, timings, its steps with their counts, outputs, logs and errors."""
-    from parallelrun.pipeline.runs import PipelineRun, Run
-
-    run = Run.get(open_workspace(workspace_path), run_id)
-    if not isinstance(run, PipelineRun):
-        run = run.parent
+    run = _pipeline_run(workspace_path, run_id)
     details = run.get_details()
     if as_json:
         click.echo(json.dumps(details, indent=2, default=str))
@@ -169,11 +173,7 @@ def run_show(run_id, as_json, workspace_path) -> None:
 @reports_errors
 def run_watch(run_id, workspace_path) -> None:
     """Follow a run until it ends: its log lines and each step's progress."""
-    from parallelrun.pipeline.runs import PipelineRun, Run
-
-    run = Run.get(open_workspace(workspace_path), run_id)
-    if not isinstance(run, PipelineRun):
-        run = run.parent
+    run = _pipeline_run(workspace_path, run_id)
     _exit_for(run.wait_for_completion(show_output=True, raise_on_error=False))
 
 
@@ -184,11 +184,7 @@ def run_watch(run_id, workspace_path) -> None:
 @reports_errors
 def run_cancel(run_id, wait, workspace_path) -> None:
     """Stop a run: running steps stop, finished work stays; resume goes on from there."""
-    from parallelrun.pipeline.runs import PipelineRun, Run
-
-    run = Run.get(open_workspace(workspace_path), run_id)
-    if not isinstance(run, PipelineRun):
-        run = run.parent
+    run = _pipeline_run(workspace_path, run_id)
     run.cancel()
     if wait:
         status = run.wait_for_completion(raise_on_error=False)
@@ -205,11 +201,7 @@ def run_cancel(run_id, wait, workspace_path) -> None:
 def run_resume(run_id, detach, workspace_path) -> None:
     """Continue a run that died, failed or was canceled: finished steps and mini-batches are
     kept, the rest runs (each output row once)."""
-    from parallelrun.pipeline.runs import PipelineRun, Run
-
-    run = Run.get(open_workspace(workspace_path), run_id)
-    if not isinstance(run, PipelineRun):
-        run = run.parent
+    run = _pipeline_run(workspace_path, run_id)
     run.resume()
     if detach:
         stdout.print(f"{run.id}: resumed in the background (parallelrun run watch {run.id})")
