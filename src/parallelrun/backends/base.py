@@ -79,6 +79,21 @@ class Backend(abc.ABC):
     """A way to run workers. Subclasses register in ``parallelrun.backends.BACKENDS``."""
 
     name: str = ""
+    #: the most nodes a job can have here (None: the cluster decides, at plan_slots); lets a
+    #: pipeline or job file refuse a node_count at submit, before anything runs
+    max_nodes: int | None = None
+
+    @classmethod
+    def check_node_count(cls, node_count: int) -> str | None:
+        """Why ``node_count`` cannot work on this backend (None when it may).
+
+        Example: ``LocalProcessBackend.check_node_count(2)`` -> ``"the local backend runs on
+        1 node"``.
+        """
+        if cls.max_nodes is not None and node_count > cls.max_nodes:
+            return (f"the {cls.name} backend runs on {cls.max_nodes} "
+                    f"node{'s' if cls.max_nodes != 1 else ''}")
+        return None
 
     def __init__(self, spec: WorkerSpec, **options: Any):
         self.spec = spec

@@ -88,6 +88,7 @@ class LocalProcessBackend(Backend):
     """Worker processes on this machine; ``node_count`` must be 1."""
 
     name = "local"
+    max_nodes = 1
 
     def __init__(self, spec, **options):
         super().__init__(spec, **options)

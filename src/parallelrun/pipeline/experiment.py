@@ -21,6 +21,7 @@ import time
 import uuid
 from typing import Any
 
+from parallelrun.backends import get_backend
 from parallelrun.errors import BackendError, ConfigurationError
 from parallelrun.pipeline.graph import Pipeline
 from parallelrun.pipeline.records import RunStore
@@ -97,13 +98,14 @@ def check_pipeline(pipeline: Pipeline) -> None:
             continue
         config = effective_config(step.parallel_run_config, pipeline.workspace)
         target = config.compute_target
-        backend = target if isinstance(target, str) else getattr(target, "backend", None)
-        if backend == "local" and config.node_count != 1:
+        backend = target if isinstance(target, str) else getattr(target, "backend", "local")
+        problem = get_backend(backend).check_node_count(config.node_count)
+        if problem:
             raise BackendError(
                 f"step {step.name!r}: node_count={config.node_count} on compute "
-                f"{getattr(target, 'name', target)!r}: local worker processes run on this one "
-                "machine. Use node_count=1, an AmlCompute target (its max_nodes become worker "
-                "slots here), or a Ray cluster (RayCompute.attach(ws, 'ray-cluster'))")
+                f"{getattr(target, 'name', target)!r}: {problem}. Use a node_count it has, an "
+                "AmlCompute target (its max_nodes become worker slots here), or a Ray cluster "
+                "(RayCompute.attach(ws, 'ray-cluster'))")
 
 
 def submit_pipeline(experiment: Experiment, pipeline: Pipeline, *, kind: str = "pipeline",

@@ -52,6 +52,7 @@ from typing import Any
 
 import yaml
 
+from parallelrun.backends import get_backend
 from parallelrun.errors import ConfigurationError, ParallelRunError
 from parallelrun.pipeline.pipeline_data import PipelineData
 
@@ -404,12 +405,13 @@ class ParallelJob:
 
         effective = effective_config(config, workspace)
         target = effective.compute_target
-        backend = target if isinstance(target, str) else getattr(target, "backend", None)
-        if backend == "local" and effective.node_count != 1:
+        backend = target if isinstance(target, str) else getattr(target, "backend", "local")
+        problem = get_backend(backend).check_node_count(effective.node_count)
+        if problem:
             self.problem("resources.instance_count",
-                         f"{config.node_count}: compute {getattr(target, 'name', target)!r} is this "
-                         "one machine; use 1, an AmlCompute target (compute: azureml:<name>) or a "
-                         "Ray cluster")
+                         f"{config.node_count}: compute {getattr(target, 'name', target)!r}: "
+                         f"{problem}; use fewer, an AmlCompute target (compute: azureml:<name>) "
+                         "or a Ray cluster")
 
     def _input(self, workspace: Any, name: str, spec: Any, models: dict) -> Any:
         key = f"inputs.{name}"

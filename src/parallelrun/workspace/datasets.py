@@ -53,7 +53,7 @@ def _datastore_refs(ws: Workspace, record: dict) -> dict:
     from parallelrun.workspace.datastore import Datastore
 
     roots = sorted(((store.root_url, store.name) for store in Datastore.list(ws)
-                    if store.kind != "local"), key=lambda r: -len(r[0]))
+                    if store.storage_kind.remote), key=lambda r: -len(r[0]))
     paths = []
     for path in record.get("paths", []):
         if isinstance(path, str) and remote.is_remote(path):

@@ -25,15 +25,10 @@ from typing import Any
 
 from parallelrun.data import remote
 from parallelrun.errors import StorageError, WorkspaceError
+from parallelrun.workspace.storage_kinds import STORAGE_KINDS, local_root
 from parallelrun.workspace.workspace import UnknownNameError, Workspace, known
 
 _NAME = re.compile(r"^[A-Za-z0-9_]{1,255}$")
-#: datastore kind -> Azure ML's ``datastore_type`` name
-DATASTORE_TYPES = {"azure_blob": "AzureBlob", "s3": "AmazonS3", "local": "LocalFolder"}
-#: secret names each kind may hold
-SECRETS = {"azure_blob": ("account_key", "sas_token", "connection_string"),
-           "s3": ("access_key_id", "secret_access_key", "session_token"),
-           "local": ()}
 
 
 class Datastore:
@@ -49,18 +44,19 @@ class Datastore:
         self.workspace = workspace
         self.name = name
         self.kind = kind
+        self.storage_kind = STORAGE_KINDS[kind]
         self.config = dict(config)
         self.secret_env = dict(secret_env or {})
         self._secret_names = tuple(secret_names)
         for key, value in self.config.items():
             if not hasattr(type(self), key) and key not in ("kind", "name"):
                 setattr(self, key, value)  # container_name, account_name, bucket...
-        if kind == "local":
-            self.path_on_disk = _local_root(workspace, self.config["path"])
+        if not self.storage_kind.remote:
+            self.path_on_disk = local_root(workspace, self.config["path"])
 
     @property
     def datastore_type(self) -> str:
-        return DATASTORE_TYPES[self.kind]
+        return self.storage_kind.datastore_type
 
     # Registration ------------------------------------------------------------------------------
     @staticmethod
@@ -210,7 +206,7 @@ class Datastore:
             "SELECT name FROM secrets WHERE owner = ? ORDER BY name", (f"datastore:{row['name']}",)))
         store = Datastore(workspace, row["name"], row["kind"], json.loads(row["config"]),
                           json.loads(row["secret_env"]), names)
-        if store.kind != "local":
+        if store.storage_kind.remote:
             # plain URL strings under this datastore (a re-created dataset, `parallelrun run
             # --input az://...`) find its options through the registry, read when used
             remote.register_storage_options(store.root_url, lambda: store.storage_options)
@@ -236,11 +232,7 @@ class Datastore:
     @property
     def root_url(self) -> str:
         """``az://container/``, ``s3://bucket/`` or the local folder (with a trailing ``/``)."""
-        if self.kind == "azure_blob":
-            return f"az://{self.config['container_name']}/"
-        if self.kind == "s3":
-            return f"s3://{self.config['bucket']}/"
-        return self.path_on_disk.rstrip(os.sep) + os.sep
+        return self.storage_kind.root_url(self)
 
     def _secrets(self) -> dict[str, str]:
         """The secrets, read now: from the catalog, or from the environment variables named."""
@@ -260,37 +252,11 @@ class Datastore:
     def storage_options(self) -> dict:
         """fsspec options to open this datastore's URLs, secrets included (resolved now; never
         log or print them)."""
-        if self.kind == "local":
-            return {}
-        secrets = self._secrets()
-        if self.kind == "s3":
-            return _s3_options(self.config, secrets)
-        return _azure_options(self.config, secrets)
+        return self.storage_kind.storage_options(self)
 
     def _check(self, create: bool) -> None:
         """Reach the storage now, so a wrong name or credential fails at registration."""
-        if self.kind == "local":
-            if not os.path.isdir(self.path_on_disk):
-                if create:
-                    os.makedirs(self.path_on_disk, exist_ok=True)
-                    return
-                raise StorageError(f"local datastore {self.name!r}: folder "
-                                   f"{self.path_on_disk!r} does not exist; create it or pass "
-                                   "create_if_not_exists=True")
-            return
-        options = self.storage_options
-        fs, root = remote.filesystem(self.root_url, options)
-        root = root.rstrip("/")
-        missing = remote._missing_root_error(self.root_url, root, options)
-        if missing is None:
-            return
-        if create and "does not exist" in str(missing):
-            try:
-                fs.mkdir(root)
-            except Exception as exc:  # noqa: BLE001
-                raise remote.storage_error(exc, self.root_url, "creating") from None
-            return
-        raise StorageError(f"registering datastore {self.name!r}: {missing}") from None
+        self.storage_kind.check(self, create)
 
     # Moving data (Azure ML's Datastore.upload / download) -------------------------------------
     def upload(self, src_dir: str | os.PathLike, target_path: str | None = None,
@@ -342,14 +308,8 @@ class Datastore:
         appear as ``stored`` or ``from $VARIABLE``, never their values."""
         credentials = {name: "stored" for name in self._secret_names}
         credentials.update({name: f"from ${var}" for name, var in self.secret_env.items()})
-        if self.kind == "azure_blob" and not credentials:
-            credentials = {"anonymous": "public container"}
-        if self.kind == "s3" and not credentials:
-            credentials = {"anonymous": "public bucket"} if self.config.get("anonymous") else \
-                {"default": "boto's lookup (AWS_* variables, ~/.aws)"}
-        shown = {k: v for k, v in self.config.items() if v is not None}
-        if self.kind == "local":
-            shown["path"] = self.path_on_disk
+        credentials = credentials or self.storage_kind.default_credentials(self.config)
+        shown = self.storage_kind.shown_config(self)
         return {"name": self.name, "type": self.datastore_type, "url": self.root_url, **shown,
                 "credentials": credentials}
 
@@ -379,7 +339,7 @@ class DataPath:
 
     @property
     def remote(self) -> bool:
-        return self.datastore.kind != "local"
+        return self.datastore.storage_kind.remote
 
     @property
     def url(self) -> str:
@@ -422,67 +382,3 @@ class DataPath:
 
     def __repr__(self) -> str:
         return f"DataPath(datastore={self.datastore.name!r}, path={self.path_on_datastore!r})"
-
-
-def _local_root(workspace: Workspace, path: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(workspace.path, path)
-
-
-def _account_url(config: dict) -> str | None:
-    if config.get("account_url"):
-        return config["account_url"].rstrip("/")
-    endpoint, protocol = config.get("endpoint") or "core.windows.net", config.get("protocol") or "https"
-    account = config.get("account_name")
-    if endpoint == "core.windows.net" and protocol == "https":
-        return None  # adlfs's default: https://<account>.blob.core.windows.net
-    host = endpoint.split(":")[0]
-    if ":" in endpoint or host == "localhost" or re.match(r"^\d+\.\d+\.\d+\.\d+$", host):
-        return f"{protocol}://{endpoint}/{account}"  # emulators use path-style URLs
-    return f"{protocol}://{account}.blob.{endpoint}"
-
-
-def _azure_options(config: dict, secrets: dict) -> dict:
-    # adlfs would otherwise take a container whose properties it cannot read (wrong key) for
-    # an existing one, and the error would surface later as an unrelated one
-    return {**_azure_credentials(config, secrets), "assume_container_exists": False}
-
-
-def _azure_credentials(config: dict, secrets: dict) -> dict:
-    if secrets.get("connection_string"):
-        return {"connection_string": secrets["connection_string"]}
-    account_url = _account_url(config)
-    account = config.get("account_name")
-    if account_url is not None:
-        # adlfs reaches non-default endpoints (emulators, other clouds) by connection string
-        parts = [f"BlobEndpoint={account_url}"]
-        if secrets.get("account_key"):
-            parts += [f"AccountName={account}", f"AccountKey={secrets['account_key']}"]
-        elif secrets.get("sas_token"):
-            parts.append(f"SharedAccessSignature={secrets['sas_token'].lstrip('?')}")
-        return {"connection_string": ";".join(parts) + ";",
-                **({} if secrets else {"anon": True})}
-    options: dict[str, Any] = {"account_name": account}
-    if secrets.get("account_key"):
-        options["account_key"] = secrets["account_key"]
-    elif secrets.get("sas_token"):
-        options["sas_token"] = secrets["sas_token"]
-    else:
-        options["anon"] = True
-    return options
-
-
-def _s3_options(config: dict, secrets: dict) -> dict:
-    options: dict[str, Any] = {}
-    if config.get("endpoint_url"):
-        options["endpoint_url"] = config["endpoint_url"]
-    if config.get("region"):
-        options["client_kwargs"] = {"region_name": config["region"]}
-    if config.get("anonymous"):
-        options["anon"] = True
-    if secrets.get("access_key_id"):
-        options["key"] = secrets["access_key_id"]
-    if secrets.get("secret_access_key"):
-        options["secret"] = secrets["secret_access_key"]
-    if secrets.get("session_token"):
-        options["token"] = secrets["session_token"]
-    return options
