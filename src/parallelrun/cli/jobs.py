@@ -20,11 +20,7 @@ import sys
 import click
 
 from parallelrun.cli import main
-from parallelrun.cli.common import reports_errors, stdout
-
-
-
-
+from parallelrun.cli.common import open_workspace, reports_errors, stdout, workspace_option
 
 
 @main.group("job")
@@ -43,9 +39,7 @@ def job_validate(job_file, workspace_path) -> None:
 
     job = load_job(job_file)
     if workspace_path:
-        from parallelrun.workspace.workspace import Workspace
-
-        job.to_pipeline(Workspace.from_config(workspace_path))
+        job.to_pipeline(open_workspace(workspace_path))
     stdout.print(f"{job_file}: ok (experiment {job.experiment_name}, step {job.step_name})")
 
 
@@ -54,15 +48,13 @@ def job_validate(job_file, workspace_path) -> None:
 @click.option("--stream", is_flag=True, help="Follow the run until it ends (log lines, progress).")
 @click.option("--experiment-name", default=None, help="Experiment (default: the file's "
               "experiment_name, else its folder's name).")
-@click.option("--workspace", "workspace_path", default=None, metavar="PATH",
-              help="Workspace folder (default: found from config.json upward from the current folder).")
+@workspace_option
 @reports_errors
 def job_submit(job_file, stream, experiment_name, workspace_path) -> None:
     """Submit JOB_FILE; prints the run id (parallelrun run show|watch RUN_ID)."""
     from parallelrun.pipeline.yaml_job import submit_job
-    from parallelrun.workspace.workspace import Workspace
 
-    run = submit_job(job_file, Workspace.from_config(workspace_path), experiment_name)
+    run = submit_job(job_file, open_workspace(workspace_path), experiment_name)
     stdout.print(f"submitted run {run.id} (experiment {run.experiment.name})")
     if stream:
         status = run.wait_for_completion(show_output=True, raise_on_error=False)

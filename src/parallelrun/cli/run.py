@@ -85,9 +85,6 @@ def _config_options(func):
     return func
 
 
-
-
-
 @main.command("run", context_settings={"ignore_unknown_options": False})
 @_config_options
 @click.option("--input", "inputs", multiple=True, required=True,

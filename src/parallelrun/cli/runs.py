@@ -32,8 +32,6 @@ from parallelrun.cli.common import (format_time, open_workspace, reports_errors,
                                      workspace_option)
 
 
-
-
 class RunGroup(click.Group):
     """``run``: its subcommands by name, anything else to the job command (``cli/run.py``)."""
 
@@ -55,15 +53,6 @@ if not _job_command.epilog:
                            "watch RUN_ID | cancel RUN_ID | resume RUN_ID (each with --help).")
 run_group = RunGroup(_job_command)
 main.add_command(run_group, "run")
-
-
-
-
-
-
-
-
-
 
 
 def _duration(start: float | None, end: float | None) -> str:
@@ -135,9 +124,9 @@ def run_show(run_id, as_json, workspace_path) -> None:
         return
     stdout.print(f"[bold]{details['runId']}[/]  {_status(details['status'])}")
     stdout.print(f"experiment {details['experiment']}; created {details['createdTimeUtc']}; "
-               f"started {details['startTimeUtc'] or '-'}; ended {details['endTimeUtc'] or '-'}; "
-               f"attempts {details['attempts']}; runner pid {details['runner']['pid'] or '-'}",
-               soft_wrap=True)
+                 f"started {details['startTimeUtc'] or '-'}; ended {details['endTimeUtc'] or '-'}; "
+                 f"attempts {details['attempts']}; runner pid {details['runner']['pid'] or '-'}",
+                 soft_wrap=True)
     stdout.print(f"run folder {details['runDir']}", soft_wrap=True)
     for step in details["steps"]:
         counts = step["counts"]

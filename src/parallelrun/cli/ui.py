@@ -16,15 +16,14 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
 
 from parallelrun.cli import main
-from parallelrun.errors import ParallelRunError
+from parallelrun.cli.common import (open_workspace, reports_errors, stderr, stdout,
+                                     workspace_option)
 
 
 @main.command("ui")
-@click.option("--workspace", "workspace_path", default=None, metavar="PATH",
-              help="Workspace folder (default: found from config.json upward from here).")
+@workspace_option
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on; the next free one when taken (0: any free port).")
 @click.option("--host", default=None, metavar="ADDRESS",
@@ -33,37 +32,32 @@ from parallelrun.errors import ParallelRunError
 @click.option("--token", default=None, envvar="PARALLELRUN_UI_TOKEN", metavar="SECRET",
               help="The cancel token to require (default: a new random one). "
                    "Env: PARALLELRUN_UI_TOKEN.")
+@reports_errors
 def ui_command(workspace_path, port, host, token) -> None:
     """Serve a live dashboard of the workspace's experiments, runs, steps, logs and registries."""
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
     try:
         from parallelrun.ui.server import DEFAULT_HOST, Dashboard, is_loopback
-        from parallelrun.workspace.workspace import Workspace
 
-        workspace = Workspace.from_config(workspace_path)
+        workspace = open_workspace(workspace_path)
         if host is not None and not is_loopback(host):
-            err.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
-                      "address can read this workspace's runs, logs and registries (the cancel "
-                      "token still guards cancelling). Use the default 127.0.0.1 and an SSH "
-                      "tunnel to share it safely.", soft_wrap=True)
+            stderr.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
+                         "address can read this workspace's runs, logs and registries (the cancel "
+                         "token still guards cancelling). Use the default 127.0.0.1 and an SSH "
+                         "tunnel to share it safely.", soft_wrap=True)
         dashboard = Dashboard(workspace, host=host or DEFAULT_HOST, port=port, token=token)
     except ImportError as exc:
-        err.print(f"[bold red]error:[/] the dashboard needs the ui extra ({exc.name} is missing): "
-                  "pip install 'parallelrun[ui]'", soft_wrap=True)
-        sys.exit(2)
-    except ParallelRunError as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True)
+        stderr.print(f"[bold red]error:[/] the dashboard needs the ui extra ({exc.name} is "
+                     "missing): pip install 'parallelrun[ui]'", soft_wrap=True)
         sys.exit(2)
     if port and dashboard.port != port:
-        out.print(f"port {port} is taken; using {dashboard.port}")
-    out.print(f"parallelrun dashboard of workspace {workspace.name!r} ({workspace.path})",
-              soft_wrap=True, markup=False)
-    out.print(f"URL: {dashboard.url}", soft_wrap=True, markup=False)
-    out.print(f"cancel token: {dashboard.token}", soft_wrap=True, markup=False)
-    out.print(f"open with the token (cancel enabled in that tab): {dashboard.url_with_token}",
-              soft_wrap=True, markup=False)
-    out.print("Ctrl-C stops it.", markup=False)
+        stdout.print(f"port {port} is taken; using {dashboard.port}")
+    stdout.print(f"parallelrun dashboard of workspace {workspace.name!r} ({workspace.path})",
+                 soft_wrap=True, markup=False)
+    stdout.print(f"URL: {dashboard.url}", soft_wrap=True, markup=False)
+    stdout.print(f"cancel token: {dashboard.token}", soft_wrap=True, markup=False)
+    stdout.print(f"open with the token (cancel enabled in that tab): {dashboard.url_with_token}",
+                 soft_wrap=True, markup=False)
+    stdout.print("Ctrl-C stops it.", markup=False)
     sys.stdout.flush()
     try:
         dashboard.serve()

@@ -33,9 +33,6 @@ from parallelrun.cli.common import (format_time, key_values, open_workspace, rep
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-
-
-
 def use_workspace_datastores(path: str | None = None) -> bool:
     """Make the datastores of the workspace found from ``path`` (default: the current folder)
     lend their credentials to plain ``az://``/``s3://`` URLs under them; False without one."""
@@ -47,15 +44,6 @@ def use_workspace_datastores(path: str | None = None) -> bool:
     except WorkspaceError:
         return False
     return True
-
-
-
-
-
-
-
-
-
 
 
 def _size(count: int | None) -> str:
@@ -245,8 +233,9 @@ def register_local(name, path, overwrite, create, skip_validation, workspace_pat
     """Register the local folder PATH as datastore NAME."""
     from parallelrun.workspace.datastore import Datastore
 
-    store = Datastore.register_local(open_workspace(workspace_path), name, path, overwrite=overwrite,
-                                     create_if_not_exists=create, skip_validation=skip_validation)
+    store = Datastore.register_local(open_workspace(workspace_path), name, path,
+                                     overwrite=overwrite, create_if_not_exists=create,
+                                     skip_validation=skip_validation)
     _registered(store)
 
 
@@ -288,7 +277,7 @@ def dataset_register(name, paths, datastore, fmt, new_version, description, tags
                                   tags=key_values(tags, "--tag"), create_new_version=new_version)
     info = registered.registration
     stdout.print(f"registered dataset {name} version {info['version']} (id {info['id']}): "
-               f"{info['file_count']} files, {_size(info['total_bytes'])}")
+                 f"{info['file_count']} files, {_size(info['total_bytes'])}")
 
 
 @dataset_group.command("list")
@@ -340,7 +329,7 @@ def dataset_show(name, version, verify, workspace_path, as_json) -> None:
                [[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in info.items()])
     if verify and not info["unchanged"]:
         stderr.print(f"dataset {name} version {info['version']}: the files changed since it was "
-                   "registered (the fingerprint differs)")
+                     "registered (the fingerprint differs)")
         sys.exit(1)
 
 
@@ -363,8 +352,10 @@ def model_register(name, path, tags, properties, description, workspace_path) ->
     """Copy PATH (a file, folder or .tar.gz) into the workspace as the next version of NAME."""
     from parallelrun.workspace.models import Model
 
-    model = Model.register(open_workspace(workspace_path), path, name, tags=key_values(tags, "--tag"),
-                           properties=key_values(properties, "--property"), description=description)
+    model = Model.register(open_workspace(workspace_path), path, name,
+                           tags=key_values(tags, "--tag"),
+                           properties=key_values(properties, "--property"),
+                           description=description)
     stdout.print(f"registered model {model.name} version {model.version} at {model.path}")
 
 
