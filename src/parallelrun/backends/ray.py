@@ -10,8 +10,9 @@ shares; only the carrying changes:
 * **Workers.** One actor per slot (``max_concurrency=1``), placed in its node's bundle. It wraps
   ``worker_loop``: ``start`` imports the script and calls ``init()`` once, ``run`` runs a
   group of mini-batches and streams their outcomes back (those of quick ones together, up to
-  ``OUTCOME_GROUP_SECONDS`` of work), ``stop`` calls ``shutdown()``. Calls from one caller to such an actor run in the
-  order they were submitted, which is the scheduler's queue model (the head is running).
+  ``OUTCOME_GROUP_SECONDS`` of work), ``stop`` calls ``shutdown()``. Calls from one caller to
+  such an actor run in the order they were submitted, which is the scheduler's queue model
+  (the head is running).
 * **News.** ``poll`` is ``ray.wait`` over the in-flight calls; a call whose actor died (process
   killed, node lost, ``ray.kill`` by the timeout) becomes ``WorkerLost``.
 * **Files.** When the nodes see the coordinator's files (same node, or a shared filesystem:

@@ -147,14 +147,14 @@ def _any_match(directory: str, parts: list[str]) -> bool:
     """Whether a file under ``directory`` matches ``parts`` (no ``**``): stops at the first,
     reading entries as they come, so a million-file folder answers at once."""
     part, rest = parts[0], parts[1:]
+    magic = has_magic(part)
     try:
         entries = os.scandir(directory)
     except OSError:
         return False
     with entries:
         for entry in entries:
-            matched = _filter_names(part, [entry.name]) if has_magic(part) else entry.name == part
-            if not matched:
+            if not (_filter_names(part, [entry.name]) if magic else entry.name == part):
                 continue
             try:
                 if rest:

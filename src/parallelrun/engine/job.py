@@ -194,8 +194,9 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
         dataset.check_mini_batch_size(config.mini_batch_size)
     model_paths = _model_paths(models)
     side_staging = os.path.join(tempfile.gettempdir(), f"parallelrun-side-inputs-{uuid.uuid4().hex}")
-    # removed when the job ends; at exit too, for a job that fails before it starts
-    atexit.register(shutil.rmtree, side_staging, True)
+    if side_inputs:
+        # removed when the job ends; at exit too, for a job that fails before it starts
+        atexit.register(shutil.rmtree, side_staging, True)
     side_paths = _side_input_paths(side_inputs, side_staging)
     backend_name, backend_options = _backend_choice(config.compute_target)
     backend_class = get_backend(backend_name)
