@@ -82,6 +82,10 @@ class Backend(abc.ABC):
     #: the most nodes a job can have here (None: the cluster decides, at plan_slots); lets a
     #: pipeline or job file refuse a node_count at submit, before anything runs
     max_nodes: int | None = None
+    #: seconds of work the scheduler keeps queued on each worker once it knows how long a
+    #: run() takes: enough that what one message to a worker costs is small beside the work
+    #: it carries. Backends whose messages cost more (a Ray call) keep more queued.
+    queue_seconds: float = 0.01
 
     @classmethod
     def check_node_count(cls, node_count: int) -> str | None:

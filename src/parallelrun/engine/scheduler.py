@@ -7,7 +7,9 @@ mini-batches out and events back (``parallelrun.backends.base``).
 
 Each worker gets up to ``depth`` mini-batches queued so it never waits for the coordinator;
 the one at the head of its queue is the one running, and started when the previous one's
-result arrived. A worker that dies or times out fails only its head mini-batch; the others
+result arrived. The depth follows how long run() takes: two mini-batches until the first
+result, then the backend's ``queue_seconds`` of work (between 2 and ``MAX_DEPTH``), so that
+quick mini-batches travel many to a message and slow ones are not hoarded by one worker. A worker that dies or times out fails only its head mini-batch; the others
 in its queue go back to the front of the line without losing a try.
 """
 
@@ -126,6 +128,9 @@ class Scheduler:
     FLUSH_EVERY = 0.05
     #: seconds a stopping job (threshold exceeded, canceled) waits for outcomes on their way
     STOP_GRACE = 0.5
+    #: the most mini-batches queued on one worker: bounds what a lost worker hands back and
+    #: how unevenly the last ones of a job can fall
+    MAX_DEPTH = 128
 
     def __init__(self, backend: Backend, slots: list[Slot], planner: Iterator[MiniBatch],
                  output: OutputAction, journal: Journal, limits: Limits,
@@ -150,7 +155,7 @@ class Scheduler:
         self._last_init_traceback: str | None = None
         self._first_error: MiniBatchRecord | None = None
         self._depth = 2
-        self._run_seconds_avg = 0.0
+        self._run_seconds_avg: float | None = None
         self._next_flush = 0.0
         self._events: collections.deque = collections.deque()  # polled, not yet handled
         self._stopping = False
@@ -310,8 +315,7 @@ class Scheduler:
         worker.done += 1
         self.progress.workers[worker.slot.process_name]["current"] = (
             worker.queue[0][0].index if worker.queue else None)
-        self._run_seconds_avg = 0.9 * self._run_seconds_avg + 0.1 * outcome.run_seconds
-        self._depth = 8 if self._run_seconds_avg < 0.005 else 2
+        self._follow_run_seconds(outcome.run_seconds)
         mb.items = outcome.items
         record = self._record(worker, mb, attempt, started, now, outcome)
         if outcome.status == "RUN_DONE":
@@ -327,6 +331,13 @@ class Scheduler:
             self._check_thresholds()
         else:
             self._failed_try(mb, attempt, record)
+
+    def _follow_run_seconds(self, seconds: float) -> None:
+        average = self._run_seconds_avg
+        average = seconds if average is None else 0.9 * average + 0.1 * seconds
+        self._run_seconds_avg = average
+        wanted = self.backend.queue_seconds / max(average, 1e-6)
+        self._depth = max(2, min(self.MAX_DEPTH, round(wanted)))
 
     def _on_worker_lost(self, worker: _Worker, status: str, reason: str) -> None:
         """The worker died or was killed: its running mini-batch failed a try, the rest go back."""
