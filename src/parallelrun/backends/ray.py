@@ -413,7 +413,7 @@ def _flush_output() -> None:
 # The backend ---------------------------------------------------------------------------------
 
 #: seconds of finished mini-batches an actor gathers before streaming their outcomes back
-OUTCOME_GROUP_SECONDS = 0.01
+OUTCOME_GROUP_SECONDS = 0.025
 
 
 class _Actor:
