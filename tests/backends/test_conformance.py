@@ -128,10 +128,55 @@ def test_a_failed_try_is_retried_without_duplicates(backend, make_script, make_f
     body = MISBEHAVE_ONCE.format(misbehave=misbehave)
     result = job(backend, make_script, make_files, tmp_path, body, run_invocation_timeout=3)
     assert result.status == "Finished", result.error
-    assert (result.items_succeeded, result.items_failed, result.retries) == (12, 0, 1)
+    assert (result.items_succeeded, result.items_failed) == (12, 0)
     assert sorted(int(n) for n in output_lines(result)) == list(range(12))
-    tries = [r for r in report(result) if r["mini_batch_id"] == "2"]
-    assert [(r["attempt"], r["status"]) for r in tries] == [("1", status), ("2", "RUN_DONE")]
+    failed = [(r["mini_batch_id"], r["attempt"], r["status"]) for r in report(result)
+              if r["status"] != "RUN_DONE"]
+    if status == "RUN_EXCEPTION" or backend == "local":
+        # the outcome names the mini-batch (an exception), or each outcome comes back on its own
+        assert failed == [("2", "1", status)] and result.retries == 1
+    else:
+        # outcomes of quick mini-batches come back in groups on Ray, so a worker lost while
+        # some were held charges none; what was running is charged when it fails again
+        assert failed in ([("2", "1", status)], []) and result.retries == len(failed)
+
+
+QUICK_KILLER = """
+    import os, signal
+    def init(): pass
+    def run(mini_batch):
+        numbers = [int(open(p).read()) for p in mini_batch]
+        marker = os.path.join(os.path.dirname(mini_batch[0]), "..", "kills")
+        if 301 in numbers:
+            with open(marker, "a+") as fh:
+                fh.seek(0)
+                if len(fh.read()) < {kills}:
+                    fh.write("k")
+                    fh.flush()
+                    os.kill(os.getpid(), signal.SIGKILL)
+        return numbers
+"""
+
+
+@pytest.mark.parametrize("kills", [1, 9])
+def test_a_worker_killed_with_many_quick_mini_batches_queued_charges_only_the_killer(
+        backend, make_script, make_files, tmp_path, kills):
+    # Quick run()s make the scheduler queue dozens of mini-batches on each worker. The one
+    # holding file 301 kills its worker `kills` times: those queued behind it run elsewhere,
+    # once; only it is ever charged a try (after 3 it fails), whatever was held unreported.
+    body = QUICK_KILLER.format(kills=kills)
+    result = job(backend, make_script, make_files, tmp_path, body, files=600)
+    assert result.status == "Finished", result.error
+    rows = sorted(int(n) for n in output_lines(result))
+    charged = [(r["mini_batch_id"], r["status"]) for r in report(result) if r["status"] != "RUN_DONE"]
+    assert {mb for mb, _ in charged} <= {"150"}
+    assert {status for _, status in charged} <= {"PROCESS_DIED"}
+    if kills == 1:
+        assert rows == list(range(600)) and result.minibatches_failed == 0
+    else:
+        assert rows == [n for n in range(600) if n not in (300, 301)]
+        assert (result.minibatches_succeeded, result.minibatches_failed) == (299, 1)
+        assert len(charged) == 3  # run_max_try
 
 
 def test_init_failing_everywhere_fails_the_job_with_its_traceback(backend, make_script, make_files,

@@ -70,6 +70,9 @@ class MiniBatchDone:
 class WorkerLost:
     slot: int
     reason: str
+    #: whether the first mini-batch without an outcome was the one running (see
+    #: Backend.running_known); when not, the loss is charged to none of them
+    running_known: bool = True
 
 
 Event = WorkerReady | WorkerInitFailed | MiniBatchDone | WorkerLost
@@ -123,6 +126,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def poll(self, timeout: float | None) -> list[Event]:
         """Events since the last call, waiting up to ``timeout`` seconds for the first."""
+
+    def running_known(self, slot: Slot) -> bool:
+        """Whether the first mini-batch on ``slot`` without an outcome is the one running.
+
+        True for workers that send each outcome as it is known (the local backend). A backend
+        whose workers send outcomes in groups answers False while finished ones may be held
+        in the worker; the scheduler then charges a lost or timed-out worker to none of its
+        mini-batches (all run again, none loses a try), and the backend must send those
+        mini-batches so that the next loss is known (one at a time).
+        """
+        return True
 
     @abc.abstractmethod
     def kill_worker(self, slot: Slot) -> None:

@@ -14,7 +14,11 @@ shares; only the carrying changes:
   such an actor run in the order they were submitted, which is the scheduler's queue model
   (the head is running).
 * **News.** ``poll`` is ``ray.wait`` over the in-flight calls; a call whose actor died (process
-  killed, node lost, ``ray.kill`` by the timeout) becomes ``WorkerLost``.
+  killed, node lost, ``ray.kill`` by the timeout) becomes ``WorkerLost``. Because outcomes come
+  in groups, the first mini-batch without an outcome may have finished: unless one mini-batch
+  of the call is left to report, the loss is charged to none (``running_known``), and every
+  mini-batch that was on the actor goes out again one per call, so a mini-batch that kills its
+  worker (or hangs) is charged from its next time on, and no other one ever is.
 * **Files.** When the nodes see the coordinator's files (same node, or a shared filesystem:
   checked with a probe file written in the log folder), the workers read local input paths and
   write their logs straight into the job's log folder. Otherwise the source directory travels as
@@ -416,19 +420,38 @@ def _flush_output() -> None:
 OUTCOME_GROUP_SECONDS = 0.025
 
 
+class _Call:
+    """One call in flight to an actor: ``start`` (an ObjectRef) or ``run`` (an
+    ObjectRefGenerator over the outcomes of ``group``, ``reported`` of them received)."""
+
+    __slots__ = ("kind", "waitable", "group", "reported")
+
+    def __init__(self, kind: str, waitable, group: list[MiniBatch] | None = None):
+        self.kind = kind
+        self.waitable = waitable
+        self.group = group or []
+        self.reported = 0
+
+    @property
+    def unreported(self) -> list[MiniBatch]:
+        return self.group[self.reported:]
+
+
 class _Actor:
     __slots__ = ("slot", "handle", "calls", "ready", "info", "held")
 
     def __init__(self, slot: Slot, handle):
         self.slot = slot
         self.handle = handle
-        # in-flight calls in submission order, each [kind, waitable, results still to come]:
-        # ["start", ObjectRef, 1] or ["run", ObjectRefGenerator, mini-batches without outcome]
-        self.calls: collections.deque[list] = collections.deque()
+        self.calls: collections.deque[_Call] = collections.deque()  # in submission order
         self.ready = False
         self.info: dict = {}
         # mini-batches queued here, not yet sent
         self.held: list[MiniBatch] = []
+
+    def unreported(self) -> list[MiniBatch]:
+        """Mini-batches handed to this actor whose outcome has not come back."""
+        return [mb for call in self.calls for mb in call.unreported] + self.held
 
 
 class RayBackend(Backend):
@@ -461,6 +484,9 @@ class RayBackend(Backend):
         self._shared: bool | None = options.get("shared_filesystem")
         self._runtime_env: dict = {}
         self._actors: dict[int, _Actor] = {}
+        # indices of mini-batches that were in flight on an actor that was lost: each goes out
+        # in a call of its own, so that if it is the one that kills its worker, it is known
+        self._isolated: set[int] = set()
         self._connected = False
         self.bundle_nodes: dict[int, str] = {}
 
@@ -575,7 +601,7 @@ class RayBackend(Backend):
         handle = self._actor_class.options(**options).remote()
         actor = _Actor(slot, handle)
         self._actors[slot.id] = actor
-        actor.calls.append(["start", handle.start.remote(self.spec, slot, bool(self._shared)), 1])
+        actor.calls.append(_Call("start", handle.start.remote(self.spec, slot, bool(self._shared))))
 
     def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
         self.submit_many(slot, [minibatch])
@@ -593,10 +619,25 @@ class RayBackend(Backend):
         # A Ray call costs the coordinator ~0.2 ms of CPU, as much as a small run(). So mini-
         # batches wait here while the actor has a call running and the next one queued behind
         # it, and go out together when the running call ends: the actor never waits for a
-        # round trip between two calls, and a call carries many.
-        if actor.held and len(actor.calls) < 2:
-            group, actor.held = actor.held, []
-            actor.calls.append(["run", actor.handle.run.remote(group), len(group)])
+        # round trip between two calls, and a call carries many. Mini-batches that were on a
+        # lost actor go one per call (see running_known).
+        while actor.held and len(actor.calls) < 2:
+            held = actor.held
+            if held[0].index in self._isolated:
+                self._isolated.discard(held[0].index)
+                size = 1
+            else:
+                size = next((i for i, mb in enumerate(held) if mb.index in self._isolated),
+                            len(held)) if self._isolated else len(held)
+            group, actor.held = held[:size], held[size:]
+            actor.calls.append(_Call("run", actor.handle.run.remote(group), group))
+
+    def running_known(self, slot: Slot) -> bool:
+        # An actor sends the outcomes of quick mini-batches back in groups, so the first
+        # mini-batch without an outcome may have finished: only a call with one mini-batch
+        # left to report says which one is running.
+        actor = self._actors.get(slot.id)
+        return actor is None or not actor.calls or len(actor.calls[0].unreported) <= 1
 
     def _check_inputs(self, minibatch: MiniBatch) -> None:
         payload = minibatch.payload
@@ -612,7 +653,7 @@ class RayBackend(Backend):
 
     def poll(self, timeout: float | None) -> list[Event]:
         # An actor runs its calls in order, so only the head call of each can have news.
-        heads = {actor.calls[0][1]: actor for actor in self._actors.values() if actor.calls}
+        heads = {actor.calls[0].waitable: actor for actor in self._actors.values() if actor.calls}
         if not heads:
             if timeout:
                 time.sleep(min(timeout, 0.05))
@@ -652,7 +693,7 @@ class RayBackend(Backend):
         One per actor and poll: probing the calls behind it costs more (~0.1 ms each) than
         the next ``ray.wait``, which returns at once when more are ready.
         """
-        kind, waitable = actor.calls[0][0], actor.calls[0][1]
+        kind, waitable = actor.calls[0].kind, actor.calls[0].waitable
         if kind == "run":
             # the call stays at the head until its outcomes are counted (_count_outcomes)
             results.append((actor, kind, next(waitable)))
@@ -663,8 +704,8 @@ class RayBackend(Backend):
     @staticmethod
     def _count_outcomes(actor: _Actor, count: int) -> None:
         call = actor.calls[0]
-        call[2] -= count
-        if call[2] <= 0:
+        call.reported += count
+        if not call.unreported:
             actor.calls.popleft()
 
     @staticmethod
@@ -686,9 +727,11 @@ class RayBackend(Backend):
     def _event(self, actor: _Actor, kind: str, ref, value) -> Event:
         if isinstance(value, RayTaskError):
             # our own worker code raised (not the script: its errors are outcomes)
-            return WorkerLost(actor.slot.id, f"worker actor failed: {value}")
+            return WorkerLost(actor.slot.id, f"worker actor failed: {value}",
+                              self.running_known(actor.slot))
         if isinstance(value, RayError):
-            return WorkerLost(actor.slot.id, self._death_reason(actor, value))
+            return WorkerLost(actor.slot.id, self._death_reason(actor, value),
+                              self.running_known(actor.slot))
         actor.info = value[-1]
         if value[0] == "ready":
             actor.ready = True
@@ -705,6 +748,7 @@ class RayBackend(Backend):
         return f"{what} died: {type(exc).__name__}: {detail}"
 
     def _forget(self, actor: _Actor) -> None:
+        self._isolated.update(mb.index for mb in actor.unreported())
         actor.calls.clear()
         actor.held.clear()
         if self._actors.get(actor.slot.id) is actor:

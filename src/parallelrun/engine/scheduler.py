@@ -304,7 +304,7 @@ class Scheduler:
             self._on_init_failed(worker, event.traceback, event.fatal)
         elif isinstance(event, WorkerLost):
             if worker.ready:
-                self._on_worker_lost(worker, "PROCESS_DIED", event.reason)
+                self._on_worker_lost(worker, "PROCESS_DIED", event.reason, event.running_known)
             else:
                 self._on_init_failed(worker, f"{event.reason} during import or init()", False)
 
@@ -339,13 +339,21 @@ class Scheduler:
         wanted = self.backend.queue_seconds / max(average, 1e-6)
         self._depth = max(2, min(self.MAX_DEPTH, round(wanted)))
 
-    def _on_worker_lost(self, worker: _Worker, status: str, reason: str) -> None:
-        """The worker died or was killed: its running mini-batch failed a try, the rest go back."""
+    def _on_worker_lost(self, worker: _Worker, status: str, reason: str,
+                        running_known: bool = True) -> None:
+        """The worker died or was killed: its running mini-batch failed a try, the rest go back.
+
+        When the backend cannot tell which one was running, none is charged: all go back.
+        """
         now = time.monotonic()
         queued = list(worker.queue)
         worker.queue.clear()
         self._retire(worker)
-        if queued:
+        if queued and not running_known:
+            self._retry.extendleft(reversed(queued))
+            reason += (f"; which of its {len(queued)} mini-batches was running is not known "
+                       "(outcomes come back in groups), so none is charged a try")
+        elif queued:
             (mb, attempt), rest = queued[0], queued[1:]
             self._retry.extendleft(reversed(rest))
             # tables: rows as planned, so a killed try still counts failed records
@@ -425,7 +433,8 @@ class Scheduler:
                 self._on_worker_lost(
                     worker, "RUN_TIMEOUT",
                     f"run() did not return within run_invocation_timeout="
-                    f"{self.limits.run_invocation_timeout} s; the worker was killed and replaced")
+                    f"{self.limits.run_invocation_timeout} s; the worker was killed and replaced",
+                    self.backend.running_known(worker.slot))
 
     # Outcomes --------------------------------------------------------------------------------
     def _record(self, worker: _Worker, mb: MiniBatch, attempt: int, started: float,
