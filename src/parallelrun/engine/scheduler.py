@@ -9,8 +9,10 @@ Each worker gets up to ``depth`` mini-batches queued so it never waits for the c
 the one at the head of its queue is the one running, and started when the previous one's
 result arrived. The depth follows how long run() takes: two mini-batches until the first
 result, then the backend's ``queue_seconds`` of work (between 2 and ``MAX_DEPTH``), so that
-quick mini-batches travel many to a message and slow ones are not hoarded by one worker. A worker that dies or times out fails only its head mini-batch; the others
-in its queue go back to the front of the line without losing a try.
+quick mini-batches travel many to a message and slow ones are not hoarded by one worker.
+A worker that dies or times out fails only its head mini-batch (none, when the backend cannot
+tell which one was running); the others in its queue go back to the front of the line
+without losing a try.
 """
 
 from __future__ import annotations
