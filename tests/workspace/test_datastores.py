@@ -205,3 +205,31 @@ def test_upload_and_download_on_local_datastores(ws, tmp_path):
         copy = tmp_path / f"copy-{store.name}"
         assert store.download(copy, prefix="batch1") == 3
         assert (copy / "digits" / "2.txt").read_text() == "2"
+        _download_again_only_with_overwrite(store, "batch1", copy, "digits/2.txt")
+
+
+def _download_again_only_with_overwrite(store, prefix, copy, changed):
+    (copy / changed).write_text("changed here")
+    with pytest.raises(StorageError, match=r"exists; pass overwrite=True"):
+        store.download(copy, prefix=prefix)
+    assert (copy / changed).read_text() == "changed here"   # refused before copying anything
+    assert store.download(copy, prefix=prefix, overwrite=True) == 3
+    assert (copy / changed).read_text() != "changed here"
+
+
+def test_download_from_s3_and_azure_blob_refuses_to_replace_files_unless_told(
+        ws, tmp_path, moto_s3, azurite):
+    bucket = moto_s3.new_bucket()
+    for key in ("raw/a.txt", "raw/sub/c.txt", "raw/b.txt", "other/d.txt"):
+        moto_s3.client().put_object(Bucket=bucket, Key=key, Body=key.encode())
+    s3 = Datastore.register_s3_bucket(ws, "raw", bucket=bucket, endpoint_url=moto_s3.endpoint_url,
+                                      access_key_id=moto_s3.access_key_id,
+                                      secret_access_key=moto_s3.secret_access_key)
+    container = azurite.new_container()
+    azurite.filesystem().pipe({f"{container}/raw/{name}": name.encode()
+                               for name in ("a.txt", "b.txt", "sub/c.txt")})
+    for store in (s3, _blob(ws, azurite, container)):
+        copy = tmp_path / f"copy-{store.name}"
+        assert store.download(copy, prefix="raw") == 3
+        assert (copy / "sub" / "c.txt").read_bytes().endswith(b"c.txt")
+        _download_again_only_with_overwrite(store, "raw", copy, "sub/c.txt")

@@ -365,23 +365,34 @@ def upload_tree(local_dir: str, url: str, storage_options: dict | None = None) -
     return len(sources)
 
 
-def download_tree(url: str, local_dir: str, storage_options: dict | None = None) -> int:
-    """Copy every file under the folder ``url`` into ``local_dir``; returns the count."""
+def download_tree(url: str, local_dir: str, storage_options: dict | None = None, *,
+                  overwrite: bool = False) -> int:
+    """Copy every file under the folder ``url`` into ``local_dir``; returns the count.
+
+    A file that is already in ``local_dir`` is a StorageError unless ``overwrite``, raised
+    before anything is copied.
+    """
     fs, root = filesystem(url, storage_options)
     root = root.rstrip("/")
-    count = 0
     try:
         if not fs.exists(root):
             return 0
-        for entry in _walk(fs, root):
-            rel = entry["name"][len(root):].lstrip("/")
-            target = os.path.join(local_dir, *rel.split("/"))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            fs.get_file(entry["name"], target)
-            count += 1
+        copies = [(entry["name"], os.path.join(local_dir, *entry["name"][len(root):].lstrip("/").split("/")))
+                  for entry in _walk(fs, root)]
     except Exception as exc:  # noqa: BLE001
         raise storage_error(exc, url, "downloading") from None
-    return count
+    existing = [target for _, target in copies if os.path.exists(target)] if not overwrite else []
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise StorageError(f"{existing[0]!r}{more} exists; pass overwrite=True to replace it, or "
+                           "download into an empty folder")
+    try:
+        for source, target in copies:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            fs.get_file(source, target)
+    except Exception as exc:  # noqa: BLE001
+        raise storage_error(exc, url, "downloading") from None
+    return len(copies)
 
 
 # The payload and the worker's cache ---------------------------------------------------------------

@@ -87,9 +87,9 @@ def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_ta
         local_log = _local_value(local_log)
     if bound.arguments.get("resume"):
         if out_target:
-            remote.download_tree(out_target[0], local_out, out_target[1])
+            remote.download_tree(out_target[0], local_out, out_target[1], overwrite=True)
         if log_target:
-            remote.download_tree(log_target[0], local_log, log_target[1])
+            remote.download_tree(log_target[0], local_log, log_target[1], overwrite=True)
     bound.arguments["output"] = local_out
     bound.arguments["log_dir"] = local_log
     result = None

@@ -293,14 +293,15 @@ class Datastore:
 
     def download(self, target_path: str | os.PathLike, prefix: str | None = None,
                  overwrite: bool = False, show_progress: bool = False) -> int:
-        """Copy the files under ``prefix`` to the local folder ``target_path``; returns the count."""
-        source = self.path(prefix or "")
-        if not source.remote:
-            import shutil
+        """Copy the files under ``prefix`` to the local folder ``target_path``; returns how
+        many were copied. A file already there is an error unless ``overwrite`` (as for
+        :meth:`upload`), raised before anything is copied.
 
-            shutil.copytree(source.url, os.fspath(target_path), dirs_exist_ok=overwrite)
-            return sum(len(f) for _, _, f in os.walk(os.fspath(target_path)))
-        return remote.download_tree(source.url, os.fspath(target_path), self.storage_options)
+        Example: ``store.download("copy/", prefix="mnist/")``.
+        """
+        source = self.path(prefix or "")
+        return remote.download_tree(source.url, os.fspath(target_path), self.storage_options,
+                                    overwrite=overwrite)
 
     # Showing (never secrets) -------------------------------------------------------------------
     def describe(self) -> dict:
