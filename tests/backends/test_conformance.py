@@ -141,37 +141,41 @@ def test_a_failed_try_is_retried_without_duplicates(backend, make_script, make_f
         assert failed in ([("2", "1", status)], []) and result.retries == len(failed)
 
 
-QUICK_KILLER = """
-    import os, signal
+QUICK_MISBEHAVING = """
+    import os, signal, time
     def init(): pass
     def run(mini_batch):
         numbers = [int(open(p).read()) for p in mini_batch]
-        marker = os.path.join(os.path.dirname(mini_batch[0]), "..", "kills")
+        marker = os.path.join(os.path.dirname(mini_batch[0]), "..", "misbehaved")
         if 301 in numbers:
             with open(marker, "a+") as fh:
                 fh.seek(0)
-                if len(fh.read()) < {kills}:
-                    fh.write("k")
+                if len(fh.read()) < {times}:
+                    fh.write("x")
                     fh.flush()
-                    os.kill(os.getpid(), signal.SIGKILL)
+                    {misbehave}
         return numbers
 """
+KILL, HANG = "os.kill(os.getpid(), signal.SIGKILL)", "time.sleep(60)"
 
 
-@pytest.mark.parametrize("kills", [1, 9])
-def test_a_worker_killed_with_many_quick_mini_batches_queued_charges_only_the_killer(
-        backend, make_script, make_files, tmp_path, kills):
+@pytest.mark.parametrize("misbehave, times, status", [
+    (KILL, 1, "PROCESS_DIED"), (KILL, 9, "PROCESS_DIED"), (HANG, 9, "RUN_TIMEOUT")])
+def test_a_worker_lost_with_many_quick_mini_batches_queued_charges_only_the_culprit(
+        backend, make_script, make_files, tmp_path, misbehave, times, status):
     # Quick run()s make the scheduler queue dozens of mini-batches on each worker. The one
-    # holding file 301 kills its worker `kills` times: those queued behind it run elsewhere,
-    # once; only it is ever charged a try (after 3 it fails), whatever was held unreported.
-    body = QUICK_KILLER.format(kills=kills)
-    result = job(backend, make_script, make_files, tmp_path, body, files=600)
+    # holding file 301 kills or hangs its worker `times` times: those queued behind it run
+    # elsewhere, once; only it is ever charged a try (after 3 it fails), whatever was held
+    # unreported when its worker was lost.
+    body = QUICK_MISBEHAVING.format(misbehave=misbehave, times=times)
+    result = job(backend, make_script, make_files, tmp_path, body, files=600,
+                 run_invocation_timeout=2)
     assert result.status == "Finished", result.error
     rows = sorted(int(n) for n in output_lines(result))
     charged = [(r["mini_batch_id"], r["status"]) for r in report(result) if r["status"] != "RUN_DONE"]
     assert {mb for mb, _ in charged} <= {"150"}
-    assert {status for _, status in charged} <= {"PROCESS_DIED"}
-    if kills == 1:
+    assert {status for _, status in charged} <= {status}
+    if times == 1:
         assert rows == list(range(600)) and result.minibatches_failed == 0
     else:
         assert rows == [n for n in range(600) if n not in (300, 301)]
