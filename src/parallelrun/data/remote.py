@@ -377,8 +377,10 @@ def download_tree(url: str, local_dir: str, storage_options: dict | None = None,
     try:
         if not fs.exists(root):
             return 0
-        copies = [(entry["name"], os.path.join(local_dir, *entry["name"][len(root):].lstrip("/").split("/")))
-                  for entry in _walk(fs, root)]
+        copies = []  # (source, target), all known before anything is copied
+        for entry in _walk(fs, root):
+            relative = entry["name"][len(root):].lstrip("/")
+            copies.append((entry["name"], os.path.join(local_dir, *relative.split("/"))))
     except Exception as exc:  # noqa: BLE001
         raise storage_error(exc, url, "downloading") from None
     existing = [target for _, target in copies if os.path.exists(target)] if not overwrite else []
