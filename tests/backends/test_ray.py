@@ -221,9 +221,6 @@ def test_without_a_shared_filesystem_the_source_travels_and_logs_come_back(ray_c
     try:
         backend.start_worker(slot)
         _wait_for(backend, WorkerReady)
-        # a local input path cannot be read there: the error says to use a datastore
-        with pytest.raises(DataError, match="datastore"):
-            backend.submit(slot, MiniBatch(0, 1, FileList([str(src / "label.txt")]), "local"))
         backend.submit(slot, MiniBatch(1, 1, FileList(["az://container/a.png"]), "remote"))
         outcome = _wait_for(backend, MiniBatchDone).outcome
     finally:
@@ -236,6 +233,21 @@ def test_without_a_shared_filesystem_the_source_travels_and_logs_come_back(ray_c
     assert "init() done" in (log_dir / "sys/node/node0/process000.txt").read_text()
     placement = (log_dir / "sys/ray_placement.txt").read_text()
     assert "shared filesystem with the coordinator: False" in placement
+
+
+def test_without_a_shared_filesystem_local_inputs_are_refused_before_workers_start(
+        ray_cluster, make_script, make_files, tmp_path):
+    data = make_files(3)
+    target = BackendTarget("ray", {"shared_filesystem": False})
+    with pytest.raises(DataError, match=r"input '.*data'.*do not share.*datastore"):
+        run_job(config(make_script(NUMBERS.format(sleep=0)), compute_target=target),
+                [Dataset.File.from_files(str(data))], tmp_path / "out")
+    logs = tmp_path / "out" / "logs"
+    assert not [p for p in logs.rglob("*") if "node0" in p.parts]  # no worker started
+    with pytest.raises(DataError, match=r"side input 'labels'"):
+        run_job(config(make_script(NUMBERS.format(sleep=0)), compute_target=target),
+                [Dataset.File.from_files("az://container/*.png", validate=False)],
+                tmp_path / "out2", side_inputs={"labels": str(data)})
 
 
 def test_backend_target_options_are_checked():

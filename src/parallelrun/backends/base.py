@@ -110,6 +110,11 @@ class Backend(abc.ABC):
     def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
         """The worker slots for this job; raises BackendError when they cannot be had."""
 
+    def check_local_paths(self, paths: list[tuple[str, str]]) -> None:
+        """Raise DataError when the workers cannot read these paths of this machine, given as
+        ``(what, path)`` pairs (an input, a side input, a model); called once the slots are
+        planned, before any worker starts. The local backend's workers always can."""
+
     @abc.abstractmethod
     def start_worker(self, slot: Slot) -> None:
         """Start a worker in ``slot`` without waiting; WorkerReady or a failure event follows."""

@@ -23,7 +23,8 @@ shares; only the carrying changes:
   checked with a probe file written in the log folder), the workers read local input paths and
   write their logs straight into the job's log folder. Otherwise the source directory travels as
   the actors' ``runtime_env`` ``working_dir``, logs come back to the coordinator at shutdown,
-  and local input paths are refused with an error that points to datastores.
+  and local paths the workers would need (inputs, side inputs, models) are refused before any
+  worker starts (``check_local_paths``) with an error that points to datastores.
 * **Environment.** ``Environment`` becomes Ray's ``runtime_env``: ``environment.to_runtime_env()``
   when it has one (pip packages, environment variables), merged with a ``runtime_env`` dict
   given in the compute target's ``backend_options``.
@@ -72,7 +73,7 @@ from ray.util.scheduling_strategies import (
 from parallelrun.backends.base import (
     Backend, Event, MiniBatchDone, Slot, WorkerInitFailed, WorkerLost, WorkerReady, WorkerSpec,
 )
-from parallelrun.data.minibatch import FileList, MiniBatch
+from parallelrun.data.minibatch import MiniBatch
 from parallelrun.errors import BackendError, DataError
 
 log = logging.getLogger("parallelrun.backends.ray")
@@ -607,9 +608,6 @@ class RayBackend(Backend):
         self.submit_many(slot, [minibatch])
 
     def submit_many(self, slot: Slot, minibatches: list[MiniBatch]) -> None:
-        if not self._shared:
-            for minibatch in minibatches:
-                self._check_inputs(minibatch)
         actor = self._actors.get(slot.id)
         if actor is not None and minibatches:
             actor.held.extend(minibatches)
@@ -639,17 +637,18 @@ class RayBackend(Backend):
         actor = self._actors.get(slot.id)
         return actor is None or not actor.calls or len(actor.calls[0].unreported) <= 1
 
-    def _check_inputs(self, minibatch: MiniBatch) -> None:
-        payload = minibatch.payload
-        paths = payload.paths if isinstance(payload, FileList) else getattr(payload, "local_paths", None)
-        if paths and "://" not in str(paths[0]):
-            raise DataError(
-                f"input {paths[0]!r} is a path on this machine, but the Ray nodes do not share its "
-                "filesystem (a probe file written in the log folder was not visible on them), so "
-                "the workers cannot read it. Put the inputs on a datastore the nodes can reach "
-                "(Datastore.register_azure_blob_container / register_s3_bucket, or a folder "
-                "mounted at the same path on every node) and use "
-                "Dataset.File.from_files(datastore.path('folder/'))")
+    def check_local_paths(self, paths: list[tuple[str, str]]) -> None:
+        if self._shared or not paths:
+            return
+        what, path = paths[0]
+        more = f" (and {len(paths) - 1} more path(s) of this machine)" if len(paths) > 1 else ""
+        raise DataError(
+            f"{what} {path!r}{more} is a path on this machine, but the Ray nodes do not share "
+            "its filesystem (a probe file written in the log folder was not visible on them), "
+            "so the workers cannot read it. Put it on a datastore the nodes can reach "
+            "(Datastore.register_azure_blob_container / register_s3_bucket) and use "
+            "Dataset.File.from_files(datastore.path('folder/')), or mount a folder at the same "
+            "path on every node (a workspace there too, for models)")
 
     def poll(self, timeout: float | None) -> list[Event]:
         # An actor runs its calls in order, so only the head call of each can have news.

@@ -38,6 +38,8 @@ class AbstractDataset(abc.ABC):
     name: str | None = None
     #: set when the dataset was registered in a workspace (id and version of the record)
     registration: dict | None = None
+    #: what the dataset reads: local paths, folders or globs, or URLs (``az://``, ``s3://``)
+    paths: list[str] = []
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -56,6 +58,12 @@ class AbstractDataset(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> str:
         """A short, human description for logs and errors, e.g. ``files data/*.png``."""
+
+    def local_paths(self) -> list[str]:
+        """The paths this dataset reads on this machine's filesystem (not URLs)."""
+        from parallelrun.data.remote import is_remote
+
+        return [path for path in self.paths if not is_remote(path)]
 
     def as_named_input(self, name: str) -> "AbstractDataset":
         """A copy of this dataset known to the entry script as ``name``.

@@ -227,6 +227,16 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
         backend_options.setdefault("environment", config.environment)
     backend = backend_class(spec, **backend_options)
     slots = backend.plan_slots(config.node_count, config.process_count_per_node)
+    local_paths: dict[str, str] = {}  # what the workers must read from this machine's disk
+    for what, path in ([("input", path) for dataset in datasets for path in dataset.local_paths()]
+                       + [(f"side input {name!r}", path) for name, path in side_paths.items()]
+                       + [(f"model {name!r}", path) for name, path in model_paths.items()]):
+        local_paths.setdefault(path, what)
+    try:  # checked before any worker starts
+        backend.check_local_paths([(what, path) for path, what in local_paths.items()])
+    except BaseException:
+        backend.shutdown(grace_seconds=0)
+        raise
 
     journal = Journal(logs.journal_path)
     committed = journal.load() if resume else {}
