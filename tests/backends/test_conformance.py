@@ -132,12 +132,11 @@ def test_a_failed_try_is_retried_without_duplicates(backend, make_script, make_f
     assert sorted(int(n) for n in output_lines(result)) == list(range(12))
     failed = [(r["mini_batch_id"], r["attempt"], r["status"]) for r in report(result)
               if r["status"] != "RUN_DONE"]
-    if status == "RUN_EXCEPTION" or backend == "local":
-        # the outcome names the mini-batch (an exception), or each outcome comes back on its own
+    if status == "RUN_EXCEPTION":  # the outcome itself names the mini-batch
         assert failed == [("2", "1", status)] and result.retries == 1
     else:
-        # outcomes of quick mini-batches come back in groups on Ray, so a worker lost while
-        # some were held charges none; what was running is charged when it fails again
+        # a backend whose outcomes come back in groups (Ray) charges none for a worker lost
+        # while some were on their way; what was running is charged if it fails again
         assert failed in ([("2", "1", status)], []) and result.retries == len(failed)
 
 
