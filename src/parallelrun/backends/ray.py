@@ -19,7 +19,8 @@ shares; only the carrying changes:
   of the call is left to report, the loss is charged to none (``running_known``), and every
   mini-batch that was on the actor goes out again one per call, so a mini-batch that kills its
   worker (or hangs) is charged from its next time on, and no other one ever is. (Mini-batches
-  slower than ~25 ms travel one per call anyway: their failures are charged at once.)
+  slower than ~25 ms travel one per call after an actor's first two: their failures are
+  charged at once.)
 * **Files.** When the nodes see the coordinator's files (same node, or a shared filesystem:
   checked with a probe file written in the log folder), the workers read local input paths and
   write their logs straight into the job's log folder. Otherwise the source directory travels as
