@@ -14,9 +14,8 @@ def local_folder(dataset: AbstractDataset, staging: str) -> str:
 
     Example: ``local_folder(Dataset.File.from_files("labels/"), "/tmp/x")`` -> ``".../labels"``.
     """
-    paths = getattr(dataset, "paths", None) or []
-    if len(paths) == 1 and isinstance(paths[0], str) and "://" not in paths[0]:
-        path = paths[0]
+    if len(dataset.paths) == 1 and dataset.local_paths():
+        path = dataset.paths[0]
         if os.path.isdir(path) or os.path.isfile(path):
             return os.path.abspath(path)
     os.makedirs(staging, exist_ok=True)
