@@ -197,7 +197,8 @@ def main() -> None:
             f"{ray_data['seconds'] / ray_backend:.2f}x"],
            ["after the first result", f"{steady(ray_stats) / steady(local):.2f}x",
             f"{steady(ray_stats) / steady(ray_data):.2f}x"]])
-    bar_chart("ray" if args.images == 20000 else f"ray_{args.images}", f"{len(files)} PNG digits, 2 workers on one Ray instance (higher is better)",
+    bar_chart("ray" if args.images == 20000 else f"ray_{args.images}",
+              f"{len(files)} PNG digits, 2 workers on one Ray instance (higher is better)",
               {name: len(files) / s["seconds"] for name, s in best.items()}, "images/s",
               baseline=f"Ray Data map_batches, 2 actors, batch_size={BATCH}")
     table("Ray: a fresh process connecting to the running cluster",

@@ -626,9 +626,9 @@ class RayBackend(Backend):
             if held[0].index in self._isolated:
                 self._isolated.discard(held[0].index)
                 size = 1
-            else:
+            else:  # up to the first one that goes alone
                 size = next((i for i, mb in enumerate(held) if mb.index in self._isolated),
-                            len(held)) if self._isolated else len(held)
+                            len(held))
             group, actor.held = held[:size], held[size:]
             actor.calls.append(_Call("run", actor.handle.run.remote(group), group))
 
