@@ -164,11 +164,12 @@ def _cli(args, cwd) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=240, env=dict(os.environ))
 
 
-@pytest.mark.parametrize("address", ["cluster", "local"])
+@pytest.mark.parametrize("address", ["cluster", "client", "local"])
 def test_cli_runs_on_ray_by_address(ray_cluster, make_script, make_files, tmp_path, address):
     src = make_script(NUMBERS.format(sleep=0))
     data = make_files(6)
-    ray_address = ray_cluster.address if address == "cluster" else "local"
+    ray_address = {"cluster": ray_cluster.address, "client": ray_cluster.client_address,
+                   "local": "local"}[address]
     done = _cli(["run", "--compute", "ray", "--ray-address", ray_address, "--source-directory",
                  str(src), "--entry-script", "score.py", "--input", str(data), "--output",
                  str(tmp_path / "out"), "--process-count-per-node", "1", "--quiet"], tmp_path)

@@ -67,6 +67,7 @@ from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayError, RayTaskError
+from ray.util.client import ray as ray_client
 from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import (
     NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy,
@@ -84,6 +85,8 @@ log = logging.getLogger("parallelrun.backends.ray")
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 #: seconds to wait for a Ray cluster's address to answer before the job fails
 CONNECT_TIMEOUT = 10.0
+#: how Ray Client reports that its proxy could not start a server for this client
+_CLIENT_SERVER_FAILED = "Starting Ray client server failed"
 
 
 # Connection ----------------------------------------------------------------------------------
@@ -132,17 +135,44 @@ def _ray_init(address: str | None) -> None:
             "cluster for this job" if address == "auto" else
             "Check the address (e.g. 'ray://head:10001' or 'head:6379') and that the cluster "
             "is up (`ray status` on its head)")
+    if address.startswith("ray://"):
+        _client_token_auth()
+        hint += (". If the cluster uses token authentication, put its token (`ray get-auth-token` "
+                 "on the head) in RAY_AUTH_TOKEN or ~/.ray/auth_token")
     if address != "local":
         # ray.init retries an unreachable address for ever; a job must fail instead of hanging
         reason = _unreachable(address)
         if reason:
             raise BackendError(f"cannot connect to a Ray cluster at address={address!r}: {reason}. "
                                f"{hint}")
+    for attempt in (1, 2):
+        try:
+            ray.init(**kwargs)
+            return
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            if attempt == 1 and address.startswith("ray://") and _CLIENT_SERVER_FAILED in str(exc):
+                # Ray Client's proxy at times takes the server it just started for each client
+                # (a child process) for one that failed at once; the next try gets a new one
+                log.warning("Ray Client: %s; connecting again", str(exc).splitlines()[-1][:200])
+                ray.shutdown()
+                continue
+            raise BackendError(f"cannot connect to a Ray cluster at address={address!r}: {exc}. "
+                               f"{hint}") from exc
+
+
+def _client_token_auth() -> None:
+    """Ray Client sends a cluster's authentication token only in token mode, which Ray's own
+    CLI turns on when this machine has a token and RAY_AUTH_MODE is unset; ``ray.init`` with
+    a ``ray://`` address does not, and then times out against a cluster that wants the token.
+    Do what the CLI does (the helper is not public: without it, the user sets RAY_AUTH_MODE)."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
     try:
-        ray.init(**kwargs)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise BackendError(f"cannot connect to a Ray cluster at address={address!r}: {exc}. "
-                           f"{hint}") from exc
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available)
+    except ImportError:
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _unreachable(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
@@ -349,6 +379,15 @@ class RayWorker:
         cost per mini-batch low, and streaming keeps per-mini-batch timing: the scheduler sees
         each result when it happens, and a worker that dies loses none that finished before.
         """
+        yield from self._outcome_groups(minibatches)
+
+    def run_whole(self, minibatches: list[MiniBatch]) -> list:
+        """``run`` for Ray Client connections (``ray://``), which cannot stream: all outcomes
+        in one reply. A call carries what the scheduler handed out since the last one (about
+        ``queue_seconds / 2`` of work), so outcomes come back that much later."""
+        return [outcome for group in self._outcome_groups(minibatches) for outcome in group]
+
+    def _outcome_groups(self, minibatches: list[MiniBatch]):
         from parallelrun.backends.worker_loop import run_minibatch
         from parallelrun.data.minibatch import prefetch
 
@@ -425,7 +464,8 @@ OUTCOME_GROUP_SECONDS = 0.025
 
 class _Call:
     """One call in flight to an actor: ``start`` (an ObjectRef) or ``run`` (an
-    ObjectRefGenerator over the outcomes of ``group``, ``reported`` of them received)."""
+    ObjectRefGenerator over the outcomes of ``group``, or through Ray Client one ObjectRef of
+    them all; ``reported`` of them received)."""
 
     __slots__ = ("kind", "waitable", "group", "reported")
 
@@ -491,12 +531,15 @@ class RayBackend(Backend):
         # in a call of its own, so that if it is the one that kills its worker, it is known
         self._isolated: set[int] = set()
         self._connected = False
+        # Ray Client (ray://) cannot stream an actor's results: one reply per call there
+        self._streaming = True
         self.bundle_nodes: dict[int, str] = {}
 
     # Planning --------------------------------------------------------------------------------
     def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
         _connection.acquire(self.address)
         self._connected = True
+        self._streaming = not ray_client.is_connected()
         try:
             return self._plan(node_count, process_count_per_node)
         except BaseException:
@@ -630,7 +673,8 @@ class RayBackend(Backend):
                 size = next((i for i, mb in enumerate(held) if mb.index in self._isolated),
                             len(held))
             group, actor.held = held[:size], held[size:]
-            actor.calls.append(_Call("run", actor.handle.run.remote(group), group))
+            run = actor.handle.run if self._streaming else actor.handle.run_whole
+            actor.calls.append(_Call("run", run.remote(group), group))
 
     def running_known(self, slot: Slot) -> bool:
         # An actor sends the outcomes of quick mini-batches back in groups, so the first
@@ -697,7 +741,7 @@ class RayBackend(Backend):
         kind, waitable = actor.calls[0].kind, actor.calls[0].waitable
         if kind == "run":
             # the call stays at the head until its outcomes are counted (_count_outcomes)
-            results.append((actor, kind, next(waitable)))
+            results.append((actor, kind, next(waitable) if self._streaming else waitable))
         else:
             actor.calls.popleft()
             results.append((actor, kind, waitable))
