@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from parallelrun import (BackendError, Dataset, JobProgress, ParallelRunConfig, ProgressListener,
-                         RayCompute, Workspace, run_job)
+from parallelrun import (BackendError, Dataset, Experiment, JobProgress, ParallelRunConfig,
+                         ParallelRunStep, Pipeline, PipelineData, ProgressListener, RayCompute,
+                         Workspace, run_job)
 from parallelrun.backends import BackendTarget, WorkerSpec, get_backend
 from parallelrun.backends.base import MiniBatchDone, WorkerReady
 from parallelrun.data.minibatch import FileList, MiniBatch
@@ -117,6 +118,28 @@ def test_attach_registers_the_cluster_in_the_workspace(ray_cluster, make_script,
     assert result.status == "Finished" and numbers(result) == [0, 1, 2]
     assert RayCompute.attach(None, "no-workspace", address="ray://head:10001").address == \
         "ray://head:10001"
+
+
+def test_a_pipeline_step_runs_on_the_attached_cluster(ray_cluster, make_script, make_files, tmp_path):
+    ws = Workspace.create(name="ws", path=str(tmp_path / "ws"))
+    RayCompute.attach(ws, "ray-cluster", address=ray_cluster.address)
+    src = make_script(NUMBERS.format(sleep=0))
+    scores = PipelineData("scores")
+    step = ParallelRunStep(
+        name="score", inputs=[Dataset.File.from_files(str(make_files(5))).as_named_input("numbers")],
+        output=scores, parallel_run_config=config(
+            src, compute_target=ws.compute_targets["ray-cluster"], process_count_per_node=2))
+    # the run goes on in a process of its own, which connects to the cluster by its address
+    run = Experiment(ws, "on-ray").submit(Pipeline(workspace=ws, steps=[step]))
+    try:
+        assert run.wait_for_completion(timeout_seconds=180) == "Finished"
+    finally:
+        run.cancel()
+    step_run = run.find_step_run("score")[0]
+    output = Path(step_run.get_output_data("scores").local_path, "parallel_run_step.txt")
+    assert sorted(int(line.split()[0]) for line in output.read_text().splitlines()) == list(range(5))
+    placement = Path(step_run.get_details()["logDir"], "sys", "ray_placement.txt").read_text()
+    assert "1 node(s) x 2" in placement
 
 
 # Two nodes -------------------------------------------------------------------------------------

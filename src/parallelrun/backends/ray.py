@@ -137,9 +137,10 @@ def _ray_init(address: str | None) -> None:
             "is up (`ray status` on its head)")
     if address.startswith("ray://"):
         _client_token_auth()
-        hint += (". If the cluster uses token authentication, put its token (`ray get-auth-token` "
-                 "on the head) in RAY_AUTH_TOKEN or ~/.ray/auth_token")
-    if address != "local":
+    elif address != "local" and "RAY_AUTH_MODE" not in os.environ:
+        hint += (". If the cluster uses token authentication (`ray start` turns it on where "
+                 "~/.ray/auth_token exists), run with RAY_AUTH_MODE=token and its token (`ray "
+                 "get-auth-token` on the head) in ~/.ray/auth_token or RAY_AUTH_TOKEN")
         # ray.init retries an unreachable address for ever; a job must fail instead of hanging
         reason = _unreachable(address)
         if reason:
@@ -161,10 +162,16 @@ def _ray_init(address: str | None) -> None:
 
 
 def _client_token_auth() -> None:
-    """Ray Client sends a cluster's authentication token only in token mode, which Ray's own
-    CLI turns on when this machine has a token and RAY_AUTH_MODE is unset; ``ray.init`` with
-    a ``ray://`` address does not, and then times out against a cluster that wants the token.
-    Do what the CLI does (the helper is not public: without it, the user sets RAY_AUTH_MODE)."""
+    """Ray Client in token mode when this machine has a Ray authentication token.
+
+    Ray (2.52 and later) turns token authentication on for clusters started where a token
+    exists, and Ray Client sends the token only in token mode (RAY_AUTH_MODE=token); without it
+    the connection times out. A Ray Client process serves nothing the cluster calls back, so
+    token mode is harmless where the cluster has no authentication (it ignores the token).
+    Not so for a driver connecting by GCS address: its own servers would then refuse the
+    cluster's workers, so there the user sets RAY_AUTH_MODE (the connection error says so).
+    The helper is Ray's CLI's own, not public: without it, the user sets RAY_AUTH_MODE.
+    """
     if "RAY_AUTH_MODE" in os.environ:
         return
     try:
