@@ -201,13 +201,14 @@ def test_cli_runs_on_ray_by_address(ray_cluster, make_script, make_files, tmp_pa
     assert sorted(int(line.split()[0]) for line in lines) == list(range(6))
 
 
-def test_cli_says_when_no_cluster_answers(make_script, make_files, tmp_path):
+@pytest.mark.parametrize("address", ["127.0.0.1:9", "ray://127.0.0.1:9"])
+def test_cli_says_when_no_cluster_answers(make_script, make_files, tmp_path, address):
     src = make_script(NUMBERS.format(sleep=0))
-    done = _cli(["run", "--compute", "ray", "--ray-address", "127.0.0.1:9", "--source-directory",
+    done = _cli(["run", "--compute", "ray", "--ray-address", address, "--source-directory",
                  str(src), "--entry-script", "score.py", "--input", str(make_files(1)), "--output",
                  str(tmp_path / "out"), "--quiet"], tmp_path)
     assert done.returncode == 2
-    assert "cannot connect to a Ray cluster at address='127.0.0.1:9'" in done.stderr
+    assert f"cannot connect to a Ray cluster at address='{address}': nothing answers" in done.stderr
 
 
 # Nodes that do not see the coordinator's files -----------------------------------------------

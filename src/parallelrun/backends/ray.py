@@ -141,6 +141,7 @@ def _ray_init(address: str | None) -> None:
         hint += (". If the cluster uses token authentication (`ray start` turns it on where "
                  "~/.ray/auth_token exists), run with RAY_AUTH_MODE=token and its token (`ray "
                  "get-auth-token` on the head) in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+    if address != "local":
         # ray.init retries an unreachable address for ever; a job must fail instead of hanging
         reason = _unreachable(address)
         if reason:

@@ -16,8 +16,8 @@ without losing a try.
 
 While every busy worker has more queued, the loop lingers up to ``LINGER`` before it polls, so
 that outcomes are handled several at a time: on a machine whose cores the workers fill, each
-wake-up of this process takes a core from a worker (measured: two workers on two cores ran 15%
-faster with half the coordinator's CPU per mini-batch).
+wake-up of this process takes a core from a worker (measured on two cores: a third less
+coordinator CPU per mini-batch, dispatch of trivial mini-batches 13% faster).
 """
 
 from __future__ import annotations
