@@ -12,7 +12,19 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "_work"
-sys.path.insert(0, str(ROOT / "examples" / "mnist"))
+#: the demo's entry script and data helpers (examples/mnist), importable by the benchmarks
+SCRIPT_DIR = ROOT / "examples" / "mnist"
+sys.path.insert(0, str(SCRIPT_DIR))
+
+
+def init_demo_script(model_dir: str):
+    """The demo's entry script imported and its init() called in this process, as a worker
+    would (the model's folder in AZUREML_MODEL_DIR): what the hand-written baselines run."""
+    os.environ["AZUREML_MODEL_DIR"] = model_dir
+    import digit_identification
+
+    digit_identification.init()
+    return digit_identification
 
 
 def machine() -> str:

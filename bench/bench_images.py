@@ -11,27 +11,18 @@ the parent appending the lines.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from multiprocessing import get_context
 
-from _common import ROOT, WORK, bar_chart, table
+from _common import SCRIPT_DIR, WORK, bar_chart, init_demo_script, table
 from mnist_data import make_images, train_model
 
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
-SCRIPT_DIR = ROOT / "examples" / "mnist"
-
 
 def _pool_init(model_dir: str) -> None:
-    import sys
-
     global script
-    os.environ["AZUREML_MODEL_DIR"] = model_dir
-    sys.path.insert(0, str(SCRIPT_DIR))
-    import digit_identification as script
-
-    script.init()
+    script = init_demo_script(model_dir)
 
 
 def _pool_run(chunk: list[str]) -> list[str]:

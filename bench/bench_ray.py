@@ -34,13 +34,12 @@ from pathlib import Path
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback addresses only
 
-from _common import ROOT, WORK, bar_chart, table  # noqa: E402
+from _common import ROOT, SCRIPT_DIR, WORK, bar_chart, init_demo_script, table  # noqa: E402
 from mnist_data import make_images, train_model  # noqa: E402
 
 from parallelrun import (Dataset, ParallelRunConfig, ProgressListener, RayCompute,  # noqa: E402
                          run_job)
 
-SCRIPT_DIR = ROOT / "examples" / "mnist"
 BATCH = 5
 BOUND = "bound: run() alone in 2 processes, no engine"
 
@@ -104,12 +103,7 @@ class _Scorer:
     """Ray Data's callable class: the entry script's init() once per actor, run() per batch."""
 
     def __init__(self, model_dir: str):
-        os.environ["AZUREML_MODEL_DIR"] = model_dir
-        sys.path.insert(0, str(SCRIPT_DIR))
-        import digit_identification
-
-        digit_identification.init()
-        self.script = digit_identification
+        self.script = init_demo_script(model_dir)
 
     def __call__(self, batch):
         import numpy as np
@@ -136,10 +130,7 @@ def ray_data_job(files: list[str], model_dir: str, out: str, batch_size: int = B
 def _score_share(share: list[str], model_dir: str, out: str) -> list[tuple[float, int]]:
     """In a child process: init(), then run() over ``share`` in mini-batches, nothing else;
     returns when each mini-batch was done."""
-    os.environ["AZUREML_MODEL_DIR"] = model_dir
-    import digit_identification as script
-
-    script.init()
+    script = init_demo_script(model_dir)
     done = []
     with open(out, "w") as fh:
         for i in range(0, len(share), BATCH):

@@ -26,12 +26,11 @@ import subprocess
 import tempfile
 import time
 
-from _common import ROOT, WORK, bar_chart, table
+from _common import ROOT, SCRIPT_DIR, WORK, bar_chart, table
 from mnist_data import make_images, train_model
 
 from parallelrun import Dataset, Datastore, ParallelRunConfig, Workspace, run_job
 
-SCRIPT_DIR = ROOT / "examples" / "mnist"
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
