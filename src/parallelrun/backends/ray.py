@@ -12,7 +12,8 @@ shares; only the carrying changes:
   group of mini-batches and streams their outcomes back (those of quick ones together, up to
   ``OUTCOME_GROUP_SECONDS`` of work), ``stop`` calls ``shutdown()``. Calls from one caller to
   such an actor run in the order they were submitted, which is the scheduler's queue model
-  (the head is running).
+  (the head is running). Through Ray Client (``ray://``), which cannot stream, ``run_whole``
+  runs the same loop and returns a call's outcomes in one reply.
 * **News.** ``poll`` is ``ray.wait`` over the in-flight calls; a call whose actor died (process
   killed, node lost, ``ray.kill`` by the timeout) becomes ``WorkerLost``. Because outcomes come
   in groups, the first mini-batch without an outcome may have finished: unless one mini-batch
