@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from typing import Any
 
 from parallelrun.backends.base import Backend, Slot, WorkerSpec
 from parallelrun.errors import BackendError
@@ -26,6 +27,17 @@ class BackendTarget:
 
     backend: str
     backend_options: dict = dataclasses.field(default_factory=dict)
+
+
+def backend_of(compute_target: Any) -> str:
+    """The name of the backend a compute target runs on: a name as it is, a target object's
+    ``backend``, ``"local"`` for None (or an object without one).
+
+    Example: ``backend_of(ws.compute_targets["ray-cluster"])`` -> ``"ray"``.
+    """
+    if isinstance(compute_target, str):
+        return compute_target
+    return getattr(compute_target, "backend", "local")
 
 
 def register_backend(name: str, target: str) -> None:
@@ -51,4 +63,5 @@ def get_backend(name: str) -> type[Backend]:
     return getattr(module, class_name)
 
 
-__all__ = ["BACKENDS", "Backend", "BackendTarget", "Slot", "WorkerSpec", "get_backend", "register_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendTarget", "Slot", "WorkerSpec", "backend_of", "get_backend",
+           "register_backend"]

@@ -21,11 +21,10 @@ import time
 import uuid
 from typing import Any
 
-from parallelrun.backends import get_backend
 from parallelrun.errors import BackendError, ConfigurationError
 from parallelrun.pipeline.graph import Pipeline
 from parallelrun.pipeline.records import RunStore
-from parallelrun.pipeline.runner import (PACKAGE_ROOT, PIPELINE_FILE, RUN_LOG, effective_config,
+from parallelrun.pipeline.runner import (PACKAGE_ROOT, PIPELINE_FILE, RUN_LOG, node_count_problem,
                                          process_start_time)
 from parallelrun.pipeline.runs import PipelineRun
 
@@ -96,10 +95,8 @@ def check_pipeline(pipeline: Pipeline) -> None:
     for step in pipeline.steps:
         if step.kind != "parallel":
             continue
-        config = effective_config(step.parallel_run_config, pipeline.workspace)
-        target = config.compute_target
-        backend = target if isinstance(target, str) else getattr(target, "backend", "local")
-        problem = get_backend(backend).check_node_count(config.node_count)
+        config = step.parallel_run_config
+        target, problem = node_count_problem(config, pipeline.workspace)
         if problem:
             raise BackendError(
                 f"step {step.name!r}: node_count={config.node_count} on compute "

@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from parallelrun.backends import backend_of, get_backend
 from parallelrun.data.base import AbstractDataset
 from parallelrun.data.local_copy import local_folder
 from parallelrun.engine.progress import JobProgress, ProgressListener
@@ -588,15 +589,22 @@ def effective_config(config, workspace: Any):
 
     target = resolve_compute(config.compute_target, workspace)
     changes: dict[str, Any] = {"compute_target": target}
-    backend = target if isinstance(target, str) else getattr(target, "backend", "local")
     slots = getattr(target, "max_workers", None)
-    if backend == "local" and (getattr(target, "kind", "") == "amlcompute" or slots):
+    if backend_of(target) == "local" and (getattr(target, "kind", "") == "amlcompute" or slots):
         per_node = config.process_count_per_node or gpu_count() or os.cpu_count() or 1
         workers = config.node_count * per_node
         if slots:
             workers = min(workers, int(slots))
         changes.update(node_count=1, process_count_per_node=max(1, workers))
     return dataclasses.replace(config, **changes)
+
+
+def node_count_problem(config, workspace: Any) -> tuple[Any, str | None]:
+    """The compute target a step runs on, and why its ``node_count`` cannot work there (None
+    when it can): what submit and job files check before anything runs."""
+    effective = effective_config(config, workspace)
+    target = effective.compute_target
+    return target, get_backend(backend_of(target)).check_node_count(effective.node_count)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,6 @@ from typing import Any
 
 import yaml
 
-from parallelrun.backends import get_backend
 from parallelrun.errors import ConfigurationError, ParallelRunError
 from parallelrun.pipeline.pipeline_data import PipelineData
 
@@ -401,12 +400,9 @@ class ParallelJob:
         return Pipeline(workspace=workspace, steps=[step], description=data.get("description"))
 
     def _check_nodes(self, workspace: Any, config: Any) -> None:
-        from parallelrun.pipeline.runner import effective_config
+        from parallelrun.pipeline.runner import node_count_problem
 
-        effective = effective_config(config, workspace)
-        target = effective.compute_target
-        backend = target if isinstance(target, str) else getattr(target, "backend", "local")
-        problem = get_backend(backend).check_node_count(effective.node_count)
+        target, problem = node_count_problem(config, workspace)
         if problem:
             self.problem("resources.instance_count",
                          f"{config.node_count}: compute {getattr(target, 'name', target)!r}: "
