@@ -31,6 +31,8 @@ _EXPORTS = {
     "BackendError": "parallelrun.errors",
     "WorkspaceError": "parallelrun.errors",
     "JobFailedError": "parallelrun.errors",
+    "FolderInUseError": "parallelrun.errors",
+    "ResumeMismatchError": "parallelrun.errors",
     "ParallelRunConfig": "parallelrun.config",
     "EntryScript": "parallelrun.script",
     "Dataset": "parallelrun.data.dataset",
@@ -104,7 +106,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from parallelrun.pipeline.steps import ParallelRunStep, PythonScriptStep
     from parallelrun.pipeline.yaml_job import load_job, submit_job
     from parallelrun.errors import (BackendError, ConfigurationError, DataError, EntryScriptError,
-                                    JobFailedError, ParallelRunError, StorageError, WorkspaceError)
+                                    FolderInUseError, JobFailedError, ParallelRunError,
+                                    ResumeMismatchError, StorageError, WorkspaceError)
     from parallelrun.script import EntryScript
     from parallelrun.ui.widgets import RunDetails
     from parallelrun.workspace.datastore import DataPath, Datastore

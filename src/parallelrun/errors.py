@@ -5,6 +5,8 @@ its own subclass, so callers can catch as broadly or as narrowly as they like::
 
     ParallelRunError
     ├── ConfigurationError (ValueError)   a ParallelRunConfig value, a CLI flag, a step or job spec
+    │   ├── FolderInUseError              another running job holds the output or log folder
+    │   └── ResumeMismatchError           a resume whose job differs from the one it resumes
     ├── EntryScriptError                  the user's entry script: missing, unimportable, no init/run,
     │                                     init() failing repeatedly, run() returning the wrong type
     ├── DataError (ValueError)            inputs: a glob matching nothing, a bad mini-batch, bad rows
@@ -36,6 +38,30 @@ class ConfigurationError(ParallelRunError, ValueError):
         self.value = value
         self.allowed = allowed
         super().__init__(f"{parameter}={value!r} is not allowed: {allowed}")
+
+
+class FolderInUseError(ConfigurationError):
+    """Another job is writing into this output or log folder now; ``.holder`` says which."""
+
+    def __init__(self, folder: str, holder: str):
+        self.holder = holder
+        super().__init__("output", folder, f"a folder no other job is writing into; {holder} "
+                         "holds it. Wait for that job to end, or choose another folder")
+
+
+class ResumeMismatchError(ConfigurationError):
+    """A resume asked of a job that differs from the one whose journal is there.
+
+    ``.differences`` lists ``(field, recorded value, value now)``.
+    """
+
+    def __init__(self, log_dir: str, differences: list[tuple[str, object, object]]):
+        self.differences = differences
+        listed = "; ".join(f"{name}: was {old!r}, now {new!r}" for name, old, new in differences)
+        super().__init__("resume", True, f"the same job as the one whose journal is in "
+                         f"{log_dir!r}, and this one differs ({listed}). Resume it with the "
+                         "settings it had, or start a new job (--overwrite, or another output "
+                         "folder)")
 
 
 class EntryScriptError(ParallelRunError):

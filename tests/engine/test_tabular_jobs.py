@@ -14,12 +14,12 @@ import pytest
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
 # Scores each row; rows whose id is in SHORT are left out (returned short), a mini-batch holding
-# an id in RAISE raises, and with FLAKY each mini-batch's first try raises (a marker file per
+# an id in RAISE raises (unless HEALED is set in the environment), and with FLAKY each mini-batch's first try raises (a marker file per
 # mini-batch records that it was tried).
 SCORE = """
     import os
     SHORT = {short}
-    RAISE = {raise_}
+    RAISE = set() if os.environ.get("HEALED") else {raise_}
     FLAKY = {flaky}
     def init(): pass
     def run(df):
@@ -133,9 +133,11 @@ def test_parquet_output_resumes_without_duplicates(make_script, tmp_path):
     assert first.status == "Failed"
     kept = pq.read_table(first.output_file)["id"].to_pylist()
     assert kept and 550 not in kept and len(kept) == len(set(kept))
-    src = make_script(SCORE.format(short=set(), raise_=set(), flaky=False))
+    # the job is resumed as it was (same script, same settings), with the cause fixed
+    src = make_script(SCORE.format(short=set(), raise_={550}, flaky=False))
     config = ParallelRunConfig(source_directory=str(src), entry_script="score.py",
-                               output_action="append_row", **common)
+                               output_action="append_row", environment_variables={"HEALED": "1"},
+                               **common)
     resumed = run_job(config, [ds], tmp_path / "out", resume=True)
     assert resumed.status == "Finished"
     assert sorted(pq.read_table(resumed.output_file)["id"].to_pylist()) == list(range(1000))

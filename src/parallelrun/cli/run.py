@@ -1,13 +1,18 @@
 """``parallelrun run``: one parallel job from the terminal.
 
 Every ParallelRunConfig parameter is a flag of the same name in kebab case; the script's own
-arguments follow ``--``. Exit status: 0 finished, 1 failed, 2 bad usage or configuration.
+arguments follow ``--``. Exit status: 0 finished, 1 failed, 2 bad usage or configuration (nothing
+ran), 130 stopped by Ctrl-C and 143 by SIGTERM (the job is Canceled and can be resumed: the
+terminal prints the command).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import signal
 import sys
+import threading
 
 import click
 from rich.console import Console
@@ -18,6 +23,7 @@ from parallelrun.cli import main
 from parallelrun.cli.common import key_values
 from parallelrun.cli.progress_view import TerminalProgress
 from parallelrun.config import ParallelRunConfig
+from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import ParallelRunError
 
 # ParallelRunConfig fields that get a flag of another shape (or none: objects, not values)
@@ -104,11 +110,17 @@ def _config_options(func):
 @click.option("--compute", "--compute-target", "compute", default="local", show_default=True,
               help="Compute backend: local, or ray.")
 @click.option("--ray-address", default=None, help="Ray cluster address for --compute ray.")
-@click.option("--resume", is_flag=True, help="Continue a job that died, from its log folder's journal.")
+@click.option("--resume", is_flag=True,
+              help="Continue a job that died or was stopped, from its log folder's journal; the "
+                   "job must be the same (script, arguments, inputs, mini-batch size, output).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the results of an earlier job in --output (its output file and its "
+                   "logs; nothing else in the folder is touched). Without it such a folder is "
+                   "refused.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run_command(inputs, output, log_dir, partition_keys, input_format, input_options, env_vars,
-                compute, ray_address, resume, quiet, script_args, **config_values):
+                compute, ray_address, resume, overwrite, quiet, script_args, **config_values):
     """Run ENTRY_SCRIPT's run() over the input files in parallel.
 
     \b
@@ -141,12 +153,31 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
                                       key_values(input_options, "--input-option"))
                         for path in inputs]
         listeners = [] if quiet else [TerminalProgress(console)]
-        result = run_job(config, datasets, output, list(script_args), log_dir=log_dir,
-                         listeners=listeners, resume=resume)
+        cancel = threading.Event()
+        with StopSignals(cancel) as stop:
+            result = run_job(config, datasets, output, list(script_args), log_dir=log_dir,
+                             listeners=listeners, resume=resume, overwrite=overwrite,
+                             cancel=cancel)
     except ParallelRunError as exc:
         console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt:  # a second Ctrl-C: the job stopped at once, its result is written
+        console.print("[bold red]Canceled[/] (stopped at once)", highlight=False)
+        _print_resume_command(console)
+        sys.exit(128 + signal.SIGINT)
     colour = "green" if result.succeeded else "red"
     console.print(f"[bold {colour}]{result.status}[/]", highlight=False)
     console.print(result.summary(), highlight=False, markup=False, soft_wrap=True)
+    if result.status == "Canceled" or (result.status == "Failed" and result.minibatches_succeeded):
+        _print_resume_command(console)
+    if stop.received is not None:
+        sys.exit(128 + int(stop.received))
     sys.exit(0 if result.succeeded else 1)
+
+
+def _print_resume_command(console: Console) -> None:
+    """The exact command that continues this job where it stopped."""
+    args = [a for a in sys.argv[1:] if a not in ("--overwrite", "--resume")]
+    at = args.index("--") if "--" in args else len(args)
+    command = shlex.join(["parallelrun", *args[:at], "--resume", *args[at:]])
+    console.print(Text.assemble("to resume it: ", (command, "bold")), soft_wrap=True)

@@ -6,10 +6,12 @@ decides, the output action and journal commit, and the log folder records it all
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import dataclasses
+import errno
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -23,14 +25,32 @@ from parallelrun.data.base import AbstractDataset
 from parallelrun.data.files import FileDataset
 from parallelrun.data.local_copy import local_folder
 from parallelrun.data.minibatch import MiniBatch
+from parallelrun.engine.job_folders import job_fingerprint, job_folders
 from parallelrun.engine.journal import Journal
-from parallelrun.engine.logs import JobLogs
-from parallelrun.engine.outputs import make_output_action
-from parallelrun.engine.progress import JobProgress, ProgressListener
+from parallelrun.engine.logs import JobLogs, traceback_file
+from parallelrun.engine.outputs import OutputAction, make_output_action
+from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
 from parallelrun.engine.scheduler import Limits, Scheduler
 from parallelrun.engine.staging import stage_remote_outputs
-from parallelrun.errors import ConfigurationError, DataError, JobFailedError
+from parallelrun.engine.stop_signals import StopSignals
+from parallelrun.errors import ConfigurationError, JobFailedError, ParallelRunError
 from parallelrun.script import inspect_entry_script
+
+
+@dataclasses.dataclass
+class FailureSummary:
+    """The first mini-batch whose items failed: what it held, why, and where the traceback is."""
+
+    mini_batch: int
+    items: str                          # the paths or table range it held
+    error_type: str | None
+    message: str
+    traceback_file: str | None          # logs/user/error/<node>/<process>.txt, None if no traceback
+
+    def __str__(self) -> str:
+        cause = f"{self.error_type}: {self.message}" if self.error_type else self.message
+        where = f" (full traceback: {self.traceback_file})" if self.traceback_file else ""
+        return f"mini-batch {self.mini_batch} [{self.items}]: {cause}{where}"
 
 
 @dataclasses.dataclass
@@ -49,6 +69,7 @@ class JobResult:
     retries: int
     elapsed_seconds: float
     error: str | None = None
+    first_failure: FailureSummary | None = None  # set whenever an item failed, Finished or not
 
     @property
     def succeeded(self) -> bool:
@@ -68,6 +89,8 @@ class JobResult:
             f"output: {self.output_file or self.output_dir}",
             f"logs: {self.log_dir}",
         ]
+        if self.first_failure is not None:
+            lines.append(f"first failure: {self.first_failure}")
         if self.error:
             lines.append(f"error: {self.error}")
         return "\n".join(lines)
@@ -94,11 +117,14 @@ def _as_datasets(inputs: Any) -> list[AbstractDataset]:
     return datasets
 
 
-def _plan(datasets: Sequence[AbstractDataset], config: ParallelRunConfig) -> Iterator[MiniBatch]:
-    """Mini-batches of every input in turn, numbered across inputs."""
+def _plan(datasets: Sequence[AbstractDataset], config: ParallelRunConfig,
+          exclude: Sequence[str] = ()) -> Iterator[MiniBatch]:
+    """Mini-batches of every input in turn, numbered across inputs; the folders in ``exclude``
+    (the job's own output and logs) are never read as input."""
     index = 0
     for dataset in datasets:
-        for mb in dataset.plan(config.mini_batch_size, config.partition_keys, start_index=index):
+        for mb in dataset.plan(config.mini_batch_size, config.partition_keys, start_index=index,
+                               exclude=exclude):
             yield mb
             index = mb.index + 1
 
@@ -149,6 +175,68 @@ def _side_input_paths(side_inputs: Any, staging: str) -> dict[str, str]:
     return paths
 
 
+def _local_paths(datasets: Sequence[AbstractDataset], side_paths: Mapping[str, str],
+                 model_paths: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(what, path) for everything the workers must read from this machine's disk."""
+    paths: dict[str, str] = {}
+    for what, path in ([("input", path) for dataset in datasets for path in dataset.local_paths()]
+                       + [(f"side input {name!r}", path) for name, path in side_paths.items()]
+                       + [(f"model {name!r}", path) for name, path in model_paths.items()]):
+        paths.setdefault(path, what)
+    return [(what, path) for path, what in paths.items()]
+
+
+def _output_file_names(action: OutputAction) -> list[str]:
+    """What the output action writes in the output folder (the file and its staging file)."""
+    return [os.path.basename(path) for path in action.files()]
+
+
+class _FirstFailure(ProgressListener):
+    """Keeps the first try whose items failed for good, for the result and the terminal."""
+
+    def __init__(self, log_dir: str):
+        self.log_dir = log_dir
+        self.summary: FailureSummary | None = None
+
+    def on_record(self, progress: JobProgress, record: MiniBatchRecord) -> None:
+        if self.summary is not None or not record.final or not record.failed:
+            return
+        message = (record.error_message or "").strip().splitlines()
+        has_traceback = record.status != "RUN_DONE" or bool(record.error_message)
+        self.summary = FailureSummary(
+            mini_batch=record.index, items=record.item_names or f"{record.items} items",
+            error_type=record.error_type,
+            message=message[0] if message else
+            f"run() returned results for {record.succeeded} of {record.items} items",
+            traceback_file=traceback_file(self.log_dir, record) if has_traceback else None)
+
+
+def _one_line_cause(exc: BaseException) -> str:
+    """What stopped the job, in one line a person can act on."""
+    if isinstance(exc, OSError) and not isinstance(exc, ParallelRunError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        hint = {errno.ENOSPC: "free some space, then resume the job",
+                errno.EDQUOT: "free some space, then resume the job",
+                errno.EROFS: "make the folder writable, then resume the job",
+                errno.EACCES: "fix the permissions, then resume the job",
+                errno.ENOENT: "a folder the job writes into was removed; resume the job"}
+        return f"{exc.strerror}{where}: " + hint.get(exc.errno, "fix it, then resume the job")
+    text = str(exc).strip() or type(exc).__name__
+    return text if isinstance(exc, ParallelRunError) else f"{type(exc).__name__}: {text}"
+
+
+def _finish_unstarted(output_dir: str, log_dir: str, started: float, error: str,
+                      raise_on_failure: bool) -> JobResult:
+    """The result of a job that could not even create its files (a read-only or full disk)."""
+    result = JobResult(status="Failed", output_dir=output_dir, output_file=None, log_dir=log_dir,
+                       minibatches_total=0, minibatches_succeeded=0, minibatches_failed=0,
+                       items_succeeded=0, items_failed=0, retries=0,
+                       elapsed_seconds=time.time() - started, error=error)
+    if raise_on_failure:
+        raise JobFailedError(f"job Failed: {error}", result)
+    return result
+
+
 def _backend_choice(compute_target: Any) -> tuple[str, dict]:
     """Backend name and options for a compute target: None, a name, or a ComputeTarget object."""
     if compute_target is None:
@@ -168,23 +256,35 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
             Sequence[str] | None = None, *, log_dir: str | os.PathLike | None = None,
             models: Any = None, side_inputs: Any = None,
             listeners: Iterable[ProgressListener] = (), resume: bool = False,
-            cancel: threading.Event | None = None, progress: JobProgress | None = None,
-            python: str | None = None, run_id: str | None = None,
-            workspace_path: str | None = None, raise_on_failure: bool = False) -> JobResult:
+            overwrite: bool = False, cancel: threading.Event | None = None,
+            progress: JobProgress | None = None, python: str | None = None,
+            run_id: str | None = None, workspace_path: str | None = None,
+            raise_on_failure: bool = False) -> JobResult:
     """Run the entry script over ``inputs`` in parallel and gather the results in ``output``.
 
     Example::
 
         result = run_job(config, inputs=[Dataset.File.from_files("data/*.png")], output="out/")
         print(result.status, result.items_succeeded, result.output_file)
+        if result.first_failure:
+            print(result.first_failure)   # which mini-batch, the exception, its traceback file
 
     ``side_inputs`` (datasets, local paths, or a dict of name to path) reach every worker
     whole, by name: ``Run.get_context().input_datasets[name]`` and the variable
     ``AZUREML_DATAREFERENCE_<name>`` hold the local path. Everything is checked before any
-    worker starts. ``resume=True`` continues a job whose
-    coordinator died, from the journal in its log folder: committed mini-batches are not run
-    again and the output keeps each row once. The job's outcome is in the returned
-    :class:`JobResult`; with ``raise_on_failure=True`` a failed job raises JobFailedError.
+    worker starts.
+
+    parallelrun deletes only what it wrote: an output folder holding an earlier job's results is
+    refused unless ``overwrite=True`` (replace them) or ``resume=True`` (continue that job, whose
+    coordinator died or was stopped: committed mini-batches are not run again and the output keeps
+    each row once; the job must be the same, see :mod:`parallelrun.engine.job_folders`). One job
+    at a time writes into a folder.
+
+    The job's outcome is in the returned :class:`JobResult`, and ``job_result.txt`` in the log
+    folder, on every way out. With ``raise_on_failure=True`` a failed job raises JobFailedError.
+    Called on the main thread of a program that has not set its own signal handlers, the first
+    Ctrl-C or SIGTERM stops the job gracefully (Canceled, resumable) and is then raised
+    (KeyboardInterrupt, SystemExit); a second Ctrl-C stops it at once.
     """
     started = time.time()
     args = check_arguments(arguments)
@@ -193,103 +293,129 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
     for dataset in datasets:
         dataset.check_mini_batch_size(config.mini_batch_size)
     model_paths = _model_paths(models)
-    side_staging = os.path.join(tempfile.gettempdir(), f"parallelrun-side-inputs-{uuid.uuid4().hex}")
-    if side_inputs:
-        # removed when the job ends; at exit too, for a job that fails before it starts
-        atexit.register(shutil.rmtree, side_staging, True)
-    side_paths = _side_input_paths(side_inputs, side_staging)
     backend_name, backend_options = _backend_choice(config.compute_target)
     backend_class = get_backend(backend_name)
-
     output_dir = os.path.abspath(os.fspath(output))
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ConfigurationError("output", os.fspath(output), "a folder (a file has that name)")
-    os.makedirs(output_dir, exist_ok=True)
     log_path = os.path.abspath(os.fspath(log_dir)) if log_dir else os.path.join(output_dir, "logs")
-    if not resume and os.path.isdir(log_path):
-        shutil.rmtree(log_path)
-    logs = JobLogs(log_path, config.logging_level, resume=resume)
-
     action = make_output_action(config.output_action, output_dir, config.append_row_file_name,
                                 config.append_row_format)
-    named = {d.name: d for d in datasets if d.name}
-    spec = WorkerSpec(
-        script_path=str(config.script_path), source_dir=str(config.source_path), arguments=args,
-        encoder=action.encoder(), output_dir=output_dir, log_dir=log_path,
-        logging_level=config.logging_level,
-        environment_variables={**{f"AZUREML_DATAREFERENCE_{name}": path
-                                  for name, path in side_paths.items()},
-                               **(config.environment_variables or {})},
-        models=model_paths, input_datasets={**named, **side_paths}, python=python,
-        run_id=run_id, workspace_path=workspace_path)
-    if config.environment is not None:
-        # backends that build environments on their nodes (Ray's runtime_env) read it here
-        backend_options.setdefault("environment", config.environment)
-    backend = backend_class(spec, **backend_options)
-    slots = backend.plan_slots(config.node_count, config.process_count_per_node)
-    local_paths: dict[str, str] = {}  # what the workers must read from this machine's disk
-    for what, path in ([("input", path) for dataset in datasets for path in dataset.local_paths()]
-                       + [(f"side input {name!r}", path) for name, path in side_paths.items()]
-                       + [(f"model {name!r}", path) for name, path in model_paths.items()]):
-        local_paths.setdefault(path, what)
-    try:  # checked before any worker starts
-        backend.check_local_paths([(what, path) for path, what in local_paths.items()])
-    except BaseException:
-        backend.shutdown(grace_seconds=0)
-        raise
+    fingerprint = job_fingerprint(config, args, [d.describe() for d in datasets])
 
-    journal = Journal(logs.journal_path)
-    committed = journal.load() if resume else {}
-    if not resume:
-        Path(journal.path).unlink(missing_ok=True)
-    action.open(journal.output_end() if resume else None)
-    journal.open()
-    progress = progress or JobProgress()
-    for commit in committed.values():
-        progress.minibatches_succeeded += 1
-        progress.items_succeeded += commit.succeeded
-        progress.items_failed += commit.items - commit.succeeded
+    with contextlib.ExitStack() as stack:
+        side_staging = os.path.join(tempfile.gettempdir(),
+                                    f"parallelrun-side-inputs-{uuid.uuid4().hex}")
+        if side_inputs:
+            stack.callback(shutil.rmtree, side_staging, True)
+        side_paths = _side_input_paths(side_inputs, side_staging)
+        named = {d.name: d for d in datasets if d.name}
+        spec = WorkerSpec(
+            script_path=str(config.script_path), source_dir=str(config.source_path),
+            arguments=args, encoder=action.encoder(), output_dir=output_dir, log_dir=log_path,
+            logging_level=config.logging_level,
+            environment_variables={**{f"AZUREML_DATAREFERENCE_{name}": path
+                                      for name, path in side_paths.items()},
+                                   **(config.environment_variables or {})},
+            models=model_paths, input_datasets={**named, **side_paths}, python=python,
+            run_id=run_id, workspace_path=workspace_path)
+        if config.environment is not None:
+            # backends that build environments on their nodes (Ray's runtime_env) read it here
+            backend_options.setdefault("environment", config.environment)
+        backend = backend_class(spec, **backend_options)
+        # a job that ends any way at all leaves no worker behind (idempotent after a clean end)
+        stack.callback(backend.shutdown, grace_seconds=0)
+        slots = backend.plan_slots(config.node_count, config.process_count_per_node)
+        backend.check_local_paths(_local_paths(datasets, side_paths, model_paths))
 
-    log = logs.logger
-    log.info("job starting: %s over %s with %d workers on backend %s; output %s; logs %s",
-             config.script_path, ", ".join(d.describe() for d in datasets), len(slots),
-             backend_name, action.path or output_dir, log_path)
-    if committed:
-        log.info("resuming: %d mini-batches were committed before", len(committed))
-    scheduler = Scheduler(
-        backend, slots, _plan(datasets, config), action, journal,
-        Limits(run_max_try=config.run_max_try,
-               run_invocation_timeout=config.run_invocation_timeout,
-               init_timeout=config.init_timeout, error_threshold=config.error_threshold,
-               allowed_failed_count=config.allowed_failed_count,
-               allowed_failed_percent=config.allowed_failed_percent,
-               init_failures=3 * len(slots)),
-        listeners=[logs, *listeners], progress=progress, skip=set(committed), cancel=cancel,
-        logger=log)
-    try:
-        outcome = scheduler.run()
-    except DataError as exc:
-        outcome = None
-        error = str(exc)
-        status = "Failed"
-    else:
-        status, error = outcome.status, outcome.error
-    finally:
-        action.close()
-        journal.close()
-        shutil.rmtree(side_staging, ignore_errors=True)
-    progress.status = status
-    progress.finished_at = time.time()
-    result = JobResult(
-        status=status, output_dir=output_dir, output_file=action.path, log_dir=log_path,
-        minibatches_total=progress.planned_minibatches,
-        minibatches_succeeded=progress.minibatches_succeeded,
-        minibatches_failed=progress.minibatches_failed,
-        items_succeeded=progress.items_succeeded, items_failed=progress.items_failed,
-        retries=progress.retries, elapsed_seconds=time.time() - started, error=error)
-    log.info("job ended: %s", result.summary().replace("\n", "; "))
-    for listener in [logs, *listeners]:
-        listener.on_end(progress, result)
+        # Everything above refuses without writing; from here on the job owns its folders.
+        try:
+            stack.enter_context(job_folders(output_dir, log_path, _output_file_names(action),
+                                            fingerprint, resume=resume, overwrite=overwrite))
+            logs = JobLogs(log_path, config.logging_level, resume=resume)
+        except OSError as exc:  # a read-only or full disk: a failed job, with nowhere to log it
+            if isinstance(exc, ParallelRunError):
+                raise
+            return _finish_unstarted(output_dir, log_path, started, _one_line_cause(exc),
+                                     raise_on_failure)
+        stack.callback(logs.close)
+        cancel = cancel or threading.Event()
+        stop = stack.enter_context(StopSignals(cancel, only_if_default=True))
+        progress = progress or JobProgress()
+        first_failure = _FirstFailure(log_path)
+        all_listeners = [logs, first_failure, *listeners]
+        log = logs.logger
+        status, error, interrupted = "Failed", None, None
+        journal = Journal(logs.journal_path)
+        try:
+            # entries naming rows the output file lacks (lost in a crash) are dropped: rerun
+            committed = journal.load(action.size_on_disk()) if resume else {}
+            if not resume:
+                Path(journal.path).unlink(missing_ok=True)
+            action.open(journal.output_end() if resume else None)
+            journal.open()
+            for commit in committed.values():
+                progress.minibatches_succeeded += 1
+                progress.items_succeeded += commit.succeeded
+                progress.items_failed += commit.items - commit.succeeded
+            log.info("job starting: %s over %s with %d workers on backend %s; output %s; logs %s",
+                     config.script_path, ", ".join(d.describe() for d in datasets), len(slots),
+                     backend_name, action.path or output_dir, log_path)
+            if committed:
+                log.info("resuming: %d mini-batches were committed before", len(committed))
+            scheduler = Scheduler(
+                backend, slots, _plan(datasets, config, exclude=[output_dir, log_path]), action,
+                journal,
+                Limits(run_max_try=config.run_max_try,
+                       run_invocation_timeout=config.run_invocation_timeout,
+                       init_timeout=config.init_timeout, error_threshold=config.error_threshold,
+                       allowed_failed_count=config.allowed_failed_count,
+                       allowed_failed_percent=config.allowed_failed_percent,
+                       init_failures=3 * len(slots)),
+                listeners=all_listeners, progress=progress, skip=set(committed), cancel=cancel,
+                logger=log)
+            outcome = scheduler.run()
+            status, error = outcome.status, outcome.error
+            if status == "Canceled" and stop.received:
+                error = stop.reason
+        except (ParallelRunError, OSError) as exc:
+            # the job's own failure (bad data, a full disk, a lost backend): a result, not a crash
+            log.exception("the job failed")
+            error = _one_line_cause(exc)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                status, error = "Canceled", "the job was interrupted (Ctrl-C twice: stopped at once)"
+            else:
+                log.exception("the job stopped on an unexpected error")
+                error = f"{type(exc).__name__}: {exc}"
+            interrupted = exc
+        backend.shutdown(grace_seconds=0)  # already done unless the job ended on an error
+        try:
+            action.close()  # writes what was committed (parquet: the final file)
+            journal.close()  # after the output: the journal never names rows the output lacks
+        except OSError as exc:
+            log.error("could not close the output: %s", exc)
+            status, error = "Failed", error or _one_line_cause(exc)
+        progress.status = status
+        progress.finished_at = time.time()
+        result = JobResult(
+            status=status, output_dir=output_dir, output_file=action.path, log_dir=log_path,
+            minibatches_total=progress.planned_minibatches,
+            minibatches_succeeded=progress.minibatches_succeeded,
+            minibatches_failed=progress.minibatches_failed,
+            items_succeeded=progress.items_succeeded, items_failed=progress.items_failed,
+            retries=progress.retries, elapsed_seconds=time.time() - started, error=error,
+            first_failure=first_failure.summary)
+        log.info("job ended: %s", result.summary().replace("\n", "; "))
+        for listener in all_listeners:
+            try:
+                listener.on_end(progress, result)
+            except OSError as exc:  # a full disk must not hide the result from the caller
+                log.error("could not record the end of the job: %s", exc)
+    if interrupted is not None:
+        raise interrupted
+    if stop.installed and stop.received is signal.SIGINT:
+        raise KeyboardInterrupt
+    if stop.installed and stop.received is not None:
+        raise SystemExit(128 + int(stop.received))
     if raise_on_failure and not result.succeeded:
         raise JobFailedError(f"job {result.status}: {result.error}", result)
     return result

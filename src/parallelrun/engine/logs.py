@@ -1,20 +1,7 @@
-"""The job's log folder, laid out after Azure ML's (SPEC.md section 6).
+"""The job's log folder, laid out after Azure ML's (SPEC.md section 6): see ``README``.
 
-::
-
-    logs/
-      readme.txt                        what each file is
-      job_progress_overview.<yyyymmddhh>.txt   a progress line every few seconds
-      job_result.txt / job_error.txt    the outcome / why a failed job failed
-      sys/master_role.txt               the coordinator's log
-      sys/journal.txt                   committed mini-batches (exactly-once, resume)
-      sys/node/<node>/<process>.txt     each worker's engine log
-      sys/job_report/processed_mini-batches.csv   one row per try of a mini-batch
-      sys/perf/<node>/node_resource_usage.csv     CPU, memory, disk, network over time
-      user/error.txt                    one line per failed mini-batch
-      user/error/<node>/<process>.txt   full tracebacks, each under its try and the items it held
-      user/entry_script_log/<node>/<process>.log.txt   EntryScript().logger
-      user/stdout/<node>/<process>.stdout.txt, user/stderr/...
+Every file here is written by parallelrun; the folder's ``.parallelrun`` marker
+(engine/job_folders.py) is what proves it, and only what proves it lets a later job remove them.
 """
 
 from __future__ import annotations
@@ -31,7 +18,23 @@ from pathlib import Path
 from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
 from parallelrun.script import LOG_FORMAT
 
-README = __doc__.split("::", 1)[1].strip("\n") + "\n"
+# A constant, not the module docstring: ``python -OO`` strips docstrings.
+README = """\
+logs/
+  .parallelrun                      marker: this folder is parallelrun's (the job's lock, its fingerprint)
+  readme.txt                        what each file is
+  job_progress_overview.<yyyymmddhh>.txt   a progress line every few seconds
+  job_result.txt / job_error.txt    the outcome / why a failed job failed
+  sys/master_role.txt               the coordinator's log
+  sys/journal.txt                   committed mini-batches (exactly-once, resume)
+  sys/node/<node>/<process>.txt     each worker's engine log
+  sys/job_report/processed_mini-batches.csv   one row per try of a mini-batch
+  sys/perf/<node>/node_resource_usage.csv     CPU, memory, disk, network over time
+  user/error.txt                    one line per failed mini-batch
+  user/error/<node>/<process>.txt   full tracebacks, each under its try and the items it held
+  user/entry_script_log/<node>/<process>.log.txt   EntryScript().logger
+  user/stdout/<node>/<process>.stdout.txt, user/stderr/...
+"""
 CSV_COLUMNS = ["mini_batch_id", "attempt", "node", "process", "start_time", "total_items",
                "succeeded_items", "failed_items", "elapsed_seconds", "run_seconds", "status",
                "error_category", "error_message"]
@@ -49,6 +52,19 @@ def progress_line(p: JobProgress) -> str:
             f"succeeded, {p.items_failed} failed; {p.items_per_second():.1f} items/s; "
             f"workers ready: {p.workers_ready}/{p.workers_total}"
             + (f"; ETA {eta:.0f} s" if eta is not None else ""))
+
+
+def traceback_file(log_dir: str, record: MiniBatchRecord) -> str:
+    """Where the full traceback of a failed try is written."""
+    return os.path.join(log_dir, "user", "error", record.node_name, f"{record.process_name}.txt")
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that stays quiet when it cannot be written (a full disk): the job's result
+    says what went wrong; a traceback per log line on the terminal would bury it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
 
 
 class JobLogs(ProgressListener):
@@ -80,7 +96,7 @@ class JobLogs(ProgressListener):
         logger = logging.getLogger(f"parallelrun.job.{id(self)}")
         logger.setLevel(self.level)
         logger.propagate = False
-        handler = logging.FileHandler(self.dir / "sys/master_role.txt", encoding="utf-8")
+        handler = _QuietFileHandler(self.dir / "sys/master_role.txt", encoding="utf-8")
         formatter = logging.Formatter(LOG_FORMAT)
         formatter.converter = time.gmtime
         handler.setFormatter(formatter)
@@ -117,7 +133,7 @@ class JobLogs(ProgressListener):
         key = (record.node_name, record.process_name)
         fh = self._tracebacks.get(key)
         if fh is None:
-            path = self.dir / "user/error" / record.node_name / f"{record.process_name}.txt"
+            path = Path(traceback_file(str(self.dir), record))
             path.parent.mkdir(parents=True, exist_ok=True)
             fh = self._tracebacks[key] = open(path, "a", encoding="utf-8")
         fh.write(f"--- mini-batch {record.index}, try {record.attempt}, {record.status}, "
@@ -150,11 +166,16 @@ class JobLogs(ProgressListener):
     def close(self) -> None:
         self._perf.stop()
         for fh in [self._csv_file, self._error_summary, *self._tracebacks.values()]:
-            if not fh.closed:
+            try:
                 fh.close()
+            except OSError:
+                pass  # a full disk: the job's result already says so; the file stays short
         for handler in list(self.logger.handlers):
-            handler.close()
             self.logger.removeHandler(handler)
+            try:
+                handler.close()
+            except OSError:
+                pass
 
 
 class _PerfSampler:
@@ -178,6 +199,12 @@ class _PerfSampler:
             self._thread = None
 
     def _loop(self) -> None:
+        try:
+            self._sample()
+        except OSError:
+            pass  # a full or read-only disk: the job's result reports it, sampling just stops
+
+    def _sample(self) -> None:
         import psutil
 
         new = not self.path.exists()
