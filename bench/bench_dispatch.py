@@ -43,7 +43,8 @@ def main() -> None:
     config = ParallelRunConfig(source_directory=str(script_dir), entry_script="trivial.py",
                                mini_batch_size=1, error_threshold=0, output_action="append_row",
                                process_count_per_node=2)
-    result = run_job(config, [Dataset.File.from_files(str(folder))], WORK / "dispatch_out")
+    result = run_job(config, [Dataset.File.from_files(str(folder))], WORK / "dispatch_out",
+                     overwrite=True)
     assert result.succeeded
     # elapsed from the job's own clock; the CSV report has each mini-batch's start
     rows.append(["parallelrun (2 processes)", result.minibatches_succeeded,

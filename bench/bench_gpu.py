@@ -75,7 +75,8 @@ def _job(script_dir: str, pattern: str, out: Path, **overrides):
                   run_invocation_timeout=300)
     values.update(overrides)
     started = time.perf_counter()
-    result = run_job(ParallelRunConfig(**values), [Dataset.File.from_files(pattern)], out)
+    result = run_job(ParallelRunConfig(**values), [Dataset.File.from_files(pattern)], out,
+                     overwrite=True)
     assert result.succeeded, result.error
     lines = Path(result.output_file).read_text().splitlines()
     return time.perf_counter() - started, lines

@@ -44,7 +44,8 @@ def parallelrun_job(pattern: str, model_dir: str, out: str, processes: int) -> f
     config = ParallelRunConfig(source_directory=str(SCRIPT_DIR), entry_script="digit_identification.py",
                                mini_batch_size=5, error_threshold=0, output_action="append_row",
                                process_count_per_node=processes)
-    result = run_job(config, [Dataset.File.from_files(pattern)], out, models={"mnist": model_dir})
+    result = run_job(config, [Dataset.File.from_files(pattern)], out, models={"mnist": model_dir},
+                     overwrite=True)
     assert result.succeeded, result.error
     return time.perf_counter() - started
 

@@ -57,7 +57,8 @@ def child_parallelrun(folder: str, size: int, first_file: str) -> dict:
     config = ParallelRunConfig(source_directory=str(script_dir), entry_script="first.py",
                                mini_batch_size=size, error_threshold=-1, output_action="summary_only",
                                process_count_per_node=2, environment_variables={"FIRST_RUN_FILE": first_file})
-    result = run_job(config, [Dataset.File.from_files(os.path.join(folder, "*.dat"))], WORK / "listing_out")
+    result = run_job(config, [Dataset.File.from_files(os.path.join(folder, "*.dat"))], WORK / "listing_out",
+                     overwrite=True)
     assert result.succeeded, result.error
     return {"started": started, "ended": time.time(), "items": result.items_total}
 

@@ -75,7 +75,7 @@ def main() -> int:
 
     rows = []
     started = time.perf_counter()
-    result = run_job(config(), [data], "direct-out")
+    result = run_job(config(), [data], "direct-out", overwrite=True)
     direct = time.perf_counter() - started
     rows.append(["run_job in this process (baseline)", "-", direct, result.items_succeeded, 0])
 

@@ -88,7 +88,7 @@ def parallelrun_job(compute, pattern: str, model_dir: str, out: str, t0: float |
                                mini_batch_size=BATCH, error_threshold=0, output_action="append_row",
                                process_count_per_node=2, compute_target=compute)
     result = run_job(config, [Dataset.File.from_files(pattern)], out, models={"mnist": model_dir},
-                     listeners=[listener])
+                     listeners=[listener], overwrite=True)
     assert result.succeeded, result.error
     stats = timeline.stats()
     # this process's CPU (all its threads: Ray's too) per mini-batch once results flow

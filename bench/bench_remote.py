@@ -123,7 +123,7 @@ def main() -> None:
                 try:
                     blob.download(target, prefix="images/")
                     return run_job(config(script_dir, work_ms), [f"{target}/*.png"], out,
-                                   models=models)
+                                   models=models, overwrite=True)
                 finally:
                     shutil.rmtree(target, ignore_errors=True)
             return job
@@ -132,11 +132,11 @@ def main() -> None:
         for work_ms in args.work_ms:
             runs = {
                 "local files": lambda: run_job(config(script_dir, work_ms), [local_ds], out,
-                                               models=models),
+                                               models=models, overwrite=True),
                 "Azurite, prefetch on": lambda: run_job(config(script_dir, work_ms), [remote_ds],
-                                                        out, models=models),
+                                                        out, models=models, overwrite=True),
                 "Azurite, prefetch off": lambda: run_job(config(script_dir, work_ms, False),
-                                                         [remote_ds], out, models=models),
+                                                         [remote_ds], out, models=models, overwrite=True),
                 "download all, then local job": download_then_run(work_ms),
             }
             best: dict[str, float] = {}

@@ -110,7 +110,7 @@ def parallelrun_job(dataset, out: Path, size: str) -> tuple[float, int]:
                                mini_batch_size=size, error_threshold=0,
                                output_action="append_row", append_row_format="parquet",
                                process_count_per_node=2)
-    result = run_job(config, [dataset], out)
+    result = run_job(config, [dataset], out, overwrite=True)
     assert result.succeeded, result.error
     return time.perf_counter() - started, result.items_succeeded
 

@@ -42,7 +42,7 @@ def main() -> int:
         mini_batch_size="5", error_threshold=10, output_action="append_row",
         process_count_per_node=args.processes, run_invocation_timeout=60, logging_level="INFO")
     result = run_job(config, inputs=[images], output=data / "out", models={"mnist": model_dir},
-                     listeners=[TerminalProgress()])
+                     listeners=[TerminalProgress()], overwrite=True)  # the demo's own folder
     print(result.summary())
     if not result.succeeded:
         return 1
