@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from parallelrun import Dataset, Datastore, ParallelRunConfig, Workspace, run_job
+from parallelrun import ConfigurationError, Dataset, Datastore, ParallelRunConfig, Workspace, run_job
 
 
 @pytest.fixture
@@ -261,3 +261,29 @@ def test_resume_continues_from_the_journal_uploaded_with_a_remote_output(blob, a
     assert sorted(rows) == ["0.txt", "1.txt", "2.txt", "3.txt", "4.txt"]
     csv = fs.cat(f"{container}/res/logs/sys/job_report/processed_mini-batches.csv").decode()
     assert len(csv.strip().splitlines()) == 1 + 3  # header and the first run's three tries
+
+
+def test_a_second_job_into_a_used_remote_output_is_refused_unless_overwrite(blob, azurite,
+                                                                            make_script):
+    fs = azurite.filesystem()
+    container = blob.container_name
+    fs.pipe({f"{container}/used/in/{i}.txt": b"1" for i in range(4)})
+    fs.pipe({f"{container}/used/res/their_notes.txt": b"the user's"})
+    scripts = make_script("""
+        import os
+        def init(): pass
+        def run(mini_batch):
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    config = _config(scripts, mini_batch_size=2, process_count_per_node=1)
+    inputs = [Dataset.File.from_files(blob.path("used/in/"))]
+    assert run_job(config, inputs, blob.path("used/res/")).succeeded
+    with pytest.raises(ConfigurationError, match="overwrite"):
+        run_job(config, inputs, blob.path("used/res/"))
+    fs.pipe({f"{container}/used/res/logs/sys/stale.txt": b"from the first job"})
+    again = run_job(config, inputs, blob.path("used/res/"), overwrite=True)
+    assert again.succeeded
+    assert sorted(fs.cat(f"{container}/used/res/parallel_run_step.txt").decode().split()) == \
+        ["0.txt", "1.txt", "2.txt", "3.txt"]
+    assert fs.cat(f"{container}/used/res/their_notes.txt") == b"the user's"
+    assert not fs.exists(f"{container}/used/res/logs/sys/stale.txt")

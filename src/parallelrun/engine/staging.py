@@ -24,7 +24,7 @@ import sys
 import tempfile
 from typing import Any, Callable
 
-from parallelrun.errors import StorageError
+from parallelrun.errors import ConfigurationError, StorageError
 
 log = logging.getLogger("parallelrun.staging")
 
@@ -85,7 +85,9 @@ def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_ta
     local_log = os.path.join(stage, "logs") if log_target else bound.arguments.get("log_dir")
     if local_log is not None and not log_target:
         local_log = _local_value(local_log)
-    if bound.arguments.get("resume"):
+    if not bound.arguments.get("resume"):
+        _claim_remote(bound, out_target, log_target)
+    else:
         if out_target:
             remote.download_tree(out_target[0], local_out, out_target[1], overwrite=True)
         if log_target:
@@ -110,6 +112,49 @@ def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_ta
             if result is not None:
                 _point_at_remote(result, local_out, out_target, local_log, log_target)
         _sweep_caches(bound.arguments.get("config"))
+
+
+def _claim_remote(bound: inspect.BoundArguments, out_target, log_target) -> None:
+    """The rules of engine/job_folders.py for a new job into remote folders: earlier results
+    there are refused unless ``overwrite``, which removes what the earlier job's marker proves
+    it wrote (its output files and log layout) before this job uploads its own."""
+    from parallelrun.data import remote
+    from parallelrun.engine.job_folders import LOG_LAYOUT, MARKER_NAME
+
+    config = bound.arguments["config"]
+    file_names = [config.append_row_file_name] if config.output_action == "append_row" else []
+    folders = []   # (url, storage options, names of ours there)
+    if out_target:
+        logs = [] if log_target else [f"logs/{name}" for name in LOG_LAYOUT]
+        folders.append((*out_target, [*file_names, f".{config.append_row_file_name}.arrows",
+                                      *logs]))
+    if log_target:
+        folders.append((*log_target, list(LOG_LAYOUT)))
+    for url, options, names in folders:
+        fs, root = remote.filesystem(url, options)
+        root = root.rstrip("/")
+        try:
+            marked = fs.exists(f"{root}/{MARKER_NAME}")
+            found = [path for name in names for path in fs.glob(f"{root}/{name}")]
+        except Exception as exc:  # noqa: BLE001
+            raise remote.storage_error(exc, url, "checking") from None
+        if not found:
+            continue
+        if not bound.arguments.get("overwrite"):
+            listed = ", ".join(path[len(root) + 1:] for path in found[:3])
+            raise ConfigurationError(
+                "output", url, f"a folder without an earlier job's results, and this one holds "
+                f"{listed}. To replace them pass --overwrite (overwrite=True); to continue that "
+                "job pass --resume (resume=True); or choose another output folder")
+        if not marked and any(not path.endswith(tuple(file_names)) for path in found):
+            raise ConfigurationError(
+                "log_dir", url, f"a log folder that parallelrun wrote: it holds "
+                f"{found[0][len(root) + 1:]} but no {MARKER_NAME} marker, so parallelrun cannot "
+                "tell it is its own. Choose another folder")
+        try:
+            fs.rm(found, recursive=True)
+        except Exception as exc:  # noqa: BLE001
+            raise remote.storage_error(exc, url, "replacing the earlier results in") from None
 
 
 def _upload(local_out: str, out_target, local_log: str | None, log_target) -> None:
