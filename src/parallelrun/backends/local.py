@@ -5,6 +5,12 @@ Each worker is a child process (``python -m parallelrun.backends.local_worker``)
 child can be another interpreter (an Environment's virtualenv). It talks over a socketpair; its
 stdout and stderr go straight to its files under ``logs/user/``, so even a segfault message
 lands there.
+
+A worker owns the processes its script starts: each worker leads its own process group, and
+ending a worker (killed, timed out, lost, or at shutdown) kills the whole group. Its death is
+watched through a pidfd, not only through its socket: a child that forked from the worker holds
+a copy of the socket, so no EOF comes while that child lives. The worker's side of the same
+contract (it ends its group when the coordinator dies) is in ``local_worker``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
+import select
 import selectors
 import signal
 import socket
@@ -35,6 +42,9 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 # thread-pool sizes of numeric libraries; set for workers unless the user's environment has them
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
+# without pidfds, how often (seconds) poll() looks for workers that exited
+_EXIT_POLL_SECONDS = 0.1
+
 
 def visible_gpus() -> list[str]:
     """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (``["2", "3"]``), or
@@ -56,14 +66,28 @@ def gpu_count() -> int:
 
 
 class _Worker:
-    __slots__ = ("slot", "proc", "conn", "ready", "inbox")
+    __slots__ = ("slot", "proc", "conn", "pidfd", "ready", "inbox")
 
-    def __init__(self, slot: Slot, proc: subprocess.Popen, conn: Connection):
+    def __init__(self, slot: Slot, proc: subprocess.Popen, conn: Connection, pidfd: int | None):
         self.slot = slot
         self.proc = proc
         self.conn = conn
+        #: readable once the process has exited (None where the system has no pidfd)
+        self.pidfd = pidfd
         self.ready = False
         self.inbox = bytearray()  # bytes read from the worker, not yet whole messages
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux >= 5.3), or None where there is none (older kernels, other
+    systems, a sandbox that forbids it): the backend then polls for the worker's exit."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        return pidfd_open(pid)
+    except OSError:
+        return None
 
 
 def _whole_messages(inbox: bytearray) -> list:
@@ -100,6 +124,9 @@ class LocalProcessBackend(Backend):
         self._read_buffer = bytearray(1 << 20)
         self._gpus: list[str] = []
         self._threads_per_worker = 1
+        # without pidfds, workers' exits are checked by polling, at most this often (seconds)
+        self._exit_polling = False
+        self._next_exit_check = 0.0
 
     def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
         if node_count != 1:
@@ -134,19 +161,26 @@ class LocalProcessBackend(Backend):
         python = self.spec.python or sys.executable
         with self._stream("stdout", slot) as out, self._stream("stderr", slot) as err:
             try:
+                # its own session, so its own process group: killing the group ends the worker
+                # and every process its script started (and Ctrl-C at a terminal reaches only
+                # the coordinator, which decides how the job stops)
                 proc = subprocess.Popen(
                     [python, "-m", "parallelrun.backends.local_worker", str(child_sock.fileno())],
                     pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=err, env=env, cwd=self.spec.source_dir)
+                    stderr=err, env=env, cwd=self.spec.source_dir, start_new_session=True)
             except OSError as exc:
                 parent_sock.close()
                 child_sock.close()
                 raise BackendError(f"cannot start a worker with interpreter {python!r}: {exc}") from exc
         child_sock.close()
         conn = Connection(parent_sock.detach())
-        worker = _Worker(slot, proc, conn)
+        worker = _Worker(slot, proc, conn, _open_pidfd(proc.pid))
         self._workers[slot.id] = worker
         self._selector.register(conn.fileno(), selectors.EVENT_READ, worker)
+        if worker.pidfd is not None:
+            self._selector.register(worker.pidfd, selectors.EVENT_READ, worker)
+        else:
+            self._exit_polling = True
         try:
             conn.send((self.spec, slot))
         except OSError:
@@ -168,10 +202,15 @@ class LocalProcessBackend(Backend):
             if timeout:
                 time.sleep(min(timeout, 0.05))
             return []
+        if self._exit_polling:
+            timeout = _EXIT_POLL_SECONDS if timeout is None else min(timeout, _EXIT_POLL_SECONDS)
         events: list[Event] = []
         for key, _ in self._selector.select(timeout):
             worker = key.data
             if self._workers.get(worker.slot.id) is not worker:
+                continue
+            if key.fd == worker.pidfd:
+                self._exited(worker, events)
                 continue
             try:
                 # all that is there in one read: a fast worker's outcomes come several at once
@@ -179,19 +218,51 @@ class LocalProcessBackend(Backend):
                 if not size:
                     raise EOFError
                 worker.inbox += memoryview(self._read_buffer)[:size]
-                for message in _whole_messages(worker.inbox):
-                    if isinstance(message, list):  # outcomes of consecutive mini-batches
-                        events.extend(MiniBatchDone(worker.slot.id, outcome) for outcome in message)
-                        continue
-                    event = self._event(worker, message)
-                    events.append(event)
-                    if isinstance(event, WorkerInitFailed):
-                        self._reap(worker)  # the worker exits next; its EOF is not news
-                        break
+                self._deliver(worker, events)
             except (EOFError, OSError):
                 events.append(WorkerLost(worker.slot.id, self._death_reason(worker)))
                 self._forget(worker)
+        if self._exit_polling:
+            self._poll_exits(events)
         return events
+
+    def _deliver(self, worker: _Worker, events: list[Event]) -> bool:
+        """Turn the whole messages in the worker's inbox into events; False when the worker
+        is finished with (its init failed: it exits next, and its EOF is not news)."""
+        for message in _whole_messages(worker.inbox):
+            if isinstance(message, list):  # outcomes of consecutive mini-batches
+                events.extend(MiniBatchDone(worker.slot.id, outcome) for outcome in message)
+                continue
+            event = self._event(worker, message)
+            events.append(event)
+            if isinstance(event, WorkerInitFailed):
+                self._reap(worker)
+                return False
+        return True
+
+    def _exited(self, worker: _Worker, events: list[Event]) -> None:
+        """The worker's process has exited: what it sent before is still in its socket (a child
+        holding a copy of the socket means no EOF will come), so take that, then the loss."""
+        fd = worker.conn.fileno()
+        try:
+            os.set_blocking(fd, False)
+            while size := os.readv(fd, [self._read_buffer]):
+                worker.inbox += memoryview(self._read_buffer)[:size]
+        except OSError:
+            pass  # BlockingIOError: all read; a reset socket: nothing more to read
+        if self._deliver(worker, events):
+            events.append(WorkerLost(worker.slot.id, self._death_reason(worker)))
+            self._forget(worker)
+
+    def _poll_exits(self, events: list[Event]) -> None:
+        """Without pidfds: look for workers that exited, at most every _EXIT_POLL_SECONDS."""
+        now = time.monotonic()
+        if now < self._next_exit_check:
+            return
+        self._next_exit_check = now + _EXIT_POLL_SECONDS
+        for worker in list(self._workers.values()):
+            if worker.pidfd is None and _has_exited(worker.proc):
+                self._exited(worker, events)
 
     def _event(self, worker: _Worker, message: tuple) -> Event:
         if message[0] == "ready":
@@ -200,11 +271,9 @@ class LocalProcessBackend(Backend):
         return WorkerInitFailed(worker.slot.id, message[1], fatal=message[2])
 
     def _death_reason(self, worker: _Worker) -> str:
-        try:
-            code = worker.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            worker.proc.kill()
-            code = worker.proc.wait()
+        self._wait_exited(worker, 5)
+        self._end(worker)
+        code = worker.proc.returncode
         if code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -215,17 +284,46 @@ class LocalProcessBackend(Backend):
         return f"worker process {worker.proc.pid} exited with code {code}"
 
     def _reap(self, worker: _Worker) -> None:
-        try:
-            worker.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            worker.proc.kill()
-            worker.proc.wait()
+        self._wait_exited(worker, 5)
+        self._end(worker)
         self._forget(worker)
+
+    def _wait_exited(self, worker: _Worker, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the worker to exit, without reaping it: until it
+        is reaped its pid, and so its process group's id, cannot be given to another process."""
+        if worker.proc.returncode is not None:
+            return True
+        if worker.pidfd is not None:
+            waiter = select.poll()
+            waiter.register(worker.pidfd, select.POLLIN)
+            return bool(waiter.poll(timeout * 1000))
+        deadline = time.monotonic() + timeout
+        while not _has_exited(worker.proc):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _end(self, worker: _Worker) -> None:
+        """Kill the worker's process group (the worker, if it still runs, and every process its
+        script started), then reap the worker."""
+        if worker.proc.returncode is None:
+            try:
+                os.killpg(worker.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except PermissionError:  # macOS answers EPERM for a group of zombies
+                worker.proc.kill()
+        worker.proc.wait()
 
     def _forget(self, worker: _Worker) -> None:
         if not worker.conn.closed:
             self._selector.unregister(worker.conn.fileno())
             worker.conn.close()
+        if worker.pidfd is not None:
+            self._selector.unregister(worker.pidfd)
+            os.close(worker.pidfd)
+            worker.pidfd = None
         if self._workers.get(worker.slot.id) is worker:
             del self._workers[worker.slot.id]
 
@@ -233,8 +331,7 @@ class LocalProcessBackend(Backend):
         worker = self._workers.get(slot.id)
         if worker is None:
             return
-        worker.proc.kill()
-        worker.proc.wait()
+        self._end(worker)
         self._forget(worker)
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
@@ -246,9 +343,17 @@ class LocalProcessBackend(Backend):
                 pass
         deadline = time.monotonic() + grace_seconds
         for worker in workers:
-            try:
-                worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                worker.proc.kill()
-                worker.proc.wait()
+            self._wait_exited(worker, max(0.0, deadline - time.monotonic()))
+            # a worker that has not exited, and whatever its script started and left running
+            self._end(worker)
             self._forget(worker)
+
+
+def _has_exited(proc: subprocess.Popen) -> bool:
+    """Whether ``proc`` has exited, without reaping it (see _wait_exited)."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped elsewhere
+        return True

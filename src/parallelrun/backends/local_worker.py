@@ -3,22 +3,46 @@
 Talks to the coordinator over the socket whose file descriptor it was given. Messages in:
 the (WorkerSpec, Slot) pair, then lists of MiniBatch objects, then None (shut down). Messages
 out: ``("ready",)``, ``("init_failed", traceback, fatal)``, lists of RunOutcome objects.
+
+The worker leads its own process group (the coordinator starts it in a new session) and dies
+with its coordinator, however the coordinator dies: an EOF on the socket without the orderly
+None, or a new parent process (the coordinator's socket may live on in a process it forked),
+and the worker kills its whole group, itself and every process its script started. Nobody
+would read what they make, and a resume starts new workers beside them.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import pickle
 import queue
+import signal
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
+from typing import NoReturn
+
+# how often (seconds) the worker checks that its parent is still the coordinator
+_PARENT_CHECK_SECONDS = 0.5
 
 
 def main(fd: int) -> int:
+    # Not inherited by what run() starts: a child holding the socket would keep it open
+    # after this worker dies, and the coordinator would see no EOF. (A bare os.fork() still
+    # copies it; the coordinator watches this process's exit for that case.)
+    os.set_inheritable(fd, False)
+    parent = os.getppid()
     conn = Connection(fd)
     spec, slot = conn.recv()
+    # Watching the coordinator starts now, before the script's init(), which may take minutes.
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_receive, args=(conn, inbox), name="parallelrun-receive",
+                     daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(parent,), name="parallelrun-parent-watch",
+                     daemon=True).start()
     # Imported after the handshake so a broken environment still reports through the socket.
     from parallelrun.backends.worker_loop import WorkerStartError, run_minibatch, start_worker, stop_worker
 
@@ -28,9 +52,6 @@ def main(fd: int) -> int:
         conn.send(("init_failed", exc.traceback_text, exc.fatal))
         return 1
     conn.send(("ready",))
-    inbox: queue.SimpleQueue = queue.SimpleQueue()
-    threading.Thread(target=_receive, args=(conn, inbox), name="parallelrun-receive",
-                     daemon=True).start()
     while True:
         minibatches = inbox.get()
         if minibatches is None:
@@ -46,19 +67,40 @@ def main(fd: int) -> int:
 
 def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
     """Reads mini-batches the moment they arrive, while the main thread runs earlier ones, and
-    lets their payloads start fetching data (remote files download while run() computes)."""
+    lets their payloads start fetching data (remote files download while run() computes).
+    The end of the socket without the None message means the coordinator is gone."""
     from parallelrun.data.minibatch import prefetch
 
     while True:
         try:
             message = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
-            message = None
+            _end_process_group("its socket closed without the shutdown message")
         if message:
             prefetch(message)
         inbox.put(message)
         if message is None:
             return
+
+
+def _watch_parent(parent: int) -> NoReturn:
+    """The coordinator is gone once this process has another parent (it was reparented when
+    the coordinator died); this catches what the socket cannot: a process the coordinator
+    forked holding a copy of its end. A parent *process*, not a thread: a coordinator thread
+    that started this worker may end while the job goes on."""
+    while True:
+        time.sleep(_PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:
+            _end_process_group(f"its parent process {parent} is gone")
+
+
+def _end_process_group(why: str) -> NoReturn:
+    """The coordinator died: end this worker and every process its script started, now."""
+    logging.getLogger("parallelrun.worker").error(
+        "the coordinator is gone (%s): ending worker %d and its process group", why, os.getpid())
+    if os.getpgid(0) == os.getpid():  # the group is this worker's own, not the coordinator's
+        os.killpg(0, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _exit_now(code: int) -> None:
