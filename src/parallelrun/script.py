@@ -197,15 +197,21 @@ class ResultEncoder:
     """
 
     def encode(self, result: Any) -> tuple[bytes, int]:
+        """``(bytes to append, rows)``; raises :class:`BadResultError` for a result that cannot
+        be written as rows (here: a value holding a line break, which would split its row)."""
         if is_dataframe(result):
             if result.empty:
                 return b"", 0
-            lines = map(" ".join, zip(*(_text_column(result.iloc[:, i])
-                                        for i in range(result.shape[1]))))
-            return ("\n".join(lines) + "\n").encode("utf-8"), len(result)
-        if not result:
-            return b"", 0
-        return ("\n".join(map(str, result)) + "\n").encode("utf-8"), len(result)
+            lines = list(map(" ".join, zip(*(_text_column(result.iloc[:, i])
+                                             for i in range(result.shape[1])))))
+        else:
+            if not result:
+                return b"", 0
+            lines = list(map(str, result))
+        text = "\n".join(lines)
+        if text.count("\n") != len(lines) - 1 or "\r" in text:
+            raise BadResultError(_line_break_message(lines, result))
+        return (text + "\n").encode("utf-8"), len(lines)
 
 
 def _text_column(column) -> list[str]:
@@ -218,6 +224,19 @@ def _text_column(column) -> list[str]:
     if text.isna().any():
         text = text.where(text.notna(), column.astype(object).map(str))
     return text.tolist()
+
+
+def _line_break_message(lines: list[str], result: Any) -> str:
+    index, line = next((i, line) for i, line in enumerate(lines) if "\n" in line or "\r" in line)
+    what = f"row {index} of the DataFrame" if is_dataframe(result) else f"element {index}"
+    return (f"run() returned a value holding a line break ({what}: {_short_repr(line)}). "
+            "append_row_format='text' writes one line per element, so it would split into two "
+            "rows. Return values without line breaks (e.g. value.replace('\\n', ' ')), or use "
+            "append_row_format='csv' or 'parquet', which keep line breaks inside a value.")
+
+
+class BadResultError(EntryScriptError):
+    """What run() returned cannot be written or counted: the mini-batch's try fails."""
 
 
 class NullEncoder(ResultEncoder):
@@ -304,13 +323,29 @@ class EntryScriptRunner:
         elapsed = time.perf_counter() - started
         try:
             succeeded = result_length(result, self.script_name)
+            if succeeded > items:
+                raise BadResultError(
+                    f"run() in {self.script_name} returned {succeeded} results for a mini-batch "
+                    f"of {items} items. Each element of the list (or row of the DataFrame) stands "
+                    f"for one item that succeeded, so there can be at most {items}. Return one "
+                    "element per input item (several values for one item go in one element: a "
+                    "tuple, a dict, or a string).")
+            payload, rows = self.encoder.encode(result)
         except EntryScriptError as exc:
-            return RunOutcome(index, "RUN_BAD_RESULT", items, 0, run_seconds=elapsed,
-                              error_type="EntryScriptError", error_message=str(exc),
-                              traceback=str(exc))
-        payload, rows = self.encoder.encode(result)
-        return RunOutcome(index, "RUN_DONE", items, min(succeeded, items), payload=payload,
+            return self._bad_result(index, items, elapsed, exc)
+        except Exception as exc:  # noqa: BLE001 - a result the format cannot encode
+            return self._bad_result(index, items, elapsed, BadResultError(
+                f"what run() in {self.script_name} returned cannot be written as rows: "
+                f"{type(exc).__name__}: {exc}"))
+        return RunOutcome(index, "RUN_DONE", items, succeeded, payload=payload,
                           rows=rows, run_seconds=elapsed)
+
+    @staticmethod
+    def _bad_result(index: int, items: int, elapsed: float, exc: EntryScriptError) -> RunOutcome:
+        """A result that cannot be accepted: this try fails like an exception in run()."""
+        return RunOutcome(index, "RUN_BAD_RESULT", items, 0, run_seconds=elapsed,
+                          error_type=type(exc).__name__, error_message=str(exc)[:2000],
+                          traceback=str(exc))
 
     def shutdown(self) -> None:
         shutdown = getattr(self.module, "shutdown", None)

@@ -3,14 +3,51 @@
 Each action has a worker half (a :class:`~parallelrun.script.ResultEncoder`, which turns results
 into bytes inside the worker) and a coordinator half (``commit``, which appends those bytes once
 per mini-batch). The coordinator is the only writer, so the file never has interleaved or
-duplicate rows.
+duplicate rows. The file's rows are made durable (``sync``) before the journal names them
+(``parallelrun.engine.journal``).
+
+``append_row_format`` picks how append_row writes what run() returned (SPEC.md section 5). Each
+format keeps every value whole and under its own name, or refuses it loudly:
+
+* ``text`` (default, the original's): one line per element, ``str(element)`` for lists and a
+  DataFrame row's values joined by single spaces (in the DataFrame's column order; text has no
+  header). A value holding a line break (``\\n`` or ``\\r``) would split its row in two, so the
+  worker refuses it: that try of the mini-batch fails (``RUN_BAD_RESULT``, charged like an
+  exception in run()) with a message naming the element. Nothing is escaped, so every other
+  value is exactly what ``str()`` gives.
+* ``csv``: a CSV file with one header line, written once (the columns of the first committed
+  mini-batch), then every row. Values holding the separator, quotes or line breaks are quoted
+  (RFC 4180, pandas ``to_csv``) and read back whole by CSV readers. Every mini-batch must return
+  the same columns: in another order, its rows are reordered under the header; a different set
+  of columns fails the job with a DataError naming both sets, and that mini-batch is not written.
+  (Writing the union instead would mean rewriting the header at the top of a file that is only
+  appended to, under a journal whose offsets count its bytes; results whose columns vary belong
+  in ``parquet``, which takes the union.)
+* ``parquet``: one Parquet file. Each mini-batch's rows travel as Arrow IPC bytes; the
+  coordinator appends them to a staging file (``.<file name>.arrows`` beside the output) at
+  commit, exactly like the text file, so the journal's offsets and the exactly-once contract are
+  unchanged: on resume the staging file is cut back to the journal's end. When the job ends
+  (finished, failed or canceled) the staging file is converted, streaming, into the Parquet file
+  (written to a temporary name, synced, then renamed): columns are the union of every
+  mini-batch's columns by name, types promoted where they differ (int and float -> float),
+  missing values null. A column whose types cannot be promoted (int in one mini-batch, text in
+  another) fails the job with a DataError naming the column and both types, when the mini-batch
+  that disagrees is committed. The staging file stays so that the job can be resumed; delete it
+  once the job is done.
+
+Lists returned by run() are turned into a table for csv and parquet: a list of dicts is one row
+per dict, a list of tuples/lists one row each (columns "0", "1"...), anything else one column
+named "result".
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 from parallelrun.config import APPEND_ROW_FORMATS as CONFIG_APPEND_ROW_FORMATS
+from parallelrun.engine.journal import fdatasync, sync_directory, write_all
+from parallelrun.errors import DataError
 from parallelrun.script import NullEncoder, ResultEncoder
 
 
@@ -26,19 +63,33 @@ class OutputAction:
     def encoder(self) -> ResultEncoder:
         return NullEncoder()
 
+    def files(self) -> list[str]:
+        """The files this action writes in the output folder (none for ``summary_only``)."""
+        return []
+
+    def size_on_disk(self) -> int | None:
+        """Bytes of the file the journal's offsets count, as it is on disk now (0 when it is
+        missing); None when the action writes no file. A resume checks the journal against it."""
+        return None
+
     def open(self, resume_at: int | None) -> None:
         pass
 
-    def commit(self, payload: bytes) -> int:
-        """Append one mini-batch's rows; returns the offset they start at.
+    def commit(self, payload: bytes) -> tuple[int, int]:
+        """Append one mini-batch's rows; returns where they start and how many bytes they take.
 
-        The rows may wait in memory until :meth:`flush`; the scheduler flushes the output before
-        the journal, so the journal never names rows that are not in the file.
+        ``offset + length`` is where the rows end in the file: what a resume cuts back to. The
+        rows may wait in memory until :meth:`flush`. Raises :class:`DataError` for rows that
+        cannot be written without misplacing a value (see the formats below).
         """
-        return 0
+        return 0, 0
 
     def flush(self) -> None:
-        """Write what commit() kept in memory."""
+        """Write what commit() kept in memory (to the operating system, not yet to the disk)."""
+
+    def sync(self) -> None:
+        """Make every row written so far durable (``fdatasync``); the journal's writer thread
+        calls it before it appends the lines naming those rows."""
 
     def close(self) -> None:
         pass
@@ -55,40 +106,74 @@ class AppendRowOutput(OutputAction):
         self._fd: int | None = None
         self._offset = 0
         self._pending: list[bytes] = []
+        # sync() runs on the journal's thread; closing waits for it, so no sync hits a closed fd
+        self._fd_lock = threading.Lock()
+
+    @property
+    def rows_path(self) -> str:
+        """The file the rows are appended to (and the journal's offsets count)."""
+        return self.path
 
     def encoder(self) -> ResultEncoder:
         return self._encoder
 
+    def files(self) -> list[str]:
+        return [self.path]
+
+    def size_on_disk(self) -> int:
+        try:
+            return os.path.getsize(self.rows_path)
+        except FileNotFoundError:
+            return 0
+
     def open(self, resume_at: int | None) -> None:
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        path = self.rows_path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        resume_at = resume_at or 0
+        size = self.size_on_disk()
+        if resume_at > size:
+            # never extend the file (with NUL bytes) to meet the journal: rows would be lost
+            raise DataError(
+                f"the journal names {resume_at} bytes of {path}, but the file holds only {size}: "
+                "it lost rows (a crash or a copy cut it short). Load the journal with the "
+                "file's size (Journal.load(output.size_on_disk())) so that the mini-batches "
+                "whose rows are missing run again, or start the job anew without resume.")
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         # A fresh job starts an empty file; a resumed one drops rows of uncommitted mini-batches.
-        os.ftruncate(self._fd, resume_at or 0)
-        self._offset = resume_at or 0
+        os.ftruncate(self._fd, resume_at)
+        sync_directory(os.path.dirname(path))    # the file itself survives a crash
+        self._offset = resume_at
         os.lseek(self._fd, self._offset, os.SEEK_SET)
 
-    def commit(self, payload: bytes) -> int:
+    def commit(self, payload: bytes) -> tuple[int, int]:
+        return self._append(payload)
+
+    def _append(self, rows: bytes) -> tuple[int, int]:
         offset = self._offset
-        self._pending.append(payload)
-        self._offset += len(payload)
-        return offset
+        self._pending.append(rows)
+        self._offset += len(rows)
+        return offset, len(rows)
 
     def flush(self) -> None:
         if self._pending:
             write_all(self._fd, b"".join(self._pending))
             self._pending.clear()
 
+    def sync(self) -> None:
+        with self._fd_lock:
+            if self._fd is not None:
+                fdatasync(self._fd)
+
     def close(self) -> None:
+        if self._fd is None:
+            return
         self.flush()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+        with self._fd_lock:
+            try:
+                fdatasync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
 
 #: output_action name -> class; every class takes (output_dir, file_name, encoder)
@@ -98,26 +183,7 @@ OUTPUT_ACTIONS: dict[str, type[OutputAction]] = {
 }
 
 
-# append_row formats -------------------------------------------------------------------------
-#
-# ``append_row_format`` picks how append_row writes what run() returned (SPEC.md section 5):
-#
-# * ``text`` (default, the original's): one line per element, ``str(element)`` for lists and a
-#   DataFrame row's values joined by single spaces.
-# * ``csv``: a CSV file with one header line, written once (the columns of the first committed
-#   mini-batch), then every row. Fields are quoted where needed (pandas ``to_csv``).
-# * ``parquet``: one Parquet file. Each mini-batch's rows travel as Arrow IPC bytes; the
-#   coordinator appends them to a staging file (``.<file name>.arrows`` beside the output) at
-#   commit, exactly like the text file, so the journal's offsets and the exactly-once contract are
-#   unchanged: on resume the staging file is cut back to the journal's end. When the job ends
-#   (finished, failed or canceled) the staging file is converted, streaming, into the Parquet file
-#   (written to a temporary name, then renamed): columns are the union of every mini-batch's
-#   columns, types promoted where they differ (int and float -> float), missing values null.
-#   The staging file stays so that the job can be resumed; delete it once the job is done.
-#
-# Lists returned by run() are turned into a table for csv and parquet: a list of dicts is one row
-# per dict, a list of tuples/lists one row each (columns "0", "1"...), anything else one column
-# named "result".
+# append_row formats (the rules are in the module docstring) -------------------------------
 
 APPEND_ROW_FORMATS = CONFIG_APPEND_ROW_FORMATS
 
@@ -189,36 +255,67 @@ class CsvAppendRowOutput(AppendRowOutput):
     """``append_row`` with ``append_row_format="csv"``: one header line, then every row.
 
     Each payload starts with its own header line; the first commit writes it, later ones drop it.
-    ``commit`` returns ``end - len(payload)`` so that the journal's ``offset + length`` is the end
-    of the rows in the file (what resume cuts back to), even though a header was dropped.
+    A payload whose columns are the header's in another order is reordered under the header; one
+    with other columns raises :class:`DataError` naming both sets (the module docstring says why).
     """
 
     def __init__(self, output_dir: str, file_name: str, encoder: ResultEncoder | None = None):
         super().__init__(output_dir, file_name, encoder or CsvEncoder())
         self._header: bytes | None = None
-        self.mismatched_headers = 0
+        self._columns: list[str] = []
 
     def open(self, resume_at: int | None) -> None:
         super().open(resume_at)
-        self._header = None
+        self._header, self._columns = None, []
         if resume_at:
             with open(self.path, "rb") as fh:
-                self._header = fh.read(_header_end(fh.read(1 << 20)))
+                head = fh.read(min(resume_at, 1 << 20))
+            self._set_header(head[:_header_end(head)])
 
-    def commit(self, payload: bytes) -> int:
+    def _set_header(self, header: bytes) -> None:
+        self._header, self._columns = header, _csv_columns(header)
+
+    def commit(self, payload: bytes) -> tuple[int, int]:
         end = _header_end(payload)
         header = payload[:end]
         if self._header is None:
-            self._header = header
-            rows = payload
-        else:
-            if header != self._header:
-                # written under the first header anyway; counted so the mismatch is visible
-                self.mismatched_headers += 1
-            rows = payload[end:]
-        self._pending.append(rows)
-        self._offset += len(rows)
-        return self._offset - len(payload)
+            self._set_header(header)
+            return self._append(payload)
+        if header == self._header:
+            return self._append(payload[end:])
+        columns = _csv_columns(header)
+        if sorted(columns) != sorted(self._columns) or len(set(columns)) != len(columns):
+            raise DataError(
+                f"append_row_format='csv': a mini-batch returned the columns {columns}, but "
+                f"{os.path.basename(self.path)} was started with the columns {self._columns}. "
+                "A CSV file has one header, so every mini-batch must return the same columns "
+                "(in any order). Return the same columns from every run() (missing values as "
+                "None), or use append_row_format='parquet', which takes the union of the columns. "
+                "The mini-batches committed so far are kept; fix the script and run the job anew.")
+        return self._append(_reorder_csv_rows(payload[end:], columns, self._columns))
+
+
+def _csv_columns(header: bytes) -> list[str]:
+    import csv
+    import io
+
+    return next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
+
+
+def _reorder_csv_rows(rows: bytes, columns: list[str], wanted: list[str]) -> bytes:
+    """CSV rows written in ``columns`` order, rewritten in ``wanted`` order (same names).
+
+    The csv module is what pandas ``to_csv`` writes with, so quoting is unchanged.
+    """
+    import csv
+    import io
+
+    order = [columns.index(name) for name in wanted]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in csv.reader(io.StringIO(rows.decode("utf-8"), newline="")):
+        writer.writerow([row[i] for i in order])
+    return out.getvalue().encode("utf-8")
 
 
 def _header_end(data: bytes) -> int:
@@ -241,18 +338,72 @@ class ParquetAppendRowOutput(AppendRowOutput):
         self.staging_path = os.path.join(output_dir, f".{file_name}.arrows")
         self.path = self.parquet_path
 
+    def files(self) -> list[str]:
+        return [self.parquet_path, self.staging_path, self.parquet_path + ".tmp"]
+
+    @property
+    def rows_path(self) -> str:
+        return self.staging_path
+
     def open(self, resume_at: int | None) -> None:
-        os.makedirs(os.path.dirname(self.staging_path) or ".", exist_ok=True)
-        self._fd = os.open(self.staging_path, os.O_WRONLY | os.O_CREAT, 0o644)
-        os.ftruncate(self._fd, resume_at or 0)
-        self._offset = resume_at or 0
-        os.lseek(self._fd, self._offset, os.SEEK_SET)
+        super().open(resume_at)
+        # the columns committed so far, so that a resumed job checks new ones against them
+        self._schema = None
+        for schema in iter_staged_tables(self.staging_path, schemas_only=True):
+            self._schema = schema if self._schema is None else _unify(self._schema, schema)
+
+    def commit(self, payload: bytes) -> tuple[int, int]:
+        import pyarrow as pa
+
+        schema = pa.ipc.open_stream(pa.py_buffer(payload)[8:]).schema
+        if self._schema is None:
+            self._schema = schema
+        elif not schema.equals(self._schema):
+            self._schema = _unify(self._schema, schema)
+        return self._append(payload)
 
     def close(self) -> None:
         was_open = self._fd is not None
         super().close()
         if was_open:
-            write_parquet_from_staging(self.staging_path, self.parquet_path, self.ROW_GROUP_ROWS)
+            import pyarrow as pa
+
+            try:
+                write_parquet_from_staging(self.staging_path, self.parquet_path,
+                                           self.ROW_GROUP_ROWS)
+            except pa.ArrowException as exc:
+                raise DataError(f"the staged rows cannot be written to {self.parquet_path}: "
+                                f"{exc}. They are kept in {self.staging_path}.") from exc
+
+
+def _unify(committed, schema):
+    """The union of two mini-batches' schemas, types promoted; a DataError naming the column
+    whose types cannot be (int64 in one mini-batch, string in another)."""
+    import pyarrow as pa
+
+    try:
+        return pa.unify_schemas([committed, schema], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        clashes = [f"{f.name!r} is {committed.field(f.name).type} in earlier mini-batches and "
+                   f"{f.type} in this one" for f in schema
+                   if f.name in committed.names and not _promotable(committed.field(f.name), f)]
+        raise DataError(
+            f"append_row_format='parquet': column {'; column '.join(clashes) or str(exc)}. "
+            "A Parquet column has one type; numbers of different widths and int/float are "
+            "promoted, other mixes are not. Return one type per column from every run() (e.g. "
+            "df[name] = df[name].astype(str)). The mini-batches committed so far are kept.") \
+            from exc
+
+
+def _promotable(a, b) -> bool:
+    import pyarrow as pa
+
+    try:
+        pa.unify_schemas([pa.schema([a]), pa.schema([b.with_name(a.name)])],
+                         promote_options="permissive")
+        return True
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
 
 
 def iter_staged_tables(staging_path: str, schemas_only: bool = False):
@@ -305,6 +456,11 @@ def write_parquet_from_staging(staging_path: str, parquet_path: str,
                 group, rows = [], 0
         if group:
             writer.write_table(pa.concat_tables(group), row_group_size=row_group_rows)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)   # the file's data on disk before the rename makes it the output
+    finally:
+        os.close(fd)
     os.replace(tmp, parquet_path)
 
 

@@ -205,7 +205,7 @@ class Scheduler:
                     next_tick = now + self.TICK
                     for listener in self.listeners:
                         listener.on_tick(self.progress)
-            self._flush_commits(time.monotonic())
+            self._flush_commits(time.monotonic(), durable=True)  # on disk before the outcome
             outcome = self._final_outcome()
             self.backend.shutdown()
         except _Stop as stop:
@@ -215,16 +215,19 @@ class Scheduler:
             finally:
                 self._abort()
         except BaseException:
-            self._abort()
+            self._abort(raising=True)
             raise
         finally:
             self._feeder.halt()
         return outcome
 
-    def _flush_commits(self, now: float) -> None:
-        # Output before journal: a journal line must never name rows that are not on disk.
+    def _flush_commits(self, now: float, durable: bool = False) -> None:
+        """Write the rows committed since the last call, then hand their journal lines to the
+        journal's thread, which appends them once output.sync() has put the rows on disk: a
+        journal line never names rows the disk lacks, even after a machine crash. ``durable``
+        waits until every line is on disk."""
         self.output.flush()
-        self.journal.flush()
+        self.journal.flush(self.output.sync, wait=durable)
         self._next_flush = now + self.FLUSH_EVERY
 
     def _keep_finished(self) -> None:
@@ -250,11 +253,19 @@ class Scheduler:
                 return
             self._events.extend(self.backend.poll(left))
 
-    def _abort(self) -> None:
-        self._flush_commits(time.monotonic())
-        for worker in list(self._workers.values()):
-            self.backend.kill_worker(worker.slot)
-        self.backend.shutdown(grace_seconds=0)
+    def _abort(self, raising: bool = False) -> None:
+        """Commit what finished and stop every worker. ``raising``: an exception is on its way
+        out, and an error writing the commits is logged rather than raised over it."""
+        try:
+            self._flush_commits(time.monotonic(), durable=True)
+        except Exception as exc:  # noqa: BLE001 - see raising
+            if not raising:
+                raise
+            self._log("error", "committed mini-batches could not be written: %s", exc)
+        finally:
+            for worker in list(self._workers.values()):
+                self.backend.kill_worker(worker.slot)
+            self.backend.shutdown(grace_seconds=0)
 
     def _finished(self) -> bool:
         if self._retry or self._pending or not self._feeder.exhausted.is_set():
@@ -333,9 +344,8 @@ class Scheduler:
         mb.items = outcome.items
         record = self._record(worker, mb, attempt, started, now, outcome)
         if outcome.status == "RUN_DONE":
-            offset = self.output.commit(outcome.payload) if outcome.payload else 0
-            self.journal.record(Commit(mb.index, offset, len(outcome.payload), outcome.items,
-                                       outcome.succeeded))
+            offset, length = self.output.commit(outcome.payload) if outcome.payload else (0, 0)
+            self.journal.record(Commit(mb.index, offset, length, outcome.items, outcome.succeeded))
             progress = self.progress
             progress.minibatches_succeeded += 1
             progress.items_succeeded += outcome.succeeded
