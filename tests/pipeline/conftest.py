@@ -55,7 +55,7 @@ def stop_runs(workspace) -> None:
                 pass
     for pid in pids:
         try:
-            os.killpg(pid, signal.SIGKILL)  # the runner and its workers share its group
+            os.killpg(pid, signal.SIGKILL)  # the runner's group (its workers end with it)
         except (ProcessLookupError, PermissionError):
             pass
 
