@@ -112,3 +112,55 @@ def test_big_folders_list_in_the_same_order_when_their_head_comes_first(tmp_path
             [*expected, str(root / "notes.txt"), str(root / ".hidden.png")])
         assert listing.any_local_file(f"{root}/*.png")
         assert not listing.any_local_file(f"{root}/*.jpg")
+
+
+def test_links_are_followed_once_per_real_folder_and_loops_end(tmp_path):
+    touch(tmp_path, "data/a.txt", "data/sub/b.txt", "data/sub/deeper/c.txt", "other/d.txt")
+    data = tmp_path / "data"
+    (data / "sub" / "up").symlink_to("..")                  # a loop beside subfolders
+    (data / "sub" / "deeper" / "top").symlink_to("../..")   # a loop in a folder without
+    (data / "alias").symlink_to("sub")                      # a second name for sub/
+    (data / "other").symlink_to(tmp_path / "other")         # reachable only through the link
+    (data / "broken").symlink_to(tmp_path / "missing")
+    base = str(data)
+    every = ["a.txt", "alias/b.txt", "alias/deeper/c.txt", "other/d.txt"]
+    for spec in [base, f"{base}/**", f"{base}/**/*.txt"]:
+        assert [os.path.relpath(p, base) for [p] in planned(Dataset.File.from_files(spec))] == every
+    assert [os.path.relpath(p, base) for [p] in planned(
+        Dataset.File.from_files(f"{base}/*/*.txt"))] == ["alias/b.txt", "other/d.txt"]
+
+
+def test_broken_links_fifos_and_links_to_folders_are_not_files(tmp_path):
+    touch(tmp_path, "flat/a.txt", "elsewhere/x.txt")
+    flat = tmp_path / "flat"
+    (flat / "broken.txt").symlink_to(tmp_path / "missing.txt")
+    (flat / "folder.txt").symlink_to(tmp_path / "elsewhere")
+    (flat / "link.txt").symlink_to("a.txt")
+    os.mkfifo(flat / "pipe.txt")
+    for spec, expected in [(str(flat), ["a.txt", "folder.txt/x.txt", "link.txt"]),
+                           (f"{flat}/*.txt", ["a.txt", "link.txt"])]:
+        assert [os.path.relpath(p, flat) for [p] in planned(Dataset.File.from_files(spec))] == expected
+    # nothing but a broken link: no file, now or at planning
+    touch(tmp_path, "only/.keep")
+    os.remove(tmp_path / "only" / ".keep")
+    (tmp_path / "only" / "gone").symlink_to(tmp_path / "missing")
+    with pytest.raises(DataError, match="matched no files"):
+        Dataset.File.from_files(str(tmp_path / "only"))
+    with pytest.raises(DataError, match="matched no files"):
+        Dataset.File.from_files(str(tmp_path / "only" / "gone"))
+
+
+def test_excluded_folders_are_never_listed(tmp_path):
+    touch(tmp_path, "data/a.txt", "data/out/parallel_run_step.txt", "data/out/logs/x.txt",
+          "data/logs/y.txt", "data/sub/b.txt")
+    data = tmp_path / "data"
+    (data / "sub" / "results").symlink_to(data / "out")
+    exclude = [str(data / "out"), str(data / "logs")]
+    for spec, expected in [(str(data), ["a.txt", "sub/b.txt"]),
+                           (f"{data}/**/*.txt", ["a.txt", "sub/b.txt"]),
+                           (f"{data}/*/*.txt", ["sub/b.txt"])]:
+        paths = [os.path.relpath(p, data) for mb in Dataset.File.from_files(spec).plan(
+            1, exclude=exclude) for p in mb.payload.load()]
+        assert paths == expected
+    with pytest.raises(DataError, match="job's own output or log folder"):
+        list(Dataset.File.from_files(f"{data}/out/*.txt").plan(1, exclude=exclude))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import copy
 import importlib
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.errors import DataError
@@ -48,8 +48,9 @@ class AbstractDataset(abc.ABC):
 
     @abc.abstractmethod
     def plan(self, mini_batch_size: int | str | None, partition_keys: list[str] | None = None,
-             start_index: int = 0) -> Iterator[MiniBatch]:
-        """Yield mini-batches in a deterministic order, numbered from ``start_index``."""
+             start_index: int = 0, exclude: Iterable[str] = ()) -> Iterator[MiniBatch]:
+        """Yield mini-batches in a deterministic order, numbered from ``start_index``; local
+        folders in ``exclude`` (the job's own output and logs) are never read as input."""
 
     @abc.abstractmethod
     def check_mini_batch_size(self, value: int | str | None) -> None:

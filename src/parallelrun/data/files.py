@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from itertools import islice
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from parallelrun.config import parse_file_count
 from parallelrun.data.base import AbstractDataset
@@ -110,7 +110,8 @@ class FileDataset(AbstractDataset):
         for spec in self.paths:
             yield from iter_files(spec, self.storage_options(spec))
 
-    def plan(self, mini_batch_size, partition_keys=None, start_index=0) -> Iterator[MiniBatch]:
+    def plan(self, mini_batch_size, partition_keys=None, start_index=0,
+             exclude: Iterable[str] = ()) -> Iterator[MiniBatch]:
         if partition_keys:
             raise DataError(
                 f"partition_keys={partition_keys!r} applies to tabular datasets; a file dataset "
@@ -123,7 +124,7 @@ class FileDataset(AbstractDataset):
                 options = self.storage_options(spec)
                 files = _remote().iter_remote_entries(spec, options)
             else:
-                files = iter_local_files(spec)
+                files = iter_local_files(spec, exclude)
             empty = True
             while True:
                 chunk = list(islice(files, count))
@@ -143,12 +144,14 @@ class FileDataset(AbstractDataset):
                 raise DataError(_no_match_message(spec))
 
 
-def iter_files(spec: str, storage_options: dict | None = None) -> Iterator[str]:
+def iter_files(spec: str, storage_options: dict | None = None,
+               exclude: Iterable[str] = ()) -> Iterator[str]:
     """Files a path spec names, in deterministic order: local paths, or URLs for remote specs
-    (``az://``, ``s3://``; ``storage_options`` default to those registered for the URL)."""
+    (``az://``, ``s3://``; ``storage_options`` default to those registered for the URL).
+    Local folders in ``exclude`` (a job's own output and logs) are left out."""
     if _is_remote(spec):
         return _remote().iter_remote_files(spec, storage_options)
-    return iter_local_files(spec)
+    return iter_local_files(spec, exclude)
 
 
 def any_file(spec: str, storage_options: dict | None = None) -> bool:

@@ -3,8 +3,18 @@
 Order: every directory's entries sorted by name, subfolders entered where their name falls.
 So the same tree always lists the same way, and a tree of many folders starts yielding after
 the first folder is read, not after the whole tree. A single folder must be read whole to be
-sorted: one ``os.listdir`` in C, then the names filtered and sorted; a folder of more than
+sorted: one ``os.scandir`` pass that keeps the names of regular files by the type the directory
+read already gives (no stat per file), then the names filtered and sorted; a folder of more than
 BIG_FOLDER names yields its first names from a partial selection before the full sort.
+
+What counts as a file: a regular file, or a link to one. A link to a folder is a folder; a
+broken link, a FIFO, a socket or a device is left out (it is no file ``run()`` could read).
+Only links are asked what they point to, so a folder of plain files costs no stat per file.
+
+Each listing enters a real folder (device and inode) at most once for the same glob components,
+so a second link to a folder lists nothing twice and a link loop (``loop -> ..``) ends. Folders
+passed as ``exclude`` (a job's own output and log folders) are never entered; an input that *is*
+one of them is a DataError.
 """
 
 from __future__ import annotations
@@ -16,7 +26,9 @@ import heapq
 import itertools
 import os
 import re
-from typing import Iterator
+from typing import Iterable, Iterator
+
+from parallelrun.errors import DataError
 
 
 def has_magic(path: str) -> bool:
@@ -46,25 +58,85 @@ HEAD = 4096
 
 
 def _entries(directory: str) -> tuple[list[str], set[str]]:
-    """Names in ``directory`` (unsorted), and the set of those that are folders."""
+    """Names in ``directory`` that are files or folders (unsorted), and the set of the folders.
+
+    The directory read tells regular files from the rest without a stat per entry; only what is
+    not a regular file (folders, links, FIFOs...) is looked at further, and only a link costs a
+    stat (to what it points to).
+    """
+    others: list[os.DirEntry] = []
     try:
-        # A folder whose link count is 2 has no subfolders (POSIX file systems count each
-        # subfolder's ".." link), so the names alone will do: os.listdir is much faster than
-        # asking every entry of a million-file folder what it is.
-        if os.stat(directory).st_nlink == 2:
-            return os.listdir(directory), set()
-        names, dirs = [], set()
         with os.scandir(directory) as it:
-            for entry in it:
-                names.append(entry.name)
-                try:
-                    if entry.is_dir():
-                        dirs.add(entry.name)
-                except OSError:
-                    pass
+            # A comprehension (this runs over every name of a million-file folder): regular files
+            # by name; anything else goes to ``others`` (append returns None, so it stays out).
+            names = [e.name for e in it if e.is_file(follow_symlinks=False) or others.append(e)]
     except (FileNotFoundError, NotADirectoryError):
         return [], set()
+    dirs = set()
+    for entry in others:
+        try:
+            if entry.is_dir():            # a folder, or a link to one
+                dirs.add(entry.name)
+            elif not entry.is_file():     # a broken link, a FIFO, a socket, a device
+                continue
+        except OSError:                   # vanished, or a link we may not follow
+            continue
+        names.append(entry.name)
     return names, dirs
+
+
+class _Walk:
+    """What one listing remembers: the real folders it entered, each with the glob components
+    it still had to match there (a folder entered again the same way is a second link to it, or
+    a loop), and the folders it must never enter."""
+
+    def __init__(self, exclude: Iterable[str | os.PathLike] = ()):
+        self._entered: set[tuple[int, int, tuple[str, ...]]] = set()
+        #: excluded folders: by identity where they exist, by absolute path where not (yet)
+        self._excluded: dict[tuple[int, int], str] = {}
+        self._excluded_paths: set[str] = set()
+        for folder in exclude:
+            path = os.path.abspath(os.fspath(folder))
+            try:
+                st = os.stat(path)
+            except OSError:
+                self._excluded_paths.add(path)
+            else:
+                self._excluded[(st.st_dev, st.st_ino)] = path
+
+    def excluded_as(self, directory: str) -> str | None:
+        """The excluded folder ``directory`` is (by identity or path), else None."""
+        if directory in self._excluded_paths:
+            return directory
+        try:
+            st = os.stat(directory)
+        except OSError:
+            return None
+        return self._excluded.get((st.st_dev, st.st_ino))
+
+    def entries(self, directory: str, parts: tuple[str, ...] = ()) -> tuple[list[str], set[str]]:
+        """``_entries(directory)``, or none when the folder is excluded or was entered before
+        with the same ``parts`` left to match."""
+        if directory in self._excluded_paths:
+            return [], set()
+        try:
+            st = os.stat(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return [], set()
+        key = (st.st_dev, st.st_ino, parts)
+        if key in self._entered or key[:2] in self._excluded:
+            return [], set()
+        self._entered.add(key)
+        return _entries(directory)
+
+    def check_root(self, spec: str, root: str) -> None:
+        """Refuse an input whose folder is one of the excluded ones (the job's own output)."""
+        folder = self.excluded_as(root)
+        if folder is not None:
+            raise DataError(
+                f"input {spec!r} lists {folder}, the job's own output or log folder: its results "
+                "would become inputs. Give the job an output folder (and log folder) outside "
+                "its inputs, or name the input files more narrowly")
 
 
 def _in_order(names: list[str]) -> Iterator[str]:
@@ -103,39 +175,40 @@ def _component_regex(part: str):
     return re.compile(fnmatch.translate(part)).match
 
 
-def walk_files(directory: str) -> Iterator[str]:
-    """Every file under ``directory``, recursively, in sorted order, hidden files included."""
-    names, dirs = _entries(directory)
+def walk_files(directory: str, walk: _Walk | None = None) -> Iterator[str]:
+    """Every file under ``directory``, recursively, in sorted order, hidden files included;
+    links to folders followed once per real folder (``walk`` remembers them)."""
+    walk = walk or _Walk()
+    names, dirs = walk.entries(directory)
     for name in _in_order(names):
         path = os.path.join(directory, name)
         if name in dirs:
-            yield from walk_files(path)
+            yield from walk_files(path, walk)
         else:
             yield path
 
 
-def _match(directory: str, parts: list[str]) -> Iterator[str]:
+def _match(directory: str, parts: tuple[str, ...], walk: _Walk) -> Iterator[str]:
     part, rest = parts[0], parts[1:]
-    names, dirs = _entries(directory)
+    if parts == ("**",):
+        # every file below, as a folder's listing (one rule, and one memory of folders entered)
+        yield from walk_files(directory, walk)
+        return
+    names, dirs = walk.entries(directory, parts)
     if part == "**":
         names.sort()
-        if not rest:
-            for name in names:
-                path = os.path.join(directory, name)
-                yield from walk_files(path) if name in dirs else (path,)
-            return
         # Name by name, so the order stays sorted: ``rest`` matched here (zero folders deep),
         # then ``**/rest`` inside the folder of that name.
         for name in names:
-            yield from _match_names(directory, [name], dirs, rest)
+            yield from _match_names(directory, [name], dirs, rest, walk)
             if name in dirs and not name.startswith("."):
-                yield from _match(os.path.join(directory, name), parts)
+                yield from _match(os.path.join(directory, name), parts, walk)
         return
-    yield from _match_names(directory, names, dirs, parts)
+    yield from _match_names(directory, names, dirs, parts, walk)
 
 
-def _match_names(directory: str, names: list[str], dirs: set[str],
-                 parts: list[str]) -> Iterator[str]:
+def _match_names(directory: str, names: list[str], dirs: set[str], parts: tuple[str, ...],
+                 walk: _Walk) -> Iterator[str]:
     """Paths under ``directory`` whose next component is one of ``names`` and matches ``parts``."""
     part, rest = parts[0], parts[1:]
     if has_magic(part):
@@ -146,7 +219,7 @@ def _match_names(directory: str, names: list[str], dirs: set[str],
         path = os.path.join(directory, name)
         if rest:
             if name in dirs:
-                yield from _match(path, rest)
+                yield from _match(path, rest, walk)
         elif name not in dirs:
             yield path
 
@@ -175,27 +248,42 @@ def _any_match(directory: str, parts: list[str]) -> bool:
     return False
 
 
+def _any_file_under(directory: str, walk: _Walk) -> bool:
+    """Whether ``directory`` holds a file at any depth (in no particular order, no sort)."""
+    names, dirs = walk.entries(directory)
+    if len(names) > len(dirs):
+        return True
+    return any(_any_file_under(os.path.join(directory, name), walk) for name in dirs)
+
+
 def any_local_file(spec: str) -> bool:
     """Whether ``spec`` names at least one file: stops at the first, in any order (no sort)."""
     spec = os.path.abspath(os.path.expanduser(spec))
     if not has_magic(spec):
         if os.path.isdir(spec):
-            return any(files for _, _, files in os.walk(spec))
-        return os.path.exists(spec)
+            return _any_file_under(spec, _Walk())
+        return os.path.isfile(spec)
     root, parts = _split_pattern(spec)
     if "**" not in parts:
         return _any_match(root, parts)
-    return any(os.path.isfile(p) for p in _glob.iglob(spec, recursive=True))
+    return next(_match(root, tuple(parts), _Walk()), None) is not None
 
 
-def iter_local_files(spec: str) -> Iterator[str]:
-    """Absolute paths of the files ``spec`` names: a file, a folder (recursively) or a glob."""
+def iter_local_files(spec: str, exclude: Iterable[str | os.PathLike] = ()) -> Iterator[str]:
+    """Absolute paths of the files ``spec`` names: a file, a folder (recursively) or a glob.
+
+    Folders in ``exclude`` (and links to them) are never entered; a ``spec`` whose folder is
+    one of them is a DataError.
+    """
     spec = os.path.abspath(os.path.expanduser(spec))
+    walk = _Walk(exclude)
     if not has_magic(spec):
         if os.path.isdir(spec):
-            yield from walk_files(spec)
-        elif os.path.exists(spec):
+            walk.check_root(spec, spec)
+            yield from walk_files(spec, walk)
+        elif os.path.isfile(spec):
             yield spec
         return
     root, parts = _split_pattern(spec)
-    yield from _match(root, parts)
+    walk.check_root(spec, root)
+    yield from _match(root, tuple(parts), walk)

@@ -33,7 +33,7 @@ import dataclasses
 import io
 import os
 import re
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from parallelrun.config import parse_data_size
 from parallelrun.data.base import AbstractDataset
@@ -349,9 +349,10 @@ class TabularDataset(AbstractDataset):
     def describe(self) -> str:
         return f"tabular {self.spec.format} " + ", ".join(self.paths)
 
-    def plan(self, mini_batch_size, partition_keys=None, start_index=0) -> Iterator[MiniBatch]:
+    def plan(self, mini_batch_size, partition_keys=None, start_index=0,
+             exclude: Iterable[str] = ()) -> Iterator[MiniBatch]:
         size = parse_data_size(DEFAULT_MINI_BATCH_SIZE if mini_batch_size is None else mini_batch_size)
-        planner = _Planner(self, size)
+        planner = _Planner(self, size, exclude)
         if partition_keys:
             split = mini_batch_size is not None
             yield from planner.plan_partitions(list(partition_keys), split, start_index)
@@ -440,9 +441,11 @@ def _label(part: TablePart) -> str:
 class _Planner:
     """Lists a dataset's files and cuts them into parts; one per plan() call."""
 
-    def __init__(self, dataset: TabularDataset, size: int | None):
+    def __init__(self, dataset: TabularDataset, size: int | None, exclude: Iterable[str] = ()):
         self.ds = dataset
         self.size = size
+        #: local folders never listed (the job's own output and logs)
+        self.exclude = tuple(exclude)
         self.spec = dataset.spec
         self.pattern = (PartitionPattern.parse(dataset.partition_format)
                         if dataset.partition_format else None)
@@ -467,7 +470,7 @@ class _Planner:
             listing = inline.glob
         folder = not has_magic(listing) and "://" not in listing and os.path.isdir(listing)
         options = self.ds.storage_options(spec)
-        for path in iter_files(listing, options):
+        for path in iter_files(listing, options, self.exclude):
             if options is not None:
                 self._options[path] = options
             # in a folder, _SUCCESS, .crc and such are not data (as pyarrow.dataset does)
