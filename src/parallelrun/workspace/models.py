@@ -7,8 +7,15 @@ workspace's model store, ``.parallelrun/models/<name>/<version>/``:
 * a file ``model.pkl`` -> ``<version>/model.pkl``; a folder ``models/`` ->
   ``<version>/models/...`` (the name is kept, as in Azure ML's ``azureml-models/<name>/<v>/``);
 * an archive is extracted into ``<version>/`` after every entry was checked: an absolute name,
-  a ``..`` component, a symbolic or hard link pointing outside the folder, or a device/FIFO entry
-  refuses the whole archive (nothing is extracted), naming the entry.
+  a ``..`` component, a symbolic or hard link pointing outside the folder (resolved through the
+  archive's other links, so a chain such as ``s -> ../..``, ``t -> a/s/..`` is seen), a hard
+  link to anything but a file of the archive, or a device/FIFO entry refuses the whole archive
+  (nothing is extracted), naming the entry. So does an archive of more than
+  ``MAX_ARCHIVE_ENTRIES`` entries (100,000) or whose files add up to more than
+  ``MAX_ARCHIVE_BYTES`` (20 GiB), read from its headers before anything is written; raise them
+  with ``PARALLELRUN_MAX_ARCHIVE_ENTRIES`` / ``PARALLELRUN_MAX_ARCHIVE_BYTES``. This check is
+  parallelrun's own and holds on every Python it runs on; where the standard library has
+  extraction filters, ``filter="data"`` guards a second time.
 
 The copy goes to a staging folder first; the version number is taken and the folder renamed into
 place inside the catalog's write lock, so concurrent registrations get distinct versions and a
@@ -21,6 +28,7 @@ folder records which, so workers find it from the folder alone.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import posixpath
@@ -31,16 +39,25 @@ import tempfile
 import time
 from typing import Any
 
-from parallelrun.errors import WorkspaceError
+from parallelrun.errors import ConfigurationError, WorkspaceError
 from parallelrun.script import current_context
 from parallelrun.workspace.workspace import UnknownNameError, Workspace, known
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 _ARCHIVES = (".tar.gz", ".tgz", ".tar")
 
+#: Extraction limits of a model archive, checked on its headers before anything is written (an
+#: archive of a few hundred KB can hold many GB of zeros). Raise them with the environment
+#: variables PARALLELRUN_MAX_ARCHIVE_BYTES / PARALLELRUN_MAX_ARCHIVE_ENTRIES, or by setting these.
+MAX_ARCHIVE_BYTES = 20 * 1024 ** 3
+MAX_ARCHIVE_ENTRIES = 100_000
+# symbolic links followed to resolve one path (Linux's own limit is 40)
+_MAX_LINK_HOPS = 40
+
 
 class UnsafeArchiveError(WorkspaceError):
-    """An archive entry would land outside the model's folder (or is a device file)."""
+    """An archive entry would land outside the model's folder (or is a device file), or the
+    archive is beyond the extraction limits."""
 
 
 def model_entry_path(folder: str) -> str:
@@ -305,45 +322,156 @@ def _copy_in(source: str, staging: str) -> str:
     return name
 
 
-def check_archive(archive: str) -> list[tarfile.TarInfo]:
-    """Every member of ``archive`` if all land inside the extraction folder; else
-    :class:`UnsafeArchiveError` naming the first offending entry."""
+def _limit(variable: str, default: int) -> int:
+    """An extraction limit: the environment variable if set, else ``default``."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value.replace("_", ""))
+    except ValueError:
+        raise ConfigurationError(variable, value, "a whole number, e.g. 100000") from None
+
+
+def _resolve(path: str, links: dict[str, str]) -> list[str] | None:
+    """Where ``path`` (relative to the extraction folder) leads once the archive is extracted,
+    following the archive's own symbolic links (``links``: name -> target) as the OS would, a
+    ``..`` after a link going up from the link's target: the path's components inside the folder,
+    or None when it leaves the folder (or loops)."""
+    pending = list(reversed(path.split("/")))
+    here: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not here:
+                return None
+            here.pop()
+            continue
+        here.append(part)
+        target = links.get("/".join(here))
+        if target is not None:
+            hops += 1
+            if hops > _MAX_LINK_HOPS or target.startswith("/"):
+                return None
+            here.pop()
+            pending.extend(reversed(target.split("/")))
+    return here
+
+
+def _checked_members(archive: str, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """Every member of ``tar`` if all of them land inside the extraction folder, within the
+    limits; else :class:`UnsafeArchiveError` naming the first offending entry or the limit.
+
+    parallelrun's own check, whatever the Python: the standard library's extraction filter
+    (``filter="data"``) exists only from 3.10.12 / 3.11.4 / 3.12 on.
+    """
+    # read at each call, so a caller (or a test) may change the constants
+    max_entries = _limit("PARALLELRUN_MAX_ARCHIVE_ENTRIES", MAX_ARCHIVE_ENTRIES)
+    max_bytes = _limit("PARALLELRUN_MAX_ARCHIVE_BYTES", MAX_ARCHIVE_BYTES)
 
     def refuse(member: tarfile.TarInfo, why: str) -> UnsafeArchiveError:
         return UnsafeArchiveError(f"archive {archive!r} was refused, nothing was extracted: entry "
                                   f"{member.name!r} {why}")
 
-    def escapes(path: str) -> bool:
-        normal = posixpath.normpath(path)
-        return normal == ".." or normal.startswith("../")
+    def too_big(what: str, limit: int, name: str, example: str) -> UnsafeArchiveError:
+        return UnsafeArchiveError(
+            f"archive {archive!r} was refused, nothing was extracted: {what} (limit {limit:,}, "
+            f"{name}). If the archive is what you meant, raise the limit: set the environment "
+            f"variable PARALLELRUN_{name}={example} (or parallelrun.workspace.models.{name})")
 
-    with tarfile.open(archive, "r:*") as tar:
-        members = tar.getmembers()
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    for member in tar:  # headers one at a time: a limit stops the reading, not only extraction
+        if len(members) >= max_entries:
+            raise too_big(f"it has more than {max_entries:,} entries", max_entries,
+                          "MAX_ARCHIVE_ENTRIES", str(max_entries * 10))
+        members.append(member)
+        if member.isfile():
+            total += member.size
+            if total > max_bytes:
+                raise too_big(f"its files add up to more than {max_bytes:,} bytes once "
+                              f"extracted (at entry {member.name!r})", max_bytes,
+                              "MAX_ARCHIVE_BYTES", str(max_bytes * 10))
+
+    names: dict[str, tarfile.TarInfo] = {}  # normalized name -> its (last) entry
+    links: dict[str, str] = {}              # symbolic link name -> target, as declared
     for member in members:
         name = member.name.replace("\\", "/")
         if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
             raise refuse(member, "has an absolute path")
-        if ".." in name.split("/") or escapes(name):
+        if ".." in name.split("/"):
             raise refuse(member, "has a '..' component (path traversal)")
+        name = posixpath.normpath(name)
+        if name == ".":
+            continue
+        earlier = names.get(name)
+        if earlier is not None and (member.issym() or earlier.issym()):
+            # the same name as a link and as something else: what lands depends on the order
+            raise refuse(member, "is a symbolic link and another entry of the same name")
+        names[name] = member
         if member.issym():
-            link = member.linkname.replace("\\", "/")
-            if link.startswith("/") or escapes(posixpath.join(posixpath.dirname(name), link)):
-                raise refuse(member, f"is a symbolic link out of the folder (to {member.linkname!r})")
+            links[name] = member.linkname.replace("\\", "/")
+        elif not (member.isfile() or member.isdir() or member.islnk()):
+            raise refuse(member, "is a device or FIFO")
+    files = {name for name, m in names.items() if m.isfile()}
+    for member in members:
+        name = posixpath.normpath(member.name.replace("\\", "/"))
+        if name == ".":
+            continue
+        # Every path is resolved through the archive's links, chains included: a link whose
+        # target is lexically inside (``t -> a/s/../..``) may still leave through another
+        # (``a/s -> ..``), and an entry may be written through a linked folder.
+        if _resolve(posixpath.dirname(name), links) is None:
+            raise refuse(member, "would be written through a symbolic link that leads out of "
+                                 "the folder")
+        if member.issym():
+            target = member.linkname.replace("\\", "/")
+            if target.startswith("/") or _resolve(
+                    posixpath.join(posixpath.dirname(name), target), links) is None:
+                raise refuse(member, f"is a symbolic link out of the folder (to "
+                                     f"{member.linkname!r}, following the archive's links)")
         elif member.islnk():
             link = member.linkname.replace("\\", "/")
-            if link.startswith("/") or escapes(link):
+            landed = None if link.startswith("/") else _resolve(link, links)
+            if landed is None:
                 raise refuse(member, f"is a hard link out of the folder (to {member.linkname!r})")
-        elif not (member.isfile() or member.isdir()):
-            raise refuse(member, "is a device or FIFO")
+            if "/".join(landed) not in files:
+                raise refuse(member, f"is a hard link to {member.linkname!r}, which is not a "
+                                     "file of the archive")
     return members
 
 
-def extract_archive(archive: str, folder: str) -> None:
-    """Extract a tar archive into ``folder`` safely (see :func:`check_archive`)."""
-    members = check_archive(archive)
+def check_archive(archive: str) -> list[tarfile.TarInfo]:
+    """Every member of ``archive`` if all land inside the extraction folder and the archive is
+    within :data:`MAX_ARCHIVE_ENTRIES` and :data:`MAX_ARCHIVE_BYTES`; else
+    :class:`UnsafeArchiveError` naming the first offending entry or the limit."""
     with tarfile.open(archive, "r:*") as tar:
+        return _checked_members(archive, tar)
+
+
+def extract_archive(archive: str, folder: str) -> None:
+    """Extract a tar archive into ``folder`` safely (see :func:`check_archive`): every entry
+    is checked before the first is written."""
+    with tarfile.open(archive, "r:*") as tar:
+        members = _checked_members(archive, tar)
         if hasattr(tarfile, "data_filter"):
-            # a second guard: the standard library's own refusal of unsafe entries
-            tar.extractall(folder, members=members, filter="data")
-        else:  # pragma: no cover - Python without extraction filters
-            tar.extractall(folder, members=members)
+            try:
+                # a second guard: the standard library's own refusal of unsafe entries
+                tar.extractall(folder, members=members, filter="data")
+            except tarfile.FilterError as exc:
+                raise UnsafeArchiveError(f"archive {archive!r} was refused: {exc}") from exc
+        else:
+            # Python without extraction filters: what filter="data" would also do to the
+            # entries parallelrun's check let through (no set-uid bits, nothing writable by
+            # others, owned by whoever registers the model)
+            tar.extractall(folder, members=[_plain(m) for m in members])
+
+
+def _plain(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    plain = copy.copy(member)
+    plain.mode = member.mode & 0o755
+    plain.uid, plain.gid, plain.uname, plain.gname = os.getuid(), os.getgid(), "", ""
+    return plain
