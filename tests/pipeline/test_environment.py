@@ -158,3 +158,28 @@ def test_an_environment_is_made_once_reused_and_its_workers_run_in_it(
     assert "environment tiny: made" not in second_log
     assert rows_of(os.path.join(second.run_dir, "steps", "score", "output",
                                 "parallel_run_step.txt")) == rows
+
+
+def test_conda_package_specs_become_the_same_pip_requirements(tmp_path):
+    deps = CondaDependencies.create(conda_packages=[
+        "numpy>=1.26", "pandas=2.1=py311_0", "conda-forge::pyarrow 14.*", "scipy>=1.10,<2",
+        "python=3.11.*", "six 1.16*"])
+    env = Environment(name="ranges")
+    env.python.conda_dependencies = deps
+    # pip's own form as written (numpy>=1.26 once became numpy>==1.26); conda's pins translated
+    assert env.packages() == ["numpy>=1.26", "pandas==2.1", "pyarrow==14.*", "scipy>=1.10,<2",
+                              "six==1.16.*"]
+    assert deps.get_python_version() == "3.11"
+    # names compare as pip compares them, whatever the spec's form
+    deps.remove_conda_package("SciPy")
+    deps.add_pip_package("Scikit_Learn>=1.3")
+    deps.remove_pip_package("scikit-learn")
+    assert deps.conda_packages == ["numpy>=1.26", "pandas=2.1=py311_0",
+                                   "conda-forge::pyarrow 14.*", "six 1.16*"]
+    assert deps.pip_packages == []
+    spec_file = tmp_path / "env.yml"
+    spec_file.write_text("dependencies:\n  - python>=3.10\n  - numpy >=1.26\n  - _libgcc_mutex=0.1=main\n")
+    from_file = Environment.from_conda_specification("file", spec_file)
+    assert from_file.python.conda_dependencies.get_python_version() is None
+    with pytest.raises(ConfigurationError, match="conda_packages='_libgcc_mutex=0.1=main'.*pip"):
+        from_file.packages()

@@ -28,12 +28,14 @@ import hashlib
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from parallelrun.errors import BackendError, ConfigurationError
 
@@ -407,21 +409,61 @@ class RunConfiguration:
         return self.environment.environment_variables
 
 
+def _pip_form(spec: str) -> str | None:
+    """``spec`` as pip writes a requirement, or None where it is none (a URL, a path, a conda
+    spec that pip cannot express). pip's form (``numpy>=1.26``) is kept as written; conda's forms
+    are translated: ``numpy=1.26`` and ``numpy 1.26`` pin (``numpy==1.26``), ``numpy=1.26=py311_0``
+    drops the build, ``conda-forge::numpy`` the channel, ``numpy 1.26*`` is ``numpy==1.26.*``."""
+    spec = spec.strip().rsplit("::", 1)[-1]
+    if _requirement_or_none(spec) is not None:
+        return spec
+    # conda's match spec: name, then version and build separated by spaces or by single "="
+    name, *rest = spec.split(None, 2) if " " in spec else spec.split("=", 2)
+    version = rest[0].strip() if rest else ""
+    if version and version[0] not in "<>=!~":
+        if version.endswith("*") and not version.endswith(".*"):
+            version = version[:-1].rstrip(".") + ".*"
+        version = "==" + version
+    translated = name.strip() + version
+    return translated if _requirement_or_none(translated) is not None else None
+
+
+def _requirement_or_none(text: str) -> Requirement | None:
+    try:
+        return Requirement(text)
+    except InvalidRequirement:
+        return None
+
+
+def _requirement(spec: str) -> Requirement | None:
+    """``spec`` (pip's or conda's form, see :func:`_pip_form`) parsed, or None."""
+    text = _pip_form(spec)
+    return Requirement(text) if text is not None else None
+
+
 def _package_name(spec: str) -> str:
-    return re.split(r"[<>=!~\[ ;@]", spec.strip(), maxsplit=1)[0].lower()
+    """The package a spec names, normalized as pip compares names (``Scikit_Learn>=1`` ->
+    ``scikit-learn``); a spec that is not a requirement (a URL, a wheel) stands for itself."""
+    requirement = _requirement(spec)
+    return canonicalize_name(requirement.name) if requirement else spec.strip().lower()
 
 
 def _version_of(spec: str) -> str | None:
-    match = re.match(r"^python\s*=?=?\s*([0-9][0-9.*]*)", spec.strip())
-    return match.group(1).rstrip(".*") if match else None
+    """The version a ``python`` spec pins (``python=3.11``, ``python==3.11.*`` -> ``3.11``);
+    None for a range or no version."""
+    requirement = _requirement(spec)
+    pins = [s for s in requirement.specifier if s.operator in ("==", "===")] if requirement else []
+    return pins[0].version.rstrip(".*") if len(pins) == 1 else None
 
 
 def _conda_to_pip(spec: str) -> str:
-    # conda's "numpy=1.26" pins with one "="; pip needs "=="
-    name, sep, version = spec.partition("=")
-    if sep and not version.startswith("="):
-        return f"{name}=={version}"
-    return spec
+    """A conda package spec as pip installs it (same name; see :func:`_pip_form`)."""
+    text = _pip_form(spec)
+    if text is None:
+        raise ConfigurationError(
+            "conda_packages", spec, "a package pip can install by the same name, e.g. 'numpy', "
+            "'numpy=1.26', 'numpy>=1.26,<2' (or give it as a pip package)")
+    return text
 
 
 def _read_spec_file(path: str | os.PathLike) -> dict:
