@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import subprocess
+import sys
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from parallelrun import ConfigurationError, ParallelRunConfig, ParallelRunError
 from parallelrun.config import check_arguments, parse_data_size, parse_file_count
@@ -111,3 +117,127 @@ def test_arguments_must_start_with_a_flag_and_not_use_engine_names():
         check_arguments(["--mini-batch-size", "3"])
     with pytest.raises(ConfigurationError, match="name parallelrun owns"):
         check_arguments(["--output=x"])
+
+
+# Numbers that would silently turn a check off (nan compares False with everything, inf never
+# comes), and counts no machine can honour, are refused when the config is built.
+@pytest.mark.parametrize("parameter, value", [
+    ("run_invocation_timeout", float("nan")),
+    ("run_invocation_timeout", float("inf")),
+    ("run_invocation_timeout", -5.0),
+    ("init_timeout", float("nan")),
+    ("init_timeout", float("inf")),
+    ("init_timeout", float("-inf")),
+    ("allowed_failed_percent", float("nan")),
+    ("allowed_failed_percent", float("inf")),
+    ("process_count_per_node", 10**9),
+    ("process_count_per_node", -1),
+    ("node_count", 10**9),
+    ("run_max_try", -3),
+])
+def test_nan_inf_negative_and_absurd_numbers_are_configuration_errors(script, parameter, value):
+    with pytest.raises(ConfigurationError) as info:
+        make(script, **{parameter: value})
+    assert info.value.parameter == parameter and str(info.value).startswith(f"{parameter}=")
+
+
+numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12))
+# the script fixture is only read, so one per test (not per example) is right
+fixture_once = [HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=fixture_once)
+@given(value=numbers)
+def test_a_timeout_is_accepted_exactly_when_it_is_a_finite_number_of_seconds_above_0(script, value):
+    for parameter in ("run_invocation_timeout", "init_timeout"):
+        if math.isfinite(value) and value > 0:
+            assert getattr(make(script, **{parameter: value}), parameter) == value
+        else:
+            with pytest.raises(ConfigurationError, match=f"^{parameter}="):
+                make(script, **{parameter: value})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=fixture_once)
+@given(value=numbers)
+def test_allowed_failed_percent_is_accepted_exactly_from_0_to_100(script, value):
+    if 0 <= value <= 100:
+        assert make(script, allowed_failed_percent=value).allowed_failed_percent == value
+    else:
+        with pytest.raises(ConfigurationError, match="percentage from 0 to 100"):
+            make(script, allowed_failed_percent=value)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=fixture_once)
+@given(value=st.integers(-10**12, 10**12))
+def test_worker_and_node_counts_are_accepted_from_1_to_the_limit(script, value):
+    from parallelrun.config import MAX_NODE_COUNT, MAX_PROCESS_COUNT_PER_NODE
+
+    for parameter, limit in (("process_count_per_node", MAX_PROCESS_COUNT_PER_NODE),
+                             ("node_count", MAX_NODE_COUNT)):
+        if 1 <= value <= limit:
+            assert getattr(make(script, **{parameter: value}), parameter) == value
+        else:
+            with pytest.raises(ConfigurationError, match=f"integer >= 1 and <= {limit}"):
+                make(script, **{parameter: value})
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("..", "'.' and '..' are folders"),
+    (".", "'.' and '..' are folders"),
+    ("logs", "the job itself uses those in the output folder"),
+    ("Logs", "the job itself uses those in the output folder"),
+    (".parallelrun", "the job itself uses those in the output folder"),
+    ("rows\x00.txt", "control characters"),
+    ("rows\n.txt", "control characters"),
+    ("r" * 241, "at most 240 bytes"),
+    ("ü" * 121, "at most 240 bytes"),
+])
+def test_append_row_file_names_that_would_clash_with_the_job_are_refused(script, name, fragment):
+    with pytest.raises(ConfigurationError) as info:
+        make(script, append_row_file_name=name)
+    assert info.value.parameter == "append_row_file_name" and fragment in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["rows.txt", ".hidden.csv", "logs.txt", "..rows", "r" * 240,
+                                  "résultats.txt"])
+def test_plain_append_row_file_names_are_accepted(script, name):
+    assert make(script, append_row_file_name=name).append_row_file_name == name
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "0", "-1"])
+def test_a_job_file_timeout_of_nan_or_inf_is_a_problem_with_its_line(tmp_path, value):
+    from parallelrun import load_job
+    from parallelrun.pipeline.yaml_job import JobSpecError
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "score.py").write_text("def init(): pass\ndef run(mb): return mb\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "job.yml").write_text(
+        "type: parallel\n"
+        "inputs:\n  items: {type: uri_folder, path: ./data}\n"
+        "outputs:\n  scores: {type: uri_folder}\n"
+        "input_data: ${{inputs.items}}\n"
+        f"retry_settings:\n  timeout: {value}\n"
+        "task:\n  type: run_function\n  code: ./src\n  entry_script: score.py\n"
+        "  append_row_to: ${{outputs.scores}}\n")
+    with pytest.raises(JobSpecError) as info:
+        load_job(tmp_path / "job.yml")
+    assert ":8: retry_settings.timeout:" in str(info.value)   # the line of "timeout:"
+    assert "seconds one run() may take, > 0 and finite" in str(info.value)
+
+
+@pytest.mark.parametrize("flag, value", [("--run-invocation-timeout", "nan"),
+                                         ("--init-timeout", "inf"),
+                                         ("--append-row-file-name", "..")])
+def test_the_cli_refuses_them_with_exit_2_and_no_traceback(script, tmp_path, flag, value):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("1")
+    done = subprocess.run(
+        [sys.executable, "-m", "parallelrun.cli", "run", "--source-directory", str(script),
+         "--entry-script", "score.py", "--input", str(tmp_path / "data"), "--output",
+         str(tmp_path / "out"), flag, value],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert flag.lstrip("-").replace("-", "_") in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / "logs").exists()          # refused before any work

@@ -8,6 +8,7 @@ an error names the parameter, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from pathlib import Path
@@ -29,6 +30,15 @@ RESERVED_ARGUMENT_NAMES = (
     "run_invocation_timeout", "run_max_try", "append_row_file_name",
 )
 _SIZE_UNITS = {"": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+#: the most worker processes on one node, and nodes in one job: more is a typo (10**9), and
+#: would exhaust the machine's process table or the cluster before the first mini-batch ran
+MAX_PROCESS_COUNT_PER_NODE = 1024
+MAX_NODE_COUNT = 1024
+#: names an append_row file may not take in the output folder: the default log folder and the
+#: marker a job leaves in its folders (engine/job_folders.py); a file there would be clobbered
+RESERVED_OUTPUT_NAMES = ("logs", ".parallelrun")
+#: bytes in an append_row file name: parquet's staging file adds 8 to it, a file system allows 255
+MAX_FILE_NAME_BYTES = 240
 
 
 def parse_data_size(value: int | str) -> int:
@@ -61,9 +71,43 @@ def parse_file_count(value: int | str) -> int:
     return int(text)
 
 
-def _check_int(name: str, value: Any, minimum: int, meaning: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(name, value, f"{meaning}, an integer >= {minimum}")
+def _check_int(name: str, value: Any, minimum: int, meaning: str,
+               maximum: int | None = None) -> int:
+    limit = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum \
+            or (maximum is not None and value > maximum):
+        raise ConfigurationError(name, value, f"{meaning}, an integer {limit}")
+    return value
+
+
+def check_seconds(name: str, value: Any) -> float:
+    """A duration in seconds: a finite number > 0 (nan and inf would turn the timeout off).
+
+    Raises :class:`ConfigurationError` naming ``name``. Job files (pipeline/yaml_job.py) call it
+    for their own timeouts, so both accept the same values.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value <= 0:
+        raise ConfigurationError(name, value, "a number of seconds > 0 (finite: not nan or inf)")
+    return value
+
+
+def check_file_name(name: str, value: Any) -> str:
+    """A plain file name for the output folder: no folders, no '.' or '..', none of the names
+    the job itself uses there (RESERVED_OUTPUT_NAMES)."""
+    if not isinstance(value, str) or not value.strip() or _BAD_FILE_NAME_CHARS & set(value) \
+            or any(ord(c) < 32 or ord(c) == 127 for c in value) \
+            or len(value.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME_BYTES:
+        raise ConfigurationError(
+            name, value, 'a plain file name without any of ~ " # % & * : < > ? / \\ { | } or '
+                         f"control characters, at most {MAX_FILE_NAME_BYTES} bytes")
+    if value in (".", ".."):
+        raise ConfigurationError(name, value, "a plain file name ('.' and '..' are folders)")
+    if value.lower() in RESERVED_OUTPUT_NAMES:   # .lower(): case-insensitive file systems
+        raise ConfigurationError(
+            name, value, f"a plain file name other than {' and '.join(RESERVED_OUTPUT_NAMES)}: "
+                         "the job itself uses those in the output folder (its log folder and "
+                         "its marker file)")
     return value
 
 
@@ -117,10 +161,10 @@ class ParallelRunConfig:
         if self.output_action not in OUTPUT_ACTIONS:
             raise ConfigurationError("output_action", self.output_action,
                                      f"one of {', '.join(OUTPUT_ACTIONS)}")
-        _check_int("node_count", self.node_count, 1, "the number of nodes")
+        _check_int("node_count", self.node_count, 1, "the number of nodes", MAX_NODE_COUNT)
         if self.process_count_per_node is not None:
             _check_int("process_count_per_node", self.process_count_per_node, 1,
-                       "worker processes per node")
+                       "worker processes per node", MAX_PROCESS_COUNT_PER_NODE)
         if self.mini_batch_size is not None:
             text = str(self.mini_batch_size).strip()
             if isinstance(self.mini_batch_size, bool) or not _MINI_BATCH_SIZE_RE.match(text) \
@@ -135,15 +179,14 @@ class ParallelRunConfig:
                                      f"one of {', '.join(LOGGING_LEVELS)}")
         self.logging_level = level
         for name in ("run_invocation_timeout", "init_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigurationError(name, value, "a number of seconds > 0")
+            check_seconds(name, getattr(self, name))
         _check_int("run_max_try", self.run_max_try, 1, "tries of a mini-batch (first + retries)")
         if self.allowed_failed_count is not None:
             _check_int("allowed_failed_count", self.allowed_failed_count, -1,
                        "failed mini-batches tolerated (-1 ignores all)")
         if self.allowed_failed_percent is not None:
             value = self.allowed_failed_percent
+            # written so that nan fails too (every comparison with nan is False)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
                 raise ConfigurationError("allowed_failed_percent", value, "a percentage from 0 to 100")
         if self.append_row_format not in APPEND_ROW_FORMATS:
@@ -154,11 +197,7 @@ class ParallelRunConfig:
         if self.append_row_file_name is None:
             self.append_row_file_name = (DEFAULT_APPEND_ROW_FILE_NAME if self.append_row_format == "text"
                                          else f"parallel_run_step.{self.append_row_format}")
-        name = self.append_row_file_name
-        if not isinstance(name, str) or not name.strip() or _BAD_FILE_NAME_CHARS & set(name):
-            raise ConfigurationError(
-                "append_row_file_name", name,
-                'a plain file name without any of ~ " # % & * : < > ? / \\ { | }')
+        check_file_name("append_row_file_name", self.append_row_file_name)
         if self.partition_keys is not None:
             keys = self.partition_keys
             if isinstance(keys, str) or not keys or not all(isinstance(k, str) and k for k in keys):

@@ -223,9 +223,14 @@ class ParallelJob:
         self._check_int("resources.instance_count", 1)
         self._check_int("retry_settings.max_retries", 0)
         timeout = self._get("retry_settings.timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or timeout <= 0):
-            self.problem("retry_settings.timeout", f"{timeout!r}: seconds one run() may take, > 0")
+        if timeout is not None:
+            from parallelrun.config import check_seconds   # the one rule for timeouts
+
+            try:
+                check_seconds("retry_settings.timeout", timeout)
+            except ConfigurationError:
+                self.problem("retry_settings.timeout",
+                             f"{timeout!r}: seconds one run() may take, > 0 and finite")
         env_vars = data.get("environment_variables")
         if env_vars is not None and not isinstance(env_vars, dict):
             self.problem("environment_variables", "a mapping of names to values")
