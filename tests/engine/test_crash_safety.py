@@ -182,7 +182,8 @@ def test_a_short_output_beside_a_longer_journal_resumes_exactly(make_script, mak
     assert resumed.items_succeeded == 20 and resumed.minibatches_succeeded == 10
 
 
-def test_a_journal_torn_mid_line_by_a_crash_is_read_up_to_the_tear(make_script, make_files, tmp_path):
+def test_a_journal_torn_mid_line_by_a_crash_is_read_up_to_the_tear(make_script, make_files,
+                                                                   tmp_path):
     src = make_script(NUMBERS.format(sleep=0, result=AS_NUMBERS))
     data = Dataset.File.from_files(str(make_files(20)))
     out = tmp_path / "out"

@@ -42,6 +42,8 @@ named "result".
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import threading
 
@@ -215,6 +217,10 @@ class CsvEncoder(ResultEncoder):
         if frame.empty:
             return b"", 0
         text = frame.to_csv(index=False, lineterminator="\n")
+        if "\r" in text:
+            # Python's csv writer (before 3.12; pandas writes with it) quotes a line feed but
+            # not a lone carriage return, which CSV readers take for a line end: quote it all
+            text = frame.to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_ALL)
         return text.encode("utf-8"), len(frame)
 
 
@@ -284,6 +290,8 @@ class CsvAppendRowOutput(AppendRowOutput):
         if header == self._header:
             return self._append(payload[end:])
         columns = _csv_columns(header)
+        if columns == self._columns:               # the same columns, quoted otherwise
+            return self._append(payload[end:])
         if sorted(columns) != sorted(self._columns) or len(set(columns)) != len(columns):
             raise DataError(
                 f"append_row_format='csv': a mini-batch returned the columns {columns}, but "
@@ -296,31 +304,26 @@ class CsvAppendRowOutput(AppendRowOutput):
 
 
 def _csv_columns(header: bytes) -> list[str]:
-    import csv
-    import io
-
     return next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
 
 
 def _reorder_csv_rows(rows: bytes, columns: list[str], wanted: list[str]) -> bytes:
     """CSV rows written in ``columns`` order, rewritten in ``wanted`` order (same names).
 
-    The csv module is what pandas ``to_csv`` writes with, so quoting is unchanged.
+    The csv module is what pandas ``to_csv`` writes with, so quoting is unchanged (a row with a
+    carriage return is quoted whole, as CsvEncoder does).
     """
-    import csv
-    import io
-
     order = [columns.index(name) for name in wanted]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    quote_all = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     for row in csv.reader(io.StringIO(rows.decode("utf-8"), newline="")):
-        writer.writerow([row[i] for i in order])
+        row = [row[i] for i in order]
+        (quote_all if any("\r" in value for value in row) else writer).writerow(row)
     return out.getvalue().encode("utf-8")
 
 
 def _header_end(data: bytes) -> int:
-    import io
-
     from parallelrun.data.records import first_record_end
 
     return first_record_end(io.BytesIO(data), 0, len(data), b'"', b",")
