@@ -1,7 +1,9 @@
-"""Small helpers shared by the benchmark scripts: work folders, timing, tables."""
+"""Small helpers shared by the benchmark scripts: work folders, start-up checks, tables, charts."""
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
 import platform
 import sys
@@ -27,6 +29,31 @@ def init_demo_script(model_dir: str):
     return digit_identification
 
 
+# the extra that installs each optional module a benchmark imports (None: not an extra)
+_EXTRA_OF_MODULE = {"matplotlib": "bench", "ray": "bench", "sklearn": "bench", "PIL": "bench",
+                    "adlfs": "azure", "fastapi": "ui", "uvicorn": "ui", "torch": None}
+
+
+def require(*modules: str) -> None:
+    """Stop at start, naming the command that installs them, when a module this benchmark
+    imports later is missing: a missing chart library found after minutes of measuring loses
+    the measurements."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return
+    extras = sorted({_EXTRA_OF_MODULE[m] for m in missing if _EXTRA_OF_MODULE.get(m)})
+    script = Path(sys.argv[0]).name
+    lines = [f"{script} needs {', '.join(missing)}, which this Python "
+             f"({sys.executable}) does not have."]
+    if extras:
+        lines.append(f"Install the benchmarks' extras: `make bench` (it installs them and runs every "
+                     f"benchmark), or `pip install -e '.[{','.join(extras)}]'` and run this again.")
+    if "torch" in missing:
+        lines.append("torch is not an extra of parallelrun: install the build for your CUDA "
+                     "(https://pytorch.org/get-started/locally/).")
+    sys.exit("\n".join(lines))
+
+
 def machine() -> str:
     mem = psutil.virtual_memory().total / 2**30
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
@@ -46,13 +73,38 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> str:
     return text
 
 
+#: the committed charts that bench/README.md shows; a run writes there only when asked
 RESULTS = ROOT / "bench" / "results"
+#: where charts go by default: under bench/_work/, which git ignores
+DEFAULT_CHARTS = WORK / "charts"
+#: an environment variable naming the charts' folder (what --charts overrides)
+CHARTS_ENV = "PARALLELRUN_BENCH_CHARTS"
+_charts_dir: Path | None = None
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args()`` with the ``--charts DIR`` option of every benchmark that draws a
+    chart; its value (else $PARALLELRUN_BENCH_CHARTS, else bench/_work/charts) is where
+    :func:`bar_chart` writes."""
+    parser.add_argument(
+        "--charts", metavar="DIR", default=None,
+        help=f"folder for the chart (default: ${CHARTS_ENV}, else {DEFAULT_CHARTS.relative_to(ROOT)}, "
+             f"which git ignores; --charts {RESULTS.relative_to(ROOT)} replaces the committed ones)")
+    args = parser.parse_args(argv)
+    global _charts_dir
+    _charts_dir = Path(args.charts or os.environ.get(CHARTS_ENV) or DEFAULT_CHARTS)
+    return args
+
+
+def charts_dir() -> Path:
+    """The folder :func:`bar_chart` writes to (see :func:`parse_args`)."""
+    return _charts_dir or Path(os.environ.get(CHARTS_ENV) or DEFAULT_CHARTS)
 
 
 def bar_chart(name: str, title: str, bars: dict[str, float], unit: str,
               baseline: str | None = None, ours: Iterable[str] | None = None) -> Path:
-    """A horizontal bar chart of one measure per contender, saved as ``bench/results/<name>.png``
-    for bench/README.md: parallelrun's bars (``ours``; default: the labels starting with
+    """A horizontal bar chart of one measure per contender, saved as ``<name>.png`` in
+    :func:`charts_dir` (``--charts bench/results`` for bench/README.md): parallelrun's bars (``ours``; default: the labels starting with
     "parallelrun") in blue, the others grey; ``baseline`` names the bar the others are compared
     with (its value is drawn as a dashed line)."""
     import matplotlib
@@ -60,7 +112,8 @@ def bar_chart(name: str, title: str, bars: dict[str, float], unit: str,
     matplotlib.use("Agg")  # no screen: draw to a file
     import matplotlib.pyplot as plt
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    folder = charts_dir()
+    folder.mkdir(parents=True, exist_ok=True)
     labels, values = list(bars), [float(v) for v in bars.values()]
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(labels) + 1.3))
     ours = set(ours) if ours is not None else {b for b in labels if b.startswith("parallelrun")}
@@ -75,8 +128,8 @@ def bar_chart(name: str, title: str, bars: dict[str, float], unit: str,
     ax.set_xlim(0, max(values) * 1.3 if values and max(values) > 0 else 1)  # room for labels
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
-    path = RESULTS / f"{name}.png"
+    path = folder / f"{name}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    print(f"chart: {path.relative_to(ROOT)}", flush=True)
+    print(f"chart: {path}", flush=True)
     return path

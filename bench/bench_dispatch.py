@@ -12,7 +12,7 @@ import argparse
 import time
 from multiprocessing import get_context
 
-from _common import WORK, bar_chart, table
+from _common import WORK, bar_chart, parse_args, require, table
 
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
@@ -32,7 +32,8 @@ def make_files(folder, count: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=100000)
-    args = parser.parse_args()
+    args = parse_args(parser)
+    require("matplotlib")
     folder = WORK / f"dispatch_{args.files}"
     files = make_files(folder, args.files)
     script_dir = WORK / "dispatch_script"

@@ -27,7 +27,7 @@ import time
 from multiprocessing import get_context
 from pathlib import Path
 
-from _common import WORK, bar_chart, table
+from _common import WORK, bar_chart, parse_args, require, table
 from mnist_data import make_images
 
 from parallelrun import Dataset, ParallelRunConfig, RayCompute, run_job
@@ -123,7 +123,8 @@ def main() -> int:
     parser.add_argument("--allow-cpu", action="store_true",
                         help="go on without CUDA (torch on the CPU), to try this script out; "
                              "set CUDA_VISIBLE_DEVICES=0 to pretend there is one GPU")
-    args = parser.parse_args()
+    args = parse_args(parser)
+    require("torch", "matplotlib", "sklearn", "PIL", *([] if args.no_ray else ["ray"]))
 
     import torch
 

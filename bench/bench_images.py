@@ -14,7 +14,8 @@ import argparse
 import time
 from multiprocessing import get_context
 
-from _common import SCRIPT_DIR, WORK, bar_chart, init_demo_script, table
+from _common import (SCRIPT_DIR, WORK, bar_chart, init_demo_script, parse_args, require,
+                     table)
 from mnist_data import make_images, train_model
 
 from parallelrun import Dataset, ParallelRunConfig, run_job
@@ -54,7 +55,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
+    args = parse_args(parser)
+    require("matplotlib", "sklearn", "PIL")
     data = make_images(WORK / "mnist", args.images)
     model_dir = str(train_model(WORK / "models" / "mnist"))
     pattern = str(data / "images" / "*.png")

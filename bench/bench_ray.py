@@ -34,7 +34,8 @@ from pathlib import Path
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback addresses only
 
-from _common import ROOT, SCRIPT_DIR, WORK, bar_chart, init_demo_script, table  # noqa: E402
+from _common import (ROOT, SCRIPT_DIR, WORK, bar_chart, init_demo_script, parse_args,  # noqa: E402
+                     require, table)
 from mnist_data import make_images, train_model  # noqa: E402
 
 from parallelrun import (Dataset, ParallelRunConfig, ProgressListener, RayCompute,  # noqa: E402
@@ -186,7 +187,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=5, metavar=("KIND", "ADDRESS", "FILES", "MODEL", "OUT"))
-    args = parser.parse_args()
+    args = parse_args(parser)
+    require("ray", "matplotlib", "sklearn", "PIL")
     if args.child:
         first_result_child(*args.child)
         return

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import time
 
-from _common import ROOT, SCRIPT_DIR, WORK, bar_chart, table
+from _common import ROOT, SCRIPT_DIR, WORK, bar_chart, parse_args, require, table
 from mnist_data import make_images, train_model
 
 from parallelrun import Dataset, Datastore, ParallelRunConfig, Workspace, run_job
@@ -93,7 +93,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--work-ms", type=float, nargs="+", default=[0.0, 4.0, 20.0])
     parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
+    args = parse_args(parser)
+    require("adlfs", "matplotlib", "sklearn", "PIL")
 
     data = make_images(WORK / f"remote-{args.images}", args.images)
     images = data / "images"

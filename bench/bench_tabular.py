@@ -31,7 +31,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from _common import WORK, bar_chart, table
+from _common import WORK, bar_chart, parse_args, require, table
 
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
@@ -208,7 +208,8 @@ def main() -> None:
     parser.add_argument("--no-big", action="store_true")
     parser.add_argument("--only-big", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="best of N for parallelrun and Pool")
-    args = parser.parse_args()
+    args = parse_args(parser)
+    require("matplotlib", *([] if args.no_ray else ["ray"]))
     csv_dir, pq_dir = make_data(args.rows, args.files)
     out = WORK / "tabular-out"
     rows_table = []

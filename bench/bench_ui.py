@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import time
 
-from _common import WORK, table
+from _common import WORK, require, table
 
 PROCESSES = 8
 
@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--tries", type=int, default=1_000_000)
     parser.add_argument("--log-mb", type=int, default=200)
     args = parser.parse_args()
+    require("fastapi", "uvicorn")
 
     import pandas as pd
 
