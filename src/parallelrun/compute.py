@@ -17,9 +17,38 @@ from parallelrun.errors import BackendError, ConfigurationError
 COMPUTE_KINDS: dict[str, type["ComputeTarget"]] = {}
 
 
+def _is_workspace(value: Any) -> bool:
+    # a workspace is what holds compute targets; this layer never imports the workspace layer
+    return value is not None and not isinstance(value, str) and hasattr(value, "compute_targets")
+
+
+class _FindsByWorkspace(type):
+    """Lets ``AmlCompute(ws, "cpu-cluster")`` and ``ComputeTarget(workspace=ws, name=...)`` look
+    a registered target up, as Azure ML's constructors do, while ``AmlCompute(name=...)`` (the
+    dataclass's own fields) still builds one."""
+
+    def __call__(cls, *args: Any, **kwargs: Any):
+        if "workspace" in kwargs or (args and _is_workspace(args[0])):
+            workspace = kwargs.pop("workspace") if "workspace" in kwargs else args[0]
+            rest = args[1:] if args and workspace is args[0] else args
+            name = kwargs.pop("name", rest[0] if rest else None)
+            return cls._find(workspace, name)
+        return super().__call__(*args, **kwargs)
+
+
 @dataclasses.dataclass
-class ComputeTarget:
-    """Base of compute targets. ``kind`` names the subclass in the workspace catalog."""
+class ComputeTarget(metaclass=_FindsByWorkspace):
+    """Base of compute targets. ``kind`` names the subclass in the workspace catalog.
+
+    ``ComputeTarget(workspace=ws, name="cpu-cluster")`` (or ``AmlCompute(ws, "cpu-cluster")``)
+    is the target registered under that name; :class:`ComputeTargetException` when there is
+    none (or it is of another kind), which Azure ML's notebooks catch to create it::
+
+        try:
+            compute_target = ComputeTarget(workspace=ws, name="cpu-cluster")
+        except ComputeTargetException:
+            compute_target = ComputeTarget.create(ws, "cpu-cluster", provisioning_config)
+    """
 
     name: str
     kind: ClassVar[str] = ""
@@ -43,6 +72,37 @@ class ComputeTarget:
         data = dict(record)
         cls = COMPUTE_KINDS[data.pop("kind")]
         return cls(**data)
+
+    @classmethod
+    def _find(cls, workspace: Any, name: Any) -> "ComputeTarget":
+        if not _is_workspace(workspace):
+            raise ComputeTargetException(
+                f"workspace={workspace!r} is not a workspace; pass Workspace.from_config()")
+        if not isinstance(name, str) or not name:
+            raise ComputeTargetException(
+                f"name={name!r}: give the name of a compute target, e.g. "
+                f"{cls.__name__}(ws, 'cpu-cluster')")
+        targets = workspace.compute_targets
+        if name not in targets:
+            raise ComputeTargetException(
+                f"ComputeTargetNotFound: no compute target {name!r} in workspace "
+                f"{getattr(workspace, 'name', workspace)!r} (registered: "
+                f"{', '.join(sorted(targets)) or 'none'}); create it with "
+                f"ComputeTarget.create(ws, {name!r}, AmlCompute.provisioning_configuration(...))")
+        target = targets[name]
+        if not isinstance(target, cls):
+            raise ComputeTargetException(
+                f"compute target {name!r} is of kind {target.kind!r} "
+                f"({type(target).__name__}), not {cls.__name__}; use "
+                f"ComputeTarget(workspace=ws, name={name!r}) to get it whatever its kind")
+        return target
+
+    @staticmethod
+    def list(workspace: Any) -> list["ComputeTarget"]:
+        """Every compute target registered in ``workspace`` (Azure ML's
+        ``ComputeTarget.list(ws)``)."""
+        targets = workspace.compute_targets
+        return [targets[name] for name in targets]
 
     @staticmethod
     def create(workspace: Any, name: str, provisioning_configuration: Any) -> "ComputeTarget":

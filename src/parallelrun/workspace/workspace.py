@@ -13,6 +13,7 @@ current folder and then in each parent, as Azure ML does.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -27,6 +28,11 @@ from parallelrun.workspace.catalog import Catalog
 CONFIG_FILE = "config.json"
 STATE_DIR = ".parallelrun"
 DEFAULT_DATASTORE = "workspaceblobstore"
+#: Azure ML's cloud coordinates of a workspace. They mean nothing on this machine; a workspace
+#: keeps what ``create`` was given (in config.json, as Azure ML's config file holds them) and
+#: answers ``LOCAL`` for the rest, so notebooks that print them run unchanged.
+AZURE_FIELDS = ("subscription_id", "resource_group", "location")
+LOCAL = "local"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
 
 
@@ -64,6 +70,7 @@ class Workspace:
                 f"{self.path!r} is not a parallelrun workspace (no {CONFIG_FILE}); create one "
                 "with Workspace.create(name, path=...)")
         self.name = config["workspace_name"]
+        self._config = config
         self.catalog = Catalog(os.path.join(self.path, STATE_DIR, "catalog.db"))
         if _name is not None and _name != self.name:
             raise WorkspaceError(f"the workspace at {self.path!r} is named {self.name!r}, not "
@@ -76,7 +83,8 @@ class Workspace:
         """Create (or, with ``exist_ok``, open) the workspace ``name`` in the folder ``path``.
 
         Example: ``ws = Workspace.create(name="my-ws", path=".", exist_ok=True)``. Azure ML's
-        cloud arguments (``subscription_id``, ``resource_group``, ``location``...) are accepted
+        cloud arguments ``subscription_id``, ``resource_group`` and ``location`` are recorded
+        (``ws.location`` gives them back); the others (``sku``, ``key_vault``...) are accepted
         and ignored.
         """
         if not isinstance(name, str) or not _NAME.match(name):
@@ -99,8 +107,10 @@ class Workspace:
                                  "config; choose another folder")
         os.makedirs(os.path.join(folder, STATE_DIR), exist_ok=True)
         if existing is None:
+            recorded = {key: str(_azure_arguments[key]) for key in AZURE_FIELDS
+                        if _azure_arguments.get(key) is not None}
             _write_config_atomically(config_path, {"workspace_name": name,
-                                                   "parallelrun_workspace": 1})
+                                                   "parallelrun_workspace": 1, **recorded})
         ws = cls(folder)
         ws._initialise()
         return ws
@@ -169,6 +179,52 @@ class Workspace:
                 "updated_at) VALUES (?, 'local', ?, '{}', ?, ?)",
                 (DEFAULT_DATASTORE, json.dumps({"path": _default_store_relpath()}), now, now))
         os.makedirs(os.path.join(self.path, _default_store_relpath()), exist_ok=True)
+
+    # Azure ML's description of a workspace ---------------------------------------------------
+    @property
+    def subscription_id(self) -> str:
+        """The ``subscription_id`` given to :meth:`create`, else ``"local"`` (never raises)."""
+        return self._config.get("subscription_id") or LOCAL
+
+    @property
+    def resource_group(self) -> str:
+        """The ``resource_group`` given to :meth:`create`, else ``"local"`` (never raises)."""
+        return self._config.get("resource_group") or LOCAL
+
+    @property
+    def location(self) -> str:
+        """The ``location`` (Azure region) given to :meth:`create`, else ``"local"``."""
+        return self._config.get("location") or LOCAL
+
+    def get_details(self) -> dict[str, Any]:
+        """What Azure ML's ``get_details()`` returns, with this workspace's recorded values:
+        ``id``, ``name``, ``location``, ``friendlyName``, ``creationTime``, ...; plus
+        ``path`` (the folder) and ``defaultDatastore``."""
+        rows = self.catalog.query("SELECT key, value FROM meta WHERE key IN "
+                                  "('created_at', 'default_datastore')")
+        meta = {r["key"]: r["value"] for r in rows}
+        created = float(meta.get("created_at") or os.path.getmtime(
+            os.path.join(self.path, CONFIG_FILE)))
+        return {
+            "id": (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+                   f"/providers/Microsoft.MachineLearningServices/workspaces/{self.name}"),
+            "name": self.name, "friendlyName": self.name, "location": self.location,
+            "subscriptionId": self.subscription_id, "resourceGroup": self.resource_group,
+            "creationTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+            "description": "", "sku": "Basic", "hbiWorkspace": False,
+            "containerRegistry": None, "keyVault": None, "applicationInsights": None,
+            "storageAccount": None, "workspaceid": self.name,
+            "defaultDatastore": meta.get("default_datastore", DEFAULT_DATASTORE),
+            "path": self.path,
+        }
+
+    @property
+    def experiments(self) -> dict:
+        """Experiments with at least one run, by name (``ws.experiments["iris-prs"]``)."""
+        # Experiment belongs to the pipeline layer above this one: looked up by name on use,
+        # as parallelrun/__init__.py does for every public name (no import of that layer here)
+        experiment = importlib.import_module("parallelrun.pipeline.experiment").Experiment
+        return {e.name: e for e in experiment.list(self)}
 
     # Folders ----------------------------------------------------------------------------------
     @property
@@ -253,7 +309,7 @@ class Workspace:
 
     def __reduce__(self):
         # no file is read to unpickle: a worker on another machine may lack the folder
-        return (_restore_workspace, (self.path, self.name))
+        return (_restore_workspace, (self.path, self.name, dict(self._config)))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Workspace) and other.path == self.path
@@ -323,9 +379,10 @@ class ComputeTargets(MutableMapping):
         return f"ComputeTargets({list(self)})"
 
 
-def _restore_workspace(path: str, name: str) -> Workspace:
+def _restore_workspace(path: str, name: str, config: dict | None = None) -> Workspace:
     ws = Workspace.__new__(Workspace)
     ws.path, ws.name = path, name
+    ws._config = config or {"workspace_name": name}
     ws.catalog = Catalog(os.path.join(path, STATE_DIR, "catalog.db"))
     return ws
 
