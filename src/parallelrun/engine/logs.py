@@ -50,8 +50,8 @@ def progress_line(p: JobProgress) -> str:
     return (f"{_utc(time.time())} mini-batches: {p.minibatches_done}/{total} done "
             f"({p.minibatches_failed} failed, {p.retries} retried); items: {p.items_succeeded} "
             f"succeeded, {p.items_failed} failed; {p.items_per_second():.1f} items/s; "
-            f"workers ready: {p.workers_ready}/{p.workers_total}"
-            + (f"; ETA {eta:.0f} s" if eta is not None else ""))
+            f"workers ready: {p.workers_ready}/{p.workers_total}; elapsed: {p.elapsed:.0f} s"
+            + (f"; ETA: {eta:.0f} s" if eta is not None else ""))
 
 
 def traceback_file(log_dir: str, record: MiniBatchRecord) -> str:
