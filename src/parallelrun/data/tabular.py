@@ -29,17 +29,21 @@ a key's data is split further into pieces of about that size (parallelrun's addi
 from __future__ import annotations
 
 import codecs
+import copy
 import dataclasses
 import io
 import os
-import re
+import shutil
+import tempfile
 from typing import Any, Iterable, Iterator, Sequence
 
 from parallelrun.config import parse_data_size
 from parallelrun.data.base import AbstractDataset
-from parallelrun.data.files import _as_spec, _no_match_message, iter_files
+from parallelrun.data.files import _as_spec, _no_match_message, iter_files, path_list
 from parallelrun.data.listing import has_magic
 from parallelrun.data.minibatch import MiniBatch
+from parallelrun.data.partitions import KEY_RE as _KEY_RE
+from parallelrun.data.partitions import PartitionPattern
 from parallelrun.data.readers import (
     BAD_ROWS_ACTIONS, PATH_COLUMN, ReadSpec, TablePart, TableSlice, as_arrow_type, file_size,
     is_remote, open_binary, read_part,
@@ -64,68 +68,6 @@ _ENCODINGS = {"utf8": "utf-8", "iso88591": "latin-1", "latin1": "latin-1", "asci
               "utf16": "utf-16", "utf32": "utf-32", "utf8bom": "utf-8-sig",
               "windows1252": "cp1252"}
 _BOM = b"\xef\xbb\xbf"
-_KEY_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_ ]*)(?::[^}]*)?\}")
-
-
-@dataclasses.dataclass(frozen=True)
-class PartitionPattern:
-    """A path pattern such as ``{region}/{date}/*.csv``: its keys and how to read them."""
-
-    text: str
-    keys: tuple
-    regex: Any
-
-    @classmethod
-    def parse(cls, text: str) -> "PartitionPattern":
-        pattern = text.replace(os.sep, "/")
-        keys: list[str] = []
-        out, pos = [], 0
-        for m in _KEY_RE.finditer(pattern):
-            out.append(_glob_regex(pattern[pos:m.start()]))
-            name = m.group(1)
-            if name in keys:
-                raise DataError(f"partition pattern {text!r} names {{{name}}} twice; each key "
-                                "may appear once")
-            out.append(f"(?P<k{len(keys)}>[^/]+?)")
-            keys.append(name)
-            pos = m.end()
-        out.append(_glob_regex(pattern[pos:]))
-        if not keys:
-            raise DataError(f"partition pattern {text!r} names no keys; write them in braces, "
-                            "e.g. '{region}/{date}/*.csv'")
-        regex = re.compile("(?:^|/)" + "".join(out).lstrip("/") + "$")
-        return cls(text, tuple(keys), regex)
-
-    @property
-    def glob(self) -> str:
-        return _KEY_RE.sub("*", self.text)
-
-    def values(self, path: str) -> dict | None:
-        m = self.regex.search(path.replace(os.sep, "/"))
-        if m is None:
-            return None
-        return {k: m.group(f"k{i}") for i, k in enumerate(self.keys)}
-
-
-def _glob_regex(text: str) -> str:
-    out, i = [], 0
-    while i < len(text):
-        if text.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif text.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif text[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif text[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(text[i]))
-            i += 1
-    return "".join(out)
 
 
 def _codec(encoding: str) -> str:
@@ -175,6 +117,9 @@ class TabularDataset(AbstractDataset):
         self.mixed_schemas = mixed_schemas
         #: the constructor's arguments, to re-create the dataset (workspace registration)
         self.options = dict(options or {})
+        #: Azure ML's subsetting steps (take, skip, keep_columns, drop_columns, random_split),
+        #: applied in order to the rows read; see :meth:`_transformed`
+        self.transforms: tuple = ()
 
     # Constructors (the names and arguments of Azure ML's Dataset.Tabular) --------------------
     @classmethod
@@ -296,10 +241,7 @@ class TabularDataset(AbstractDataset):
     @classmethod
     def _create(cls, path: Any, spec: ReadSpec, validate: bool, constructor: str,
                 **kwargs) -> "TabularDataset":
-        raw = path if isinstance(path, (list, tuple)) else [path]
-        if not raw:
-            raise DataError(f"Dataset.Tabular.{constructor}(path=[]) got no paths; give a file, "
-                            "folder or glob")
+        raw = path_list(path, f"Dataset.Tabular.{constructor}")
         if kwargs["mixed_schemas"] not in MIXED_SCHEMAS:
             raise DataError(f"mixed_schemas={kwargs['mixed_schemas']!r} is not allowed: 'error' "
                             "(files must have the same columns) or 'union'")
@@ -318,7 +260,9 @@ class TabularDataset(AbstractDataset):
         """Re-create a dataset from :meth:`to_record` (how a workspace stores registrations)."""
         options = dict(record.get("options", {}))
         constructor = options.pop("constructor")
-        return getattr(cls, constructor)(record["paths"], validate=False, **options)
+        dataset = getattr(cls, constructor)(record["paths"], validate=False, **options)
+        dataset.transforms = tuple(tuple(t) for t in record.get("transforms", ()))
+        return dataset
 
     def to_record(self) -> dict:
         """What re-creates this dataset: kind, paths (datastore paths as their records, never
@@ -327,8 +271,11 @@ class TabularDataset(AbstractDataset):
         for spec in self.paths:
             source = self.sources.get(spec)
             paths.append(source.to_record() if hasattr(source, "to_record") else spec)
-        return {"kind": self.kind, "format": self.spec.format, "paths": paths,
-                "options": dict(self.options)}
+        record = {"kind": self.kind, "format": self.spec.format, "paths": paths,
+                  "options": dict(self.options)}
+        if self.transforms:
+            record["transforms"] = [list(t) for t in self.transforms]
+        return record
 
     def storage_options(self, spec: str) -> dict | None:
         """Options (credentials, endpoint) to read ``spec``: from its datastore, else those
@@ -351,6 +298,12 @@ class TabularDataset(AbstractDataset):
 
     def plan(self, mini_batch_size, partition_keys=None, start_index=0,
              exclude: Iterable[str] = ()) -> Iterator[MiniBatch]:
+        if self.transforms:
+            # take/skip/random_split count rows across files: the rows they keep are written
+            # once to a Parquet file (cached by definition and files), which is then planned
+            yield from self._materialised().plan(mini_batch_size, partition_keys, start_index,
+                                                 exclude)
+            return
         size = parse_data_size(DEFAULT_MINI_BATCH_SIZE if mini_batch_size is None else mini_batch_size)
         planner = _Planner(self, size, exclude)
         if partition_keys:
@@ -377,8 +330,166 @@ class TabularDataset(AbstractDataset):
             for part in planner.parts(path, constants, None):
                 frames.append(TableSlice(planner.spec, [part]).load())
         if not frames:
-            return pd.DataFrame()
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            return self._transformed(pd.DataFrame())
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return self._transformed(frame)
+
+    # Azure ML's subsetting (each returns a new dataset; data is read when it is used) --------
+    def _with(self, *transform) -> "TabularDataset":
+        derived = copy.copy(self)
+        derived.transforms = self.transforms + (tuple(transform),)
+        derived.registration = None
+        return derived
+
+    def take(self, count: int) -> "TabularDataset":
+        """The first ``count`` rows. Example: ``ds.take(5).to_pandas_dataframe()``."""
+        return self._with("take", _row_count("take", count))
+
+    def skip(self, count: int) -> "TabularDataset":
+        """Every row but the first ``count``."""
+        return self._with("skip", _row_count("skip", count))
+
+    def keep_columns(self, columns: Any, validate: bool = False) -> "TabularDataset":
+        """Only the given columns (a name or a list), in the data's order."""
+        return self._with("keep_columns", _column_list("keep_columns", columns))
+
+    def drop_columns(self, columns: Any) -> "TabularDataset":
+        """Every column but the given ones (a name or a list)."""
+        return self._with("drop_columns", _column_list("drop_columns", columns))
+
+    def random_split(self, percentage: float, seed: int | None = None) -> tuple:
+        """Two datasets that split the rows at random, the first holding about ``percentage``
+        (0 to 1) of them and the second the rest; the same ``seed`` gives the same split.
+
+        Example: ``train, test = ds.random_split(0.8, seed=1)``.
+        """
+        if isinstance(percentage, bool) or not isinstance(percentage, (int, float)) \
+                or not 0 <= percentage <= 1:
+            raise DataError(f"percentage={percentage!r} is not allowed: a number from 0.0 to 1.0")
+        if seed is None:
+            # both halves must draw the same numbers: the seed is fixed now
+            seed = int.from_bytes(os.urandom(4), "little")
+        return (self._with("random_split", float(percentage), int(seed), 0),
+                self._with("random_split", float(percentage), int(seed), 1))
+
+    @property
+    def partition_keys(self) -> list[str]:
+        """The keys its paths are partitioned by (``partition_format`` or braces in the path),
+        e.g. ``['Store', 'Brand']`` after :meth:`partition_by`; [] when none."""
+        keys: list[str] = []
+        patterns = [PartitionPattern.parse(self.partition_format)] if self.partition_format else []
+        patterns += [PartitionPattern.parse(p) for p in self.paths if "{" in p and _KEY_RE.search(p)]
+        for pattern in patterns:
+            keys.extend(k for k in pattern.keys if k not in keys)
+        return keys
+
+    def partition_by(self, partition_keys: list[str], target: Any, name: str | None = None,
+                     show_progress: bool = True,
+                     partition_as_file_dataset: bool = False) -> "AbstractDataset":
+        """Copy the rows to ``target`` (a ``(datastore, "folder")`` or ``DataPath``) as Parquet
+        files, one folder per combination of ``partition_keys`` values
+        (``<folder>/<id>/<key1>/<key2>/part-00000.parquet``), and return the dataset of that copy,
+        partitioned by those keys (registered as ``name`` when given, in the target
+        datastore's workspace). The key columns come back from the folder names, as text, after
+        the other columns.
+
+        Example::
+
+            partitioned = ds.partition_by(["Store", "Brand"], target=(datastore, "by_store"))
+            partitioned.partition_keys        # ['Store', 'Brand']
+        """
+        import uuid
+
+        keys = _column_list("partition_keys", partition_keys)
+        destination = path_list(target, "partition_by")
+        if len(destination) != 1 or getattr(destination[0], "url", None) is None:
+            raise DataError(f"target={target!r} is not allowed: a (datastore, 'folder') tuple or "
+                            "a datastore path, e.g. (ws.get_default_datastore(), 'partitioned')")
+        frame = self.to_pandas_dataframe()
+        missing = [k for k in keys if k not in frame.columns]
+        if missing:
+            raise DataError(f"partition_keys {missing} are not columns of {self.describe()} "
+                            f"(columns: {list(frame.columns)})")
+        data_path = destination[0]
+        folder = f"{getattr(data_path, 'path_on_datastore', '').strip('/')}/{uuid.uuid4().hex}"
+        folder = folder.lstrip("/")
+        staging = tempfile.mkdtemp(prefix="parallelrun-partition-")
+        try:
+            for combo, rows in frame.groupby(list(keys), sort=True, dropna=False):
+                combo = combo if isinstance(combo, tuple) else (combo,)
+                part_dir = os.path.join(staging, *[_folder_value(v) for v in combo])
+                os.makedirs(part_dir, exist_ok=True)
+                rows.drop(columns=list(keys)).to_parquet(os.path.join(part_dir, "part-00000.parquet"),
+                                                   index=False)
+            store = data_path.datastore
+            from parallelrun.data import remote
+
+            remote.upload_tree(staging, store.path(folder).url, store.storage_options)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        glob = "/".join([folder] + ["*"] * len(keys) + ["*.parquet"])
+        pattern = "/".join([folder] + ["{%s}" % k for k in keys] + ["*.parquet"])
+        if partition_as_file_dataset:
+            from parallelrun.data.files import FileDataset
+
+            result: AbstractDataset = FileDataset.from_files((store, glob), validate=False,
+                                                             partition_format=pattern)
+        else:
+            result = TabularDataset.from_parquet_files((store, glob), validate=False,
+                                                       partition_format=pattern)
+        if name is not None:
+            workspace = getattr(store, "workspace", None)
+            if workspace is None:
+                raise DataError(f"name={name!r}: the target datastore has no workspace to "
+                                "register the dataset in; register it with .register(ws, name)")
+            result = result.register(workspace, name, create_new_version=True)
+        return result
+
+    def _transformed(self, frame):
+        """``frame`` (every row, in plan order) after this dataset's subsetting steps."""
+        import numpy as np
+
+        for step in self.transforms:
+            kind = step[0]
+            if kind == "take":
+                frame = frame.iloc[:step[1]]
+            elif kind == "skip":
+                frame = frame.iloc[step[1]:]
+            elif kind in ("keep_columns", "drop_columns"):
+                missing = [c for c in step[1] if c not in frame.columns]
+                if missing:
+                    raise DataError(f"{kind}: columns {missing} are not in {self.describe()} "
+                                    f"(columns: {list(frame.columns)})")
+                frame = (frame[[c for c in frame.columns if c in step[1]]] if kind == "keep_columns"
+                         else frame.drop(columns=list(step[1])))
+            elif kind == "random_split":
+                _, percentage, seed, side = step
+                first = np.random.default_rng(seed).random(len(frame)) < percentage
+                frame = frame[first if side == 0 else ~first]
+            else:
+                raise DataError(f"unknown dataset transform {kind!r}")
+        return frame.reset_index(drop=True)
+
+    def _materialised(self) -> "TabularDataset":
+        """This dataset's rows as one Parquet file, written once per definition and files."""
+        import hashlib
+        import json
+
+        from parallelrun.data import remote
+
+        untransformed = copy.copy(self)
+        untransformed.transforms = ()
+        digest = hashlib.sha256(json.dumps(
+            [self.to_record(), [tuple(e) for e in untransformed.file_entries()]],
+            sort_keys=True, default=str).encode()).hexdigest()[:24]
+        folder = os.path.join(remote.cache_base(), "transformed-datasets")
+        os.makedirs(folder, exist_ok=True)
+        target = os.path.join(folder, f"{digest}.parquet")
+        if not os.path.exists(target):
+            tmp = f"{target}.{os.getpid()}.tmp"
+            self.to_pandas_dataframe().to_parquet(tmp, index=False)
+            os.replace(tmp, target)
+        return TabularDataset.from_parquet_files(target, validate=False)
 
     def iter_files(self) -> Iterator[str]:
         """The dataset's files in plan order."""
@@ -402,6 +513,28 @@ class TabularDataset(AbstractDataset):
             raise DataError(f"{first} cannot be read as {self.spec.format}: {exc}. Check the "
                             "path and the constructor (from_delimited_files, from_parquet_files, "
                             "from_json_lines_files)") from exc
+
+
+def _row_count(name: str, count: Any) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise DataError(f"{name}(count={count!r}) is not allowed: a whole number of rows >= 0")
+    return count
+
+
+def _column_list(name: str, columns: Any) -> tuple:
+    items = [columns] if isinstance(columns, str) else list(columns or [])
+    if not items or not all(isinstance(c, str) and c for c in items):
+        raise DataError(f"{name}={columns!r} is not allowed: a column name or a non-empty list "
+                        "of them, e.g. ['Store', 'Brand']")
+    return tuple(items)
+
+
+def _folder_value(value: Any) -> str:
+    text = "__null__" if value is None or (isinstance(value, float) and value != value) else str(value)
+    if not text or "/" in text or os.sep in text or text in (".", ".."):
+        raise DataError(f"partition value {value!r} cannot be a folder name; partition by a "
+                        "column without '/' in its values")
+    return text
 
 
 def _column_types(types: dict | None) -> tuple:
