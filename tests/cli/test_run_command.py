@@ -72,7 +72,7 @@ def test_bad_configuration_exits_two_with_the_parameter_named(make_script, make_
     result = cli("run", "--source-directory", "scripts", "--entry-script", "score.py",
                  "--input", "data", "--output", "out", "--run-max-try", "0", cwd=tmp_path)
     assert result.returncode == 2
-    assert "run_max_try=0 is not allowed" in result.stderr
+    assert "--run-max-try 0 is not allowed" in result.stderr
     missing = cli("run", "--entry-script", "score.py", "--input", "nothing/*.png", "--output", "out",
                   "--source-directory", "scripts", cwd=tmp_path)
     assert missing.returncode == 2 and "matched no files" in missing.stderr

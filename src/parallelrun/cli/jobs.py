@@ -51,7 +51,7 @@ def job_validate(job_file, workspace_path) -> None:
 @workspace_option
 @reports_errors
 def job_submit(job_file, stream, experiment_name, workspace_path) -> None:
-    """Submit JOB_FILE; prints the run id (parallelrun run show|watch RUN_ID)."""
+    """Submit JOB_FILE; prints the run id (parallelrun runs show|watch RUN_ID)."""
     from parallelrun.pipeline.yaml_job import submit_job
 
     run = submit_job(job_file, open_workspace(workspace_path), experiment_name)

@@ -20,7 +20,8 @@ from rich.text import Text
 
 from parallelrun.backends import BackendTarget
 from parallelrun.cli import main
-from parallelrun.cli.common import key_values
+from parallelrun.cli.common import key_values, print_error
+from parallelrun.cli.hints import HintingCommand
 from parallelrun.cli.progress_view import TerminalProgress
 from parallelrun.config import ParallelRunConfig
 from parallelrun.engine.stop_signals import StopSignals
@@ -91,7 +92,9 @@ def _config_options(func):
     return func
 
 
-@main.command("run", context_settings={"ignore_unknown_options": False})
+@main.command("run", cls=HintingCommand, context_settings={"ignore_unknown_options": False},
+              epilog="Runs (of this command, pipelines and job files): parallelrun runs list | "
+                     "show RUN_ID | watch RUN_ID | cancel RUN_ID | resume RUN_ID.")
 @_config_options
 @click.option("--input", "inputs", multiple=True, required=True,
               help="Files, folder or glob to process (repeatable).")
@@ -159,7 +162,7 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
                              listeners=listeners, resume=resume, overwrite=overwrite,
                              cancel=cancel)
     except ParallelRunError as exc:
-        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        print_error(exc, console)
         sys.exit(2)
     except KeyboardInterrupt:  # a second Ctrl-C: the job stopped at once, its result is written
         console.print("[bold red]Canceled[/] (stopped at once)", highlight=False)

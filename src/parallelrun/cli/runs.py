@@ -1,8 +1,8 @@
-"""``parallelrun run list|show|resume|cancel|watch``: runs of pipelines and jobs from the terminal.
+"""``parallelrun runs list|show|resume|cancel|watch``: runs of pipelines and jobs from the terminal.
 
-``parallelrun run`` stays the command that runs one job (``cli/run.py``, flags unchanged); it
-became a group whose first argument, when it names one of these subcommands, picks it, and
-otherwise everything goes to the job command as before.
+``parallelrun run`` is the command that runs one job (``cli/run.py``); the runs are ``runs``.
+They were once ``run list|show|...`` too: ``run`` still sends a first argument that names one of
+these commands here, with a note on stderr that the spelling is now ``runs``.
 
 Every command finds the workspace with ``--workspace PATH`` or, by default, ``config.json`` from
 the current folder upward. A run id may be shortened to a unique prefix. Exit status: 0 the run
@@ -10,11 +10,11 @@ Finished (or the command did its work), 1 the run Failed or was Canceled, 2 an e
 
 \b
 Examples:
-  parallelrun run list
-  parallelrun run show digit_identification_1700000000_1a2b3c4d
-  parallelrun run watch digit_identification_17
-  parallelrun run cancel digit_identification_17
-  parallelrun run resume digit_identification_17
+  parallelrun runs list
+  parallelrun runs show digit_identification_1700000000_1a2b3c4d
+  parallelrun runs watch digit_identification_17
+  parallelrun runs cancel digit_identification_17
+  parallelrun runs resume digit_identification_17
 """
 
 from __future__ import annotations
@@ -28,31 +28,32 @@ from rich.table import Table
 
 import parallelrun.cli.run  # noqa: F401 - the job command this group wraps must be registered
 from parallelrun.cli import main
-from parallelrun.cli.common import (format_time, open_workspace, reports_errors, stdout,
-                                     workspace_option)
+from parallelrun.cli.common import (deprecated, format_time, open_workspace, reports_errors,
+                                     stdout, workspace_option)
 
 
-class RunGroup(click.Group):
-    """``run``: its subcommands by name, anything else to the job command (``cli/run.py``)."""
+@main.group("runs")
+def run_group() -> None:
+    """List, show, watch, cancel and resume runs (pipelines, job files, jobs) by id."""
 
-    def __init__(self, job_command: click.Command, **attrs):
-        super().__init__(name="run", help=job_command.help, **attrs)
+
+class JobOrOldRunsCommand(click.Command):
+    """``run``: the job command (``cli/run.py``), except that ``run list|show|watch|cancel|resume``,
+    the old spelling of ``runs ...``, still reaches those commands (with a note)."""
+
+    def __init__(self, job_command: click.Command):
+        super().__init__(name=job_command.name, help=job_command.help,
+                         short_help=job_command.short_help, epilog=job_command.epilog)
         self.job_command = job_command
-        self.short_help = "Run a job (flags below), or list|show|resume|cancel|watch runs."
 
     def make_context(self, info_name, args, parent=None, **extra):
-        if args and args[0] in self.commands:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        # the job command parses everything, exactly as before this group existed
+        if args and args[0] in run_group.commands:
+            deprecated(f"run {args[0]}", f"runs {args[0]}")
+            return run_group.make_context("runs", args, parent=parent, **extra)
         return self.job_command.make_context(info_name, args, parent=parent, **extra)
 
 
-_job_command = main.commands["run"]
-if not _job_command.epilog:
-    _job_command.epilog = ("Runs of pipelines and job files: parallelrun run list | show RUN_ID | "
-                           "watch RUN_ID | cancel RUN_ID | resume RUN_ID (each with --help).")
-run_group = RunGroup(_job_command)
-main.add_command(run_group, "run")
+main.add_command(JobOrOldRunsCommand(main.commands["run"]), "run")
 
 
 def _duration(start: float | None, end: float | None) -> str:
@@ -193,6 +194,6 @@ def run_resume(run_id, detach, workspace_path) -> None:
     run = _pipeline_run(workspace_path, run_id)
     run.resume()
     if detach:
-        stdout.print(f"{run.id}: resumed in the background (parallelrun run watch {run.id})")
+        stdout.print(f"{run.id}: resumed in the background (parallelrun runs watch {run.id})")
         return
     _exit_for(run.wait_for_completion(show_output=True, raise_on_error=False))

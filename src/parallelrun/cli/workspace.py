@@ -9,7 +9,7 @@ Exit status: 0 done, 2 an error (unknown name, unreachable storage...), printed 
 
 \b
 Examples:
-  parallelrun workspace create my-ws --path .
+  parallelrun workspace create my-ws --workspace .
   parallelrun datastore register azure-blob mnist_datastore --container sampledata \\
       --account-name pipelinedata --account-key-env MNIST_KEY
   parallelrun dataset register mnist_sample_data 'mnist/*.png' --datastore mnist_datastore --new-version
@@ -26,8 +26,9 @@ import click
 from rich.table import Table
 
 from parallelrun.cli import main
-from parallelrun.cli.common import (format_time, key_values, open_workspace, reports_errors,
-                                     stderr, stdout, workspace_option)
+from parallelrun.cli.common import (all_versions_option, deprecated, format_time, key_values,
+                                     open_workspace, reports_errors, stderr, stdout,
+                                     version_option, workspace_option)
 
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -76,13 +77,18 @@ def workspace_group() -> None:
 
 @workspace_group.command("create")
 @click.argument("name")
-@click.option("--path", default=".", show_default=True, help="Folder of the workspace.")
+@click.option("--workspace", "workspace_path", default=".", show_default=True, metavar="PATH",
+              help="Folder to create the workspace in (made if missing).")
+@click.option("--path", "old_path", default=None, hidden=True)  # before --workspace everywhere
 @reports_errors
-def workspace_create(name: str, path: str) -> None:
-    """Create the workspace NAME in --path (or open it if it exists)."""
+def workspace_create(name: str, workspace_path: str, old_path: str | None) -> None:
+    """Create the workspace NAME in --workspace (or open it if it exists)."""
     from parallelrun.workspace.workspace import Workspace
 
-    ws = Workspace.create(name, path=path, exist_ok=True)
+    if old_path is not None:
+        deprecated("workspace create --path", "workspace create --workspace")
+        workspace_path = old_path
+    ws = Workspace.create(name, path=workspace_path, exist_ok=True)
     stdout.print(f"workspace {ws.name} at {ws.path}")
 
 
@@ -281,12 +287,12 @@ def dataset_register(name, paths, datastore, fmt, new_version, description, tags
 
 
 @dataset_group.command("list")
-@click.option("--all-versions", is_flag=True, help="Every version, not only the latest.")
+@all_versions_option("dataset")
 @workspace_option
 @_json_option
 @reports_errors
 def dataset_list(all_versions, workspace_path, as_json) -> None:
-    """Registered datasets (the latest version of each, or --all-versions)."""
+    """Registered datasets: the latest version of each, or every version with --all-versions."""
     from parallelrun.workspace import datasets
 
     ws = open_workspace(workspace_path)
@@ -305,7 +311,7 @@ def _paths(paths: list) -> str:
 
 @dataset_group.command("show")
 @click.argument("name")
-@click.option("--version", default="latest", show_default=True)
+@version_option("dataset")
 @click.option("--verify", is_flag=True, help="Check that the files still match the fingerprint.")
 @workspace_option
 @_json_option
@@ -316,7 +322,7 @@ def dataset_show(name, version, verify, workspace_path, as_json) -> None:
     from parallelrun.workspace import datasets
 
     ws = open_workspace(workspace_path)
-    dataset = AbstractDataset.get_by_name(ws, name, version)
+    dataset = AbstractDataset.get_by_name(ws, name, "latest" if version is None else version)
     info = dict(dataset.registration)
     info["paths"] = _paths(info["paths"])
     info["created_at"] = format_time(info["created_at"])
@@ -361,16 +367,20 @@ def model_register(name, path, tags, properties, description, workspace_path) ->
 
 @model_group.command("list")
 @click.option("--name", default=None, help="Only versions of this model.")
-@click.option("--latest", is_flag=True, help="Only the latest version of each model.")
+@all_versions_option("model")
+@click.option("--latest", is_flag=True, hidden=True)  # the default since --all-versions
 @workspace_option
 @_json_option
 @reports_errors
-def model_list(name, latest, workspace_path, as_json) -> None:
-    """Registered model versions."""
+def model_list(name, all_versions, latest, workspace_path, as_json) -> None:
+    """Registered models: the latest version of each, or every version with --all-versions."""
     from parallelrun.workspace.models import Model
 
+    if latest:
+        deprecated("model list --latest", "model list (the latest is the default; "
+                   "--all-versions lists every version)")
     ws = open_workspace(workspace_path)
-    models = [m.describe() for m in Model.list(ws, name=name, latest=latest)]
+    models = [m.describe() for m in Model.list(ws, name=name, latest=not all_versions)]
     if as_json:
         _print_json(models)
         return
@@ -383,7 +393,7 @@ def model_list(name, latest, workspace_path, as_json) -> None:
 
 @model_group.command("show")
 @click.argument("name")
-@click.option("--version", default=None, type=int, help="Version (default: the latest).")
+@version_option("model")
 @workspace_option
 @_json_option
 @reports_errors

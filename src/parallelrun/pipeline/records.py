@@ -2,7 +2,7 @@
 
 The tables come from migration 2 in ``parallelrun.workspace.catalog.MIGRATIONS``. Everything
 a run is, while it runs and after, is a row here, so that any process (a notebook,
-``parallelrun run show`` in another terminal, the dashboard) sees the same state:
+``parallelrun runs show`` in another terminal, the dashboard) sees the same state:
 
 * ``runs``: one row per submitted pipeline or YAML job: status, timings, the runner process
   (pid, its start time, host) and a cancel flag the runner polls;
@@ -120,7 +120,7 @@ class RunStore:
                 "SELECT id FROM runs ORDER BY created_at DESC LIMIT 5")]
             raise WorkspaceError(
                 f"no run {run_id!r} in workspace {self.workspace.name!r} ({self.workspace.path}); "
-                f"latest runs: {', '.join(like) or 'none'} (parallelrun run list shows them all)")
+                f"latest runs: {', '.join(like) or 'none'} (parallelrun runs list shows them all)")
         data = _decode(rows[0])
         data["run_dir"] = self.abs(data["run_dir"])
         return data

@@ -4,7 +4,7 @@ workspace catalog (any process can follow them: a notebook, another terminal, th
 Statuses: ``NotStarted`` -> ``Queued`` (the runner process is starting) -> ``Running`` ->
 ``Finished`` | ``Failed`` | ``Canceled``. A run whose runner process died (killed, machine
 restarted) is found out the next time anyone looks: it becomes ``Failed`` with an error saying
-to resume it (``run.resume()`` / ``parallelrun run resume RUN_ID``), which goes on where it
+to resume it (``run.resume()`` / ``parallelrun runs resume RUN_ID``), which goes on where it
 stopped.
 """
 
@@ -56,7 +56,7 @@ def reconcile(store: RunStore, record: dict) -> dict:
         return record
     error = (f"the run's process (pid {record.get('pid')}) ended without finishing the run "
              "(killed, or the machine restarted); finished mini-batches are kept: continue with "
-             f"`parallelrun run resume {record['id']}` or run.resume()")
+             f"`parallelrun runs resume {record['id']}` or run.resume()")
     if store.update_run(record["id"], only_if_status=("Queued", "Running"), status="Failed",
                         error=error, finished_at=time.time(), pid=record.get("pid")):
         for step in store.steps(record["id"]):

@@ -1,4 +1,4 @@
-"""What ``wait_for_completion(show_output=True)`` and ``parallelrun run watch`` show: the run's
+"""What ``wait_for_completion(show_output=True)`` and ``parallelrun runs watch`` show: the run's
 log lines as they come, and a progress bar per running ParallelRunStep fed from the counts the
 runner writes to the catalog (a plain progress line every 10 s when not on a terminal).
 

@@ -94,7 +94,7 @@ function badge(status, extra) {
 
 function runBadges(run) {
   const parts = [badge(run.status, "run-status")];
-  if (run.runner_lost) parts.push(h("span", {class: "badge lost", title: "the runner process is gone; resume the run with parallelrun run resume", text: "runner lost"}));
+  if (run.runner_lost) parts.push(h("span", {class: "badge lost", title: "the runner process is gone; resume the run with parallelrun runs resume", text: "runner lost"}));
   if (run.cancel_requested && !TERMINAL.has(run.status)) parts.push(h("span", {class: "badge Canceled", text: "cancel requested"}));
   return parts;
 }
