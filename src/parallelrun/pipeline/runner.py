@@ -141,6 +141,11 @@ class RunExecutor:
                       "resumed" if self.resume else "started", me, record["attempts"] + 1)
         for note in self._environment_notes():
             self.log.info("note: %s", note)
+        for step in self.pipeline.steps:
+            # e.g. job files' options with no meaning here (runs pickled before steps had notes
+            # have none)
+            for note in getattr(step, "notes", ()):
+                self.log.info("note: [%s] %s", step.name, note)
         stop = threading.Event()
         writer = threading.Thread(target=self._watch, args=(stop,), daemon=True,
                                   name="parallelrun-run-watch")
@@ -432,7 +437,11 @@ class RunExecutor:
         config = dataclasses.replace(config, environment_variables=env_vars)
         inputs = []
         for item in step.inputs:
-            if isinstance(item, PipelineData):
+            if isinstance(item, PipelineData) and item.data_type == "MLTable":
+                from parallelrun.data.mltable import load_mltable   # an mltable output
+
+                inputs.append(load_mltable(self._data_folder(item)).as_named_input(item.name))
+            elif isinstance(item, PipelineData):
                 inputs.append(FileDataset.from_files(self._data_folder(item))
                               .as_named_input(item.name))
             else:

@@ -60,6 +60,8 @@ class PipelineStep:
         if not isinstance(allow_reuse, bool):
             raise ConfigurationError("allow_reuse", allow_reuse, "True or False")
         self.allow_reuse = allow_reuse
+        #: what run.log notes about the step before it runs (settings accepted with no effect)
+        self.notes: list[str] = []
         self._run_after: list[PipelineStep] = []
         for item in self.outputs:
             if not isinstance(item, PipelineData):

@@ -67,10 +67,35 @@ _RESOURCE_KEYS = {"instance_count", "instance_type", "properties", "shm_size", "
 _RETRY_KEYS = {"max_retries", "timeout"}
 _INPUT_KEYS = {"type", "path", "mode", "description", "optional", "default", "value"}
 _OUTPUT_KEYS = {"type", "path", "mode", "description", "name", "version"}
+_OUTPUT_TYPES = ("uri_folder", "uri_file", "mltable")
 _DATA_TYPES = {"uri_folder", "uri_file", "mltable"}
 _MODEL_TYPES = {"custom_model", "mlflow_model", "triton_model"}
 _LITERAL_TYPES = {"string", "integer", "number", "boolean"}
 _REF = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
+#: what ``${{default_datastore}}``, ``${{name}}`` and ``${{output_name}}`` stand for in outputs' paths
+_PATH_TOKEN = re.compile(r"\$\{\{\s*(default_datastore|name|output_name)\s*\}\}")
+_DATASTORE_PATH = re.compile(r"azureml://datastores/([^/]+)/paths/(.*)")
+#: Azure ML's parallel options, passed as flags in ``task.program_arguments``: flag ->
+#: the ParallelRunConfig field it sets (None: no meaning here; accepted and noted in run.log)
+PARALLEL_OPTIONS = {
+    "error_threshold": "error_threshold",
+    "allowed_failed_percent": "allowed_failed_percent",
+    "allowed_failed_count": "allowed_failed_count",
+    # the time from the job's start to its first mini-batch: locally, workers' start and init()
+    "first_task_creation_timeout": "init_timeout",
+    "task_overhead_timeout": None,
+    "progress_update_timeout": None,
+    "resource_monitor_interval": None,
+    "copy_logs_to_parent": None,
+}
+_OPTION_NOTES = {
+    "task_overhead_timeout": "the time to hand a mini-batch to run() is not limited apart from "
+                             "retry_settings.timeout",
+    "progress_update_timeout": "a job whose workers all stop making progress ends with an error "
+                               "by parallelrun's own rule",
+    "resource_monitor_interval": "logs/sys/perf is sampled at parallelrun's own interval",
+    "copy_logs_to_parent": "the step's logs are in the run's folder already",
+}
 
 
 class JobSpecError(ConfigurationError):
@@ -120,15 +145,26 @@ class ParallelJob:
         run = Experiment(ws, job.experiment_name).submit(job)
     """
 
-    def __init__(self, path: str | os.PathLike, data: dict, lines: dict[str, int]):
+    def __init__(self, path: str | os.PathLike, data: dict, lines: dict[str, int],
+                 key_prefix: str = "", bound: dict[str, Any] | None = None,
+                 folder: str | None = None):
         self.path = os.path.abspath(os.fspath(path))
-        self.folder = os.path.dirname(self.path)
+        #: relative paths in the job (code, inputs) are relative to this folder
+        self.folder = folder or os.path.dirname(self.path)
         self.data = data
         self.lines = lines
+        #: where this job sits in its file: "" for a parallel job file, "jobs.<node>." for a
+        #: node of a pipeline job (keys in messages and line numbers carry it)
+        self.key_prefix = key_prefix
+        #: inputs bound to other nodes' outputs (pipeline jobs): name -> PipelineData
+        self.bound: dict[str, Any] = dict(bound or {})
         self.problems: list[tuple[int | None, str, str]] = []
+        #: parallel options of program_arguments that mean nothing here (for run.log)
+        self.notes: list[str] = []
 
     # problems -----------------------------------------------------------------------------------
     def problem(self, key: str, message: str) -> None:
+        key = self.key_prefix + key
         line = self.lines.get(key)
         probe = key
         while line is None and "." in probe:
@@ -189,8 +225,23 @@ class ParallelJob:
                 continue
             spec = spec or {}
             self._unknown_keys(spec, _OUTPUT_KEYS, f"outputs.{name}.")
-            if spec.get("type", "uri_folder") not in ("uri_folder", "uri_file"):
-                self.problem(f"outputs.{name}.type", f"{spec.get('type')!r}: uri_folder or uri_file")
+            if spec.get("type", "uri_folder") not in _OUTPUT_TYPES:
+                self.problem(f"outputs.{name}.type",
+                             f"{spec.get('type')!r}: {', '.join(_OUTPUT_TYPES)}")
+            path = spec.get("path")
+            if path is not None:
+                for token in re.findall(r"\$\{\{[^}]*\}\}", str(path)):
+                    if not _PATH_TOKEN.fullmatch(token):
+                        self.problem(f"outputs.{name}.path",
+                                     f"{token} in {path!r}: paths may use ${{{{default_datastore}}}}, "
+                                     "${{name}} and ${{output_name}}")
+                text = str(path)
+                if text.startswith("azureml://") and not _DATASTORE_PATH.fullmatch(text):
+                    self.problem(f"outputs.{name}.path",
+                                 f"{path!r}: azureml://datastores/<name>/paths/<path>")
+                elif "://" in text and not text.startswith("azureml://"):
+                    self.problem(f"outputs.{name}.path", f"{path!r}: a local folder or "
+                                 "azureml://datastores/<name>/paths/<path>")
         ref = self._reference("input_data", data.get("input_data"), "inputs", inputs, required=True)
         if ref is not None:
             spec = inputs.get(ref)
@@ -262,6 +313,8 @@ class ParallelJob:
         if not isinstance(spec, dict):
             return  # a literal value
         self._unknown_keys(spec, _INPUT_KEYS, f"{key}.")
+        if name in self.bound:
+            return  # another node's output: it exists once that node ran
         kind = spec.get("type", "uri_folder")
         if kind not in _DATA_TYPES | _MODEL_TYPES | _LITERAL_TYPES:
             known = ", ".join(sorted(_DATA_TYPES | _MODEL_TYPES | _LITERAL_TYPES))
@@ -316,6 +369,8 @@ class ParallelJob:
                     self.problem("task.program_arguments",
                                  f"{match.group(0)} names no {section[:-1]} ({section}: "
                                  f"{', '.join(inputs if section == 'inputs' else outputs) or 'none'})")
+        if arguments is not None:
+            self._parallel_options(arguments)
         environment = task.get("environment")
         if isinstance(environment, dict):
             conda = environment.get("conda_file")
@@ -326,8 +381,22 @@ class ParallelJob:
     def to_pipeline(self, workspace: Any):
         """The one-step Pipeline this job is; workspace names (datasets, models, environments,
         compute) are looked up now and any miss is reported with its line."""
-        from parallelrun.config import ParallelRunConfig
         from parallelrun.pipeline.graph import Pipeline
+
+        step = self.to_step(workspace)
+        return Pipeline(workspace=workspace, steps=[step], description=self.data.get("description"))
+
+    def to_step(self, workspace: Any, step_name: str | None = None, job_name: str | None = None,
+                default_datastore: str | None = None, default_compute: Any = None,
+                outputs: dict[str, PipelineData] | None = None):
+        """The ParallelRunStep this job is (a node of a pipeline job, or the whole job).
+
+        ``job_name`` is what ``${{name}}`` stands for in output paths (default: a new unique
+        name), ``default_datastore`` what ``${{default_datastore}}`` does (default: the
+        workspace's). ``outputs`` gives PipelineData for some outputs (those bound to the
+        pipeline's outputs); the others are made here.
+        """
+        from parallelrun.config import ParallelRunConfig
         from parallelrun.pipeline.steps import ParallelRunStep
 
         self.problems = []
@@ -336,16 +405,20 @@ class ParallelJob:
         data, task = self.data, self.data["task"]
         inputs_spec = data.get("inputs") or {}
         outputs_spec = data.get("outputs") or {}
+        tokens = {"name": job_name or new_job_name(self.step_name),
+                  "default_datastore": default_datastore or _default_datastore_name(workspace)}
         values: dict[str, Any] = {}
         models: dict[str, Any] = {}
         for name, spec in inputs_spec.items():
             values[name] = self._input(workspace, name, spec, models)
-        outputs: dict[str, PipelineData] = {}
+        given = dict(outputs or {})
+        outputs = {}
         for name, spec in outputs_spec.items():
-            outputs[name] = self._output(workspace, name, spec or {})
-        compute = self._compute(workspace)
+            outputs[name] = given.get(name) or self._output(workspace, name, spec or {}, tokens)
+        compute = self._compute(workspace, default_compute)
         environment = self._environment(workspace, task.get("environment"))
-        arguments = self._arguments(task.get("program_arguments"), values, outputs)
+        options, script_arguments = self._parallel_options(task.get("program_arguments"))
+        arguments = self._arguments(script_arguments, values, outputs)
         self.raise_problems()
 
         data_ref = _REF.fullmatch(str(data["input_data"]).strip()).group(2)
@@ -359,7 +432,7 @@ class ParallelJob:
         retries = self._get("retry_settings.max_retries")
         timeout = self._get("retry_settings.timeout")
         try:
-            config = ParallelRunConfig(
+            settings = dict(
                 source_directory=self._local(str(task.get("code") or ".")),
                 entry_script=str(task["entry_script"]),
                 mini_batch_size=(None if data.get("mini_batch_size") is None
@@ -377,22 +450,25 @@ class ParallelJob:
                 partition_keys=data.get("partition_keys"),
                 environment_variables={str(k): str(v) for k, v in
                                        (data.get("environment_variables") or {}).items()} or None)
+            settings.update(options)
+            config = ParallelRunConfig(**settings)
         except ParallelRunError as exc:
             key = {"run_max_try": "retry_settings.max_retries",
                    "run_invocation_timeout": "retry_settings.timeout",
                    "node_count": "resources.instance_count",
                    "process_count_per_node": "max_concurrency_per_instance",
                    "allowed_failed_count": "mini_batch_error_threshold",
-                   "entry_script": "task.entry_script", "source_directory": "task.code"}.get(
+                   "entry_script": "task.entry_script", "source_directory": "task.code",
+                   **{field: "task.program_arguments" for field in options}}.get(
                 getattr(exc, "parameter", ""), getattr(exc, "parameter", "task"))
             self.problem(key, str(exc))
             self.raise_problems()
         main = values[data_ref]
         output = outputs.get(output_name) if output_name else None
         try:
-            step = ParallelRunStep(name=self.step_name, parallel_run_config=config, inputs=[main],
-                                   output=output, models=models or None, arguments=arguments,
-                                   allow_reuse=False)
+            step = ParallelRunStep(name=step_name or self.step_name, parallel_run_config=config,
+                                   inputs=[main], output=output, models=models or None,
+                                   arguments=arguments, allow_reuse=False)
         except ParallelRunError as exc:
             self.problem("task.program_arguments" if "arguments" in str(getattr(exc, "parameter", ""))
                          else "input_data", str(exc))
@@ -402,7 +478,47 @@ class ParallelJob:
                 step.outputs.append(extra)   # further outputs: folders the script writes
         self._check_nodes(workspace, config)
         self.raise_problems()
-        return Pipeline(workspace=workspace, steps=[step], description=data.get("description"))
+        step.notes = list(self.notes)
+        return step
+
+    def _parallel_options(self, arguments: Any) -> tuple[dict, list[str]]:
+        """Azure ML's parallel options in ``program_arguments`` (``--error_threshold 5``...):
+        the ParallelRunConfig values they set, and the arguments left for the script. Options
+        with no meaning here are dropped and noted in ``self.notes``."""
+        if arguments is None:
+            return {}, []
+        tokens = [str(a) for a in arguments] if isinstance(arguments, list) else \
+            shlex.split(str(arguments))
+        options: dict[str, Any] = {}
+        rest: list[str] = []
+        self.notes = []
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            flag, _, inline = token.partition("=")
+            name = flag[2:] if flag.startswith("--") else None
+            if name not in PARALLEL_OPTIONS:
+                rest.append(token)
+                i += 1
+                continue
+            if inline:
+                value, i = inline, i + 1
+            elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+                value, i = tokens[i + 1], i + 2
+            else:
+                self.problem("task.program_arguments", f"--{name} needs a value")
+                i += 1
+                continue
+            field = PARALLEL_OPTIONS[name]
+            if field is None:
+                self.notes.append(f"--{name} {value}: accepted; {_OPTION_NOTES[name]}")
+                continue
+            number = _number(value)
+            if number is None:
+                self.problem("task.program_arguments", f"--{name} {value!r}: a number")
+                continue
+            options[field] = number
+        return options, rest
 
     def _check_nodes(self, workspace: Any, config: Any) -> None:
         from parallelrun.pipeline.runner import node_count_problem
@@ -422,6 +538,8 @@ class ParallelJob:
         if kind in _LITERAL_TYPES:
             value = spec.get("value", spec.get("default"))
             return str(value).lower() if isinstance(value, bool) else str(value)
+        if name in self.bound:
+            return self.bound[name]
         path = str(spec["path"])
         try:
             if kind in _MODEL_TYPES:
@@ -471,50 +589,22 @@ class ParallelJob:
         return Datastore.get(workspace, match.group(1)).path(match.group(2))
 
     def _mltable(self, workspace: Any, path: str) -> Any:
-        from parallelrun.data.tabular import TabularDataset
+        from parallelrun.data.mltable import load_mltable
 
-        folder = self._local(path)
-        spec_file = os.path.join(folder, "MLTable")
-        try:
-            spec = yaml.safe_load(Path(spec_file).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigurationError("path", path,
-                                     f"a folder with a readable MLTable file ({exc})") from None
-        paths = []
-        for entry in spec.get("paths") or []:
-            for kind in ("file", "folder", "pattern"):
-                if kind in entry:
-                    target = str(entry[kind])
-                    paths.append(target if "://" in target else os.path.join(folder, target))
-        if not paths:
-            raise ConfigurationError("path", path, "an MLTable file with paths: [- file: ...]")
-        reader, options = "read_delimited", {}
-        for transformation in spec.get("transformations") or []:
-            if isinstance(transformation, dict):
-                for name, value in transformation.items():
-                    if name.startswith("read_"):
-                        reader, options = name, dict(value or {})
-        if reader == "read_parquet":
-            return TabularDataset.from_parquet_files(paths)
-        if reader == "read_json_lines":
-            return TabularDataset.from_json_lines_files(paths)
-        if reader != "read_delimited":
-            raise ConfigurationError("path", path, f"{reader}: read_delimited, read_parquet or "
-                                     "read_json_lines")
-        header = str(options.get("header", "all_files_same_headers")) != "no_header"
-        return TabularDataset.from_delimited_files(paths, separator=options.get("delimiter", ","),
-                                                   header=header,
-                                                   encoding=options.get("encoding", "utf8"))
+        if "://" in path:
+            raise ConfigurationError("path", path, "a local folder holding an MLTable file")
+        return load_mltable(self._local(path))
 
-    def _output(self, workspace: Any, name: str, spec: dict) -> PipelineData:
-        data = PipelineData(name)
+    def _output(self, workspace: Any, name: str, spec: dict, tokens: dict) -> PipelineData:
+        data = PipelineData(name, data_type="MLTable" if spec.get("type") == "mltable" else None)
         path = spec.get("path")
         if path:
-            path = str(path)
+            values = {**tokens, "output_name": name}
+            path = _PATH_TOKEN.sub(lambda m: values[m.group(1)], str(path))
             if spec.get("type") == "uri_file":
                 path = path.rsplit("/", 1)[0] if "/" in path else "."
             if path.startswith("azureml://"):
-                match = re.fullmatch(r"azureml://datastores/([^/]+)/paths/(.*)", path)
+                match = _DATASTORE_PATH.fullmatch(path)
                 if not match:
                     self.problem(f"outputs.{name}.path",
                                  f"{path!r}: azureml://datastores/<name>/paths/<path>")
@@ -527,8 +617,8 @@ class ParallelJob:
                 data._destination = ("local", self._local(path))
         return data
 
-    def _compute(self, workspace: Any) -> Any:
-        compute = self.data.get("compute")
+    def _compute(self, workspace: Any, default: Any = None) -> Any:
+        compute = self.data.get("compute") or default
         if compute in (None, "", "local", "azureml:local"):
             return None
         name = str(compute)
@@ -590,6 +680,27 @@ class ParallelJob:
         return result
 
 
+def new_job_name(base: str) -> str:
+    """A unique job name, as Azure ML gives every job (what ``${{name}}`` stands for)."""
+    import secrets
+
+    return f"{re.sub(r'[^a-z0-9_]+', '_', base.lower()).strip('_') or 'job'}_{secrets.token_hex(5)}"
+
+
+def _default_datastore_name(workspace: Any) -> str:
+    return workspace.get_default_datastore().name
+
+
+def _number(text: str) -> int | float | None:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+
 def _is_reference(path: str) -> bool:
     return path.startswith("azureml:") or "://" in path
 
@@ -605,8 +716,10 @@ def _name_version(text: str) -> tuple[str, str]:
     return text, "latest"
 
 
-def load_job(path: str | os.PathLike) -> ParallelJob:
-    """Read and check a job file; raises JobSpecError listing every problem with its line.
+def load_job(path: str | os.PathLike) -> Any:
+    """Read and check a job file (``type: parallel``, or ``type: pipeline``: a
+    :class:`~parallelrun.pipeline.pipeline_job.PipelineJob`); raises JobSpecError listing every
+    problem with its line.
 
     Example: ``job = load_job("job.yml")``.
     """
@@ -624,6 +737,10 @@ def load_job(path: str | os.PathLike) -> ParallelJob:
                            [(mark.line + 1 if mark else None, "yaml", problem)]) from None
     if not isinstance(data, dict):
         raise JobSpecError(os.fspath(path), [(1, "file", "a YAML mapping (type: parallel, ...)")])
+    if data.get("type") == "pipeline":
+        from parallelrun.pipeline.pipeline_job import load_pipeline_job
+
+        return load_pipeline_job(path, text, data)
     job = ParallelJob(path, data, _line_map(text))
     job.check()
     job.raise_problems()
