@@ -1,5 +1,7 @@
 # make demo  - set up and run the MNIST-style batch inference job end to end (local processes)
-# make test  - set up and run every test (import contracts, then pytest)
+# make test  - set up and run every test (import contracts, then pytest); needs Python 3.10+, npm
+#              (Node.js 20+) and, while Chromium is not installed, root or sudo for apt-get:
+#              `make prerequisites` says what is missing and how to get it
 # make bench - run the benchmarks (results go in bench/README.md by hand)
 
 PYTHON ?= python3
@@ -9,7 +11,7 @@ PIP := $(VENV)/bin/pip
 # extras the test suite needs; each issue's services add theirs here
 TEST_EXTRAS := dev,ray,azure,s3,ui,notebook
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test bench setup prerequisites clean
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,13 +19,37 @@ $(VENV)/.installed-%: pyproject.toml
 	$(PIP) install -q -e '.[$*]'
 	touch $@
 
-setup: $(VENV)/.installed-$(TEST_EXTRAS) node_modules/.package-lock.json /usr/bin/chromium /usr/bin/chromedriver
+setup: prerequisites $(VENV)/.installed-$(TEST_EXTRAS) node_modules/.package-lock.json /usr/bin/chromium /usr/bin/chromedriver
+
+# apt-get needs root: sudo when make runs as another user
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# What the tests need besides Python, checked before anything is installed, so a missing one is
+# explained at once (with how to get it) instead of failing later as "npm: command not found".
+# The tests never skip: the storage tests need Azurite (npm), the dashboard's browser tests
+# Chromium (apt-get, as root).
+prerequisites:
+	@missing=0; \
+	if ! command -v npm >/dev/null 2>&1; then missing=1; \
+	  echo "make: npm is missing. The storage tests run Azurite (the Azure Blob emulator), an npm"; \
+	  echo "      package that make installs with 'npm ci'. Install Node.js 20 or later with npm"; \
+	  echo "      (Debian/Ubuntu: apt-get install nodejs npm; or https://nodejs.org), then run make again."; \
+	fi; \
+	if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } && [ "$$(id -u)" != 0 ] \
+	    && ! command -v sudo >/dev/null 2>&1; then missing=1; \
+	  echo "make: Chromium is not installed and this user cannot install it: the dashboard's browser"; \
+	  echo "      tests need /usr/bin/chromium and /usr/bin/chromedriver, which make installs with"; \
+	  echo "      apt-get (chromium chromium-driver) as root. Run 'make setup' once as root, or ask"; \
+	  echo "      an administrator to install those two packages, then run make again."; \
+	fi; \
+	exit $$missing
 
 # headless Chromium and its driver for the dashboard's browser tests (tests/ui/), from Debian
 /usr/bin/chromium /usr/bin/chromedriver &:
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+	$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver
 
 # Azurite (Azure Blob emulator) for the storage tests and benchmarks, pinned by package-lock.json
+# to a version whose engines accept Node.js 20
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
