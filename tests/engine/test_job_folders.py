@@ -244,3 +244,25 @@ def test_logs_import_under_python_OO():
                            "import parallelrun.engine.logs as l; assert 'journal' in l.README"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_resume_over_a_changed_listing_is_refused_before_any_work(make_script, make_files,
+                                                                     tmp_path):
+    src, data = make_script(SCORE), make_files(6)
+    run_job(config(src), [str(data)], tmp_path / "out")
+    before = (tmp_path / "out" / "parallel_run_step.txt").read_bytes()
+    (data / "aaa_new.txt").write_text("100")   # sorts first: every item moves
+    with pytest.raises(ResumeMismatchError, match="listing") as refused:
+        run_job(config(src), [str(data)], tmp_path / "out", resume=True)
+    assert "aaa_new.txt" in str(refused.value)
+    assert (tmp_path / "out" / "parallel_run_step.txt").read_bytes() == before
+
+
+def test_files_added_after_the_committed_ones_are_new_work_on_resume(make_script, make_files,
+                                                                     tmp_path):
+    src, data = make_script(SCORE), make_files(6)
+    run_job(config(src), [str(data)], tmp_path / "out")
+    (data / "item_0006.txt").write_text("6")
+    (data / "item_0007.txt").write_text("7")
+    resumed = run_job(config(src), [str(data)], tmp_path / "out", resume=True)
+    assert resumed.status == "Finished" and rows(resumed) == list(range(8))

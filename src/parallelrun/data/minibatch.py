@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Protocol
 
 
@@ -45,6 +46,14 @@ class MiniBatch:
 
     def __repr__(self) -> str:
         return f"MiniBatch({self.index}, items={self.items}, {self.label})"
+
+    def digest(self) -> str:
+        """A short checksum of what it holds (its paths or URLs, else its label: a table's file
+        and range, a partition's key): the journal keeps it, and a resumed job's plan must match.
+        """
+        names = getattr(self.payload, "names", None)
+        text = "\0".join(names()) if names is not None else self.label
+        return f"{zlib.crc32(text.encode('utf-8', 'surrogateescape')):08x}"
 
     def item_names(self, limit: int = 20) -> str:
         """Its items for a person reading a failure: paths or URLs (the first ``limit`` and

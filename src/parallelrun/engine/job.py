@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import itertools
 import os
 import shutil
 import signal
@@ -26,14 +27,15 @@ from parallelrun.data.files import FileDataset
 from parallelrun.data.local_copy import local_folder
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.engine.job_folders import job_fingerprint, job_folders
-from parallelrun.engine.journal import Journal
+from parallelrun.engine.journal import Commit, Journal
 from parallelrun.engine.logs import JobLogs, traceback_file
 from parallelrun.engine.outputs import OutputAction, make_output_action
 from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
 from parallelrun.engine.scheduler import Limits, Scheduler
 from parallelrun.engine.staging import stage_remote_outputs
 from parallelrun.engine.stop_signals import StopSignals
-from parallelrun.errors import ConfigurationError, JobFailedError, ParallelRunError
+from parallelrun.errors import (ConfigurationError, JobFailedError, ParallelRunError,
+                                ResumeMismatchError)
 from parallelrun.script import inspect_entry_script
 
 
@@ -225,6 +227,28 @@ def _one_line_cause(exc: BaseException) -> str:
     return text if isinstance(exc, ParallelRunError) else f"{type(exc).__name__}: {text}"
 
 
+def _same_plan_as_journal(planner: Iterator[MiniBatch], committed: Mapping[int, Commit],
+                          log_dir: str) -> Iterator[MiniBatch]:
+    """Plan up to the last committed mini-batch now, checking each committed one holds what it
+    held when it was committed; returns the plan to run, from its start.
+
+    A file added, removed or renamed in the inputs moves items to other mini-batches: resuming
+    would run some twice and skip others, so that is refused (ResumeMismatchError).
+    """
+    last = max(committed)
+    seen: list[MiniBatch] = []
+    for minibatch in planner:
+        seen.append(minibatch)
+        commit = committed.get(minibatch.index)
+        if commit is not None and commit.digest and commit.digest != minibatch.digest():
+            raise ResumeMismatchError(log_dir, [(
+                "inputs' listing", f"mini-batch {minibatch.index} held other items",
+                f"it holds {minibatch.item_names(3)}: files were added, removed or renamed")])
+        if minibatch.index >= last:
+            break
+    return itertools.chain(seen, planner)
+
+
 def _finish_unstarted(output_dir: str, log_dir: str, started: float, error: str,
                       raise_on_failure: bool) -> JobResult:
     """The result of a job that could not even create its files (a read-only or full disk)."""
@@ -348,6 +372,10 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
         try:
             # entries naming rows the output file lacks (lost in a crash) are dropped: rerun
             committed = journal.load(action.size_on_disk()) if resume else {}
+            planner = _plan(datasets, config, exclude=[output_dir, log_path])
+            if committed:
+                # before the output is cut back or a worker starts: the same items, same places
+                planner = _same_plan_as_journal(planner, committed, log_path)
             if not resume:
                 Path(journal.path).unlink(missing_ok=True)
             action.open(journal.output_end() if resume else None)
@@ -362,8 +390,7 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
             if committed:
                 log.info("resuming: %d mini-batches were committed before", len(committed))
             scheduler = Scheduler(
-                backend, slots, _plan(datasets, config, exclude=[output_dir, log_path]), action,
-                journal,
+                backend, slots, planner, action, journal,
                 Limits(run_max_try=config.run_max_try,
                        run_invocation_timeout=config.run_invocation_timeout,
                        init_timeout=config.init_timeout, error_threshold=config.error_threshold,
@@ -376,6 +403,8 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
             status, error = outcome.status, outcome.error
             if status == "Canceled" and stop.received:
                 error = stop.reason
+        except ResumeMismatchError:
+            raise  # a refusal before any work, like the fingerprint's
         except (ParallelRunError, OSError) as exc:
             # the job's own failure (bad data, a full disk, a lost backend): a result, not a crash
             log.exception("the job failed")

@@ -1,7 +1,10 @@
 """The journal of committed mini-batches: what makes output exactly-once and jobs resumable.
 
 A mini-batch's rows are appended to the output file, then one line is appended here:
-``index offset length items succeeded``. A mini-batch is committed when its line is on disk.
+``index offset length items succeeded digest``. A mini-batch is committed when its line is on
+disk. ``digest`` is a checksum of what the mini-batch held (``MiniBatch.digest()``): a resumed
+job plans again and must find the same items under the same index (journals written before the
+digest have five fields; their resume is not checked).
 
 Commits are written in groups (every few milliseconds), and a group's journal lines are written
 only after the output rows they name are on disk: the coordinator writes the rows, then hands
@@ -41,6 +44,7 @@ class Commit:
     length: int
     items: int
     succeeded: int
+    digest: str | None = None
 
     @property
     def end(self) -> int:
@@ -102,8 +106,9 @@ class Journal:
     def record(self, commit: Commit) -> None:
         """Note a commit; it is on disk after the next :meth:`flush` (and its output's sync)."""
         self.commits[commit.index] = commit
-        self._pending.append(b"%d %d %d %d %d\n" % (commit.index, commit.offset, commit.length,
-                                                     commit.items, commit.succeeded))
+        self._pending.append(b"%d %d %d %d %d %s\n" % (
+            commit.index, commit.offset, commit.length, commit.items, commit.succeeded,
+            (commit.digest or "-").encode()))
 
     def flush(self, sync_output: Callable[[], None] | None = None, wait: bool = False) -> None:
         """Hand the recorded lines to the writer thread, which appends them once
@@ -139,12 +144,14 @@ class Journal:
 
 def _parse(line: bytes) -> Commit | None:
     fields = line.split()
-    if len(fields) != 5:
+    if len(fields) not in (5, 6):
         return None
     try:
-        commit = Commit(*map(int, fields))
+        commit = Commit(*map(int, fields[:5]))
     except ValueError:
         return None
+    if len(fields) == 6 and fields[5] != b"-":
+        commit.digest = fields[5].decode("ascii", "replace")
     if commit.offset < 0 or commit.length < 0:
         return None
     return commit

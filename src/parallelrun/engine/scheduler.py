@@ -345,7 +345,8 @@ class Scheduler:
         record = self._record(worker, mb, attempt, started, now, outcome)
         if outcome.status == "RUN_DONE":
             offset, length = self.output.commit(outcome.payload) if outcome.payload else (0, 0)
-            self.journal.record(Commit(mb.index, offset, length, outcome.items, outcome.succeeded))
+            self.journal.record(Commit(mb.index, offset, length, outcome.items, outcome.succeeded,
+                                       mb.digest()))
             progress = self.progress
             progress.minibatches_succeeded += 1
             progress.items_succeeded += outcome.succeeded
