@@ -116,6 +116,27 @@ def test_summary_only_counts_but_writes_no_rows(make_script, make_files, tmp_pat
     assert (result.items_succeeded, result.items_failed) == (4, 2)
 
 
+def test_a_batch_deployment_script_writes_to_azureml_bi_output_path(make_script, make_files,
+                                                                      tmp_path):
+    # Azure ML batch endpoints' scoring scripts read the output folder in init()
+    src = make_script("""
+        import os
+        def init():
+            global output_path
+            output_path = os.environ["AZUREML_BI_OUTPUT_PATH"]
+        def run(mini_batch):
+            for p in mini_batch:
+                with open(os.path.join(output_path, os.path.basename(p) + ".csv"), "w") as fh:
+                    fh.write(open(p).read())
+            return mini_batch
+    """)
+    out = tmp_path / "out"
+    result = run_job(config(src, output_action="summary_only"),
+                     [Dataset.File.from_files(str(make_files(5)))], out)
+    assert result.status == "Finished"
+    assert sorted(p.read_text() for p in out.glob("*.csv")) == [str(i) for i in range(5)]
+
+
 @pytest.mark.parametrize("body, message", [
     ("def run(mb): return mb\n", "does not define init()"),
     ("def init(): pass\n", "does not define run()"),

@@ -45,6 +45,8 @@ def start_worker(spec: WorkerSpec, slot: Slot) -> EntryScriptRunner:
     setup_worker_logging(spec, slot)
     os.environ.update(spec.environment_variables)
     os.environ["AZUREML_MODEL_DIR"] = _model_dir(spec.models)
+    # batch deployments' scoring scripts write their own files here (summary_only), in init()
+    os.environ.setdefault("AZUREML_BI_OUTPUT_PATH", spec.output_dir)
     set_context(WorkerContext(
         node_name=slot.node_name, process_name=slot.process_name, output_dir=spec.output_dir,
         log_dir=spec.log_dir, working_dir=spec.source_dir, logging_level=spec.logging_level,
