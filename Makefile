@@ -3,15 +3,16 @@
 #              (Node.js 20+) and, while Chromium is not installed, root or sudo for apt-get:
 #              `make prerequisites` says what is missing and how to get it
 # make bench - run the benchmarks (results go in bench/README.md by hand)
+# make docs  - build the documentation site into site/ (open site/index.html)
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # extras the test suite needs; each issue's services add theirs here
-TEST_EXTRAS := dev,ray,azure,s3,ui,notebook
+TEST_EXTRAS := dev,ray,azure,s3,ui,notebook,docs
 
-.PHONY: demo test bench setup prerequisites clean
+.PHONY: demo test bench setup prerequisites clean docs
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +59,7 @@ demo: $(VENV)/.installed-demo
 
 test: setup
 	$(VENV)/bin/lint-imports
+	$(MAKE) docs
 	$(PY) -m pytest -q
 
 bench: setup $(VENV)/.installed-bench
@@ -69,6 +71,12 @@ bench: setup $(VENV)/.installed-bench
 	$(PY) bench/bench_ray.py
 	$(PY) bench/bench_pipeline.py
 	$(PY) bench/bench_ui.py
+
+# warnings are errors (strict: true in mkdocs.yml): a renamed function, command or flag breaks
+# the build (not --quiet: it hides the warnings, and then strict passes); NO_MKDOCS_2_WARNING
+# silences Material's notice about MkDocs 2, printed on every build
+docs: $(VENV)/.installed-$(TEST_EXTRAS)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) demo_data bench/_work node_modules
