@@ -54,6 +54,8 @@ _EXPORTS = {
     "LocalCompute": "parallelrun.compute",
     "PipelineData": "parallelrun.pipeline.pipeline_data",
     "PortDataReference": "parallelrun.pipeline.pipeline_data",
+    "PipelineParameter": "parallelrun.pipeline.parameters",
+    "DatasetConsumptionConfig": "parallelrun.pipeline.dataset_inputs",
     "ParallelRunStep": "parallelrun.pipeline.steps",
     "PythonScriptStep": "parallelrun.pipeline.steps",
     "Pipeline": "parallelrun.pipeline.graph",
@@ -101,6 +103,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
                                                   RunConfiguration)
     from parallelrun.pipeline.experiment import Experiment
     from parallelrun.pipeline.graph import Pipeline
+    from parallelrun.pipeline.dataset_inputs import DatasetConsumptionConfig
+    from parallelrun.pipeline.parameters import PipelineParameter
     from parallelrun.pipeline.pipeline_data import PipelineData, PortDataReference
     from parallelrun.pipeline.runs import PipelineRun, Run, StepRun
     from parallelrun.pipeline.steps import ParallelRunStep, PythonScriptStep

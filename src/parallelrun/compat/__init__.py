@@ -9,9 +9,14 @@ SDK beside parallelrun is not shadowed for any other code.
 What is provided (everything else under ``azureml.*`` fails with an ImportError that names the
 symbol and says it is not provided):
 
-- ``azureml.core.Model`` / ``azureml.core.model.Model``: ``Model.get_model_path(name, version=None)``
+- ``azureml.core.Model`` / ``azureml.core.model.Model``: the workspace's ``Model``:
+  ``Model.get_model_path(name, version=None)`` (the version the step was given, else the
+  workspace's registry), ``Model.register``, ``Model.list(ws, tags=...)``, ``Model(ws, name)``,
+  ``model.download()``
 - ``azureml.core.Run`` / ``azureml.core.run.Run``: ``Run.get_context()`` with ``log``,
-  ``log_list``, ``log_row``, ``tag``, ``set_tags``, ``get_tags``, ``input_datasets``, ``id``
+  ``log_list``, ``log_row``, ``log_table``, ``tag``, ``set_tags``, ``get_tags``,
+  ``input_datasets``, ``id``, ``experiment``, ``parent``, ``get_status``, ``child_run``,
+  ``upload_file``, ``register_model``
 - ``azureml_user.parallel_run.EntryScript``
 
 Turn it off with the environment variable ``PARALLELRUN_AZUREML_COMPAT=0`` (for example in

@@ -23,6 +23,7 @@ from typing import Any
 
 from parallelrun.errors import BackendError, ConfigurationError
 from parallelrun.pipeline.graph import Pipeline
+from parallelrun.pipeline.parameters import resolve_parameters
 from parallelrun.pipeline.records import RunStore
 from parallelrun.pipeline.runner import (PACKAGE_ROOT, PIPELINE_FILE, RUN_LOG, node_count_problem,
                                          process_start_time)
@@ -58,7 +59,9 @@ class Experiment:
         return its run at once.
 
         ``regenerate_outputs=True`` turns reuse off for this run; ``continue_on_step_failure``
-        lets independent steps go on after a step failed.
+        lets independent steps go on after a step failed. ``pipeline_parameters={"name":
+        value}`` gives the pipeline's ``PipelineParameter`` values for this run (their defaults
+        otherwise); an unknown name or a value of the wrong kind is a ConfigurationError.
         """
         to_pipeline = getattr(config, "to_pipeline", None)
         kind = "pipeline"
@@ -68,9 +71,12 @@ class Experiment:
             raise ConfigurationError("config", config,
                                      "a Pipeline(workspace=ws, steps=[...]) or a YAML job "
                                      "(parallelrun.load_job('job.yml'))")
+        # the run is a copy of the pipeline with its PipelineParameters' values in place
+        config, parameters = resolve_parameters(config, kwargs.get("pipeline_parameters"))
         options = {"regenerate_outputs": bool(kwargs.get("regenerate_outputs")),
                    "continue_on_step_failure": bool(
-                       kwargs.get("continue_on_step_failure") or config.continue_on_step_failure)}
+                       kwargs.get("continue_on_step_failure") or config.continue_on_step_failure),
+                   "pipeline_parameters": {name: _shown(value) for name, value in parameters.items()}}
         return submit_pipeline(self, config, kind=kind, tags=tags, options=options,
                                description=kwargs.get("description") or config.description)
 
@@ -87,6 +93,17 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment(name={self.name!r}, workspace={self.workspace.name!r})"
+
+
+def _shown(value: Any) -> Any:
+    """A parameter's value as the run records it (datasets by their description)."""
+    if isinstance(value, (int, float, str, bool)):
+        return value
+    registration = getattr(value, "registration", None) or {}
+    if registration:
+        return f"dataset {registration.get('name')}:{registration.get('version')}"
+    describe = getattr(value, "describe", None)
+    return describe() if callable(describe) else repr(value)
 
 
 def check_pipeline(pipeline: Pipeline) -> None:

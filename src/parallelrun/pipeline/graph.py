@@ -181,13 +181,14 @@ class Pipeline:
     def submit(self, experiment_name: str, pipeline_parameters: dict | None = None,
                continue_on_step_failure: bool | None = None, regenerate_outputs: bool = False,
                tags: dict | None = None, **kwargs: Any):
-        """``Experiment(ws, experiment_name).submit(self)``; ``regenerate_outputs=True`` turns
-        reuse off for this run."""
+        """``Experiment(ws, experiment_name).submit(self, pipeline_parameters=...)``;
+        ``regenerate_outputs=True`` turns reuse off for this run."""
         from parallelrun.pipeline.experiment import Experiment
 
         return Experiment(self.workspace, experiment_name).submit(
             self, tags=tags, regenerate_outputs=regenerate_outputs,
-            continue_on_step_failure=continue_on_step_failure)
+            continue_on_step_failure=continue_on_step_failure,
+            pipeline_parameters=pipeline_parameters)
 
     def __repr__(self) -> str:
         return f"Pipeline(steps={[s.name for s in self.steps]})"

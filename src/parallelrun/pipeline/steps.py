@@ -15,6 +15,8 @@ from typing import Any, Iterable
 from parallelrun.config import ParallelRunConfig, check_arguments
 from parallelrun.data.base import AbstractDataset
 from parallelrun.errors import ConfigurationError
+from parallelrun.pipeline.dataset_inputs import DatasetConsumptionConfig
+from parallelrun.pipeline.parameters import PipelineParameter
 from parallelrun.pipeline.pipeline_data import PipelineData
 
 # Azure ML's rule for ParallelRunStep names (they become part of its compute job names)
@@ -38,6 +40,16 @@ def check_parallel_step_name(name: Any) -> str:
             "3 to 32 characters matching ^[a-z]([-a-z0-9]*[a-z0-9])?$: lowercase letters, digits "
             f"and '-', starting with a letter, not ending with '-'{hint}")
     return name
+
+
+def _dataset_of(item: Any) -> AbstractDataset | None:
+    """The dataset an input stands for where the pipeline is defined: itself, a
+    DatasetConsumptionConfig's, or a PipelineParameter's default (None for anything else)."""
+    if isinstance(item, DatasetConsumptionConfig):
+        item = item.dataset
+    if isinstance(item, PipelineParameter):
+        item = item.default_value
+    return item if isinstance(item, AbstractDataset) else None
 
 
 def _as_list(value: Any) -> list:
@@ -111,6 +123,10 @@ class PipelineStep:
 def _describe_input(item: Any) -> str:
     if isinstance(item, PipelineData):
         return f"PipelineData {item.name}"
+    if isinstance(item, DatasetConsumptionConfig):
+        return f"dataset input {item.name} ({item.mode})"
+    if isinstance(item, PipelineParameter):
+        return f"PipelineParameter {item.name}"
     if isinstance(item, AbstractDataset):
         registration = item.registration or {}
         if registration:
@@ -153,10 +169,11 @@ class ParallelRunStep(PipelineStep):
                                      "at least one dataset or PipelineData, e.g. "
                                      "[ds.as_named_input('mnist')]")
         for item in inputs:
-            if not isinstance(item, (AbstractDataset, PipelineData)):
+            if not isinstance(item, PipelineData) and _dataset_of(item) is None:
                 raise ConfigurationError(
                     f"{name}: inputs", item,
-                    "datasets (Dataset.File.from_files(...), Dataset.Tabular...) or PipelineData")
+                    "datasets (Dataset.File.from_files(...), Dataset.Tabular...), "
+                    "DatasetConsumptionConfig, or PipelineData")
         if output is not None and not isinstance(output, PipelineData):
             raise ConfigurationError(f"{name}: output", output,
                                      "a PipelineData, e.g. PipelineData('inferences', datastore=ds)")
@@ -166,7 +183,7 @@ class ParallelRunStep(PipelineStep):
         self.output = output
         self.side_inputs = _as_list(side_inputs)
         for item in self.side_inputs:
-            if not isinstance(item, (AbstractDataset, PipelineData)):
+            if not isinstance(item, PipelineData) and _dataset_of(item) is None:
                 raise ConfigurationError(f"{name}: side_inputs", item, "datasets or PipelineData")
         self.models = models if isinstance(models, dict) else _as_list(models)
         self.tags = dict(tags or {})
@@ -184,15 +201,15 @@ class ParallelRunStep(PipelineStep):
             raise ConfigurationError(f"{self.name}: entry_script", str(config.entry_script),
                                      f"an existing .py file (nothing at {config.script_path})")
         inspect_entry_script(config.script_path)
-        kinds = {d.kind for d in self.inputs if isinstance(d, AbstractDataset)}
+        datasets = [_dataset_of(d) for d in self.inputs if _dataset_of(d) is not None]
+        kinds = {d.kind for d in datasets}
         if any(isinstance(d, PipelineData) for d in self.inputs):
             kinds.add("file")
         if len(kinds) > 1:
             raise ConfigurationError(f"{self.name}: inputs", [_describe_input(i) for i in self.inputs],
                                      "inputs of one kind: all files or all tables")
-        for dataset in self.inputs:
-            if isinstance(dataset, AbstractDataset):
-                dataset.check_mini_batch_size(config.mini_batch_size)
+        for dataset in datasets:
+            dataset.check_mini_batch_size(config.mini_batch_size)
         if config.environment is not None and hasattr(config.environment, "validate"):
             config.environment.validate()
 
@@ -237,7 +254,7 @@ class PythonScriptStep(PipelineStep):
             raise ConfigurationError("name", step_name, "a non-empty step name of at most 128 characters")
         super().__init__(step_name, _as_list(inputs), _as_list(outputs), arguments, allow_reuse)
         for item in self.inputs:
-            if not isinstance(item, (AbstractDataset, PipelineData)):
+            if not isinstance(item, PipelineData) and _dataset_of(item) is None:
                 raise ConfigurationError(f"{step_name}: inputs", item, "datasets or PipelineData")
         self.script_name = script_name
         self.source_directory = source_directory
@@ -273,8 +290,9 @@ class PythonScriptStep(PipelineStep):
 
 def _check_step_arguments(name: str, arguments: list[Any]) -> None:
     # datasets and PipelineData stand for paths: check the rest the way run_job will
-    as_text = [a if isinstance(a, str) else "x" if isinstance(a, (AbstractDataset, PipelineData))
-               else str(a) for a in arguments]
+    stands_for_path = (AbstractDataset, PipelineData, DatasetConsumptionConfig, PipelineParameter)
+    as_text = [a if isinstance(a, str) else "x" if isinstance(a, stands_for_path) else str(a)
+               for a in arguments]
     try:
         check_arguments(as_text)
     except ConfigurationError as exc:
