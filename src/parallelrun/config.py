@@ -111,6 +111,16 @@ def check_file_name(name: str, value: Any) -> str:
     return value
 
 
+def _param(default: Any, help: str, default_text: str | None = None) -> Any:
+    """A config field with its documentation beside it: ``help`` says what it does and the values
+    allowed; ``default_text`` says in words what ``None`` (the default) means. The class
+    docstring and the CLI's flags (``parallelrun run --help``) are both made from these."""
+    metadata = {"help": help}
+    if default_text is not None:
+        metadata["default"] = default_text
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass
 class ParallelRunConfig:
     """How to run an entry script over a dataset in parallel.
@@ -126,29 +136,70 @@ class ParallelRunConfig:
     positional code written for it still lines up.
     """
 
-    environment: Any = None
-    entry_script: str | None = None
-    error_threshold: int | None = None
-    output_action: str | None = None
-    compute_target: Any = None
-    node_count: int = 1
-    process_count_per_node: int | None = None
-    mini_batch_size: int | str | None = None
-    source_directory: str | os.PathLike | None = None
-    description: str | None = None
-    logging_level: str = "INFO"
-    run_invocation_timeout: int | float = 60
-    input_format: str | None = None
-    append_row_file_name: str | None = None
-    allowed_failed_count: int | None = None
-    allowed_failed_percent: float | None = None
-    partition_keys: list[str] | None = None
-    environment_variables: Mapping[str, str] | None = None
-    run_max_try: int = 3
+    environment: Any = _param(
+        None, "The Python environment of the workers (an Environment: pip packages, variables).",
+        "the interpreter that runs the job")
+    entry_script: str | None = _param(
+        None, "The entry script: a .py file defining init() and run(mini_batch), relative to "
+              "source_directory when that is given.", "required")
+    error_threshold: int | None = _param(
+        None, "Failed items (files, or rows of tables) tolerated over the whole input; the job "
+              "stops as Failed when more fail. An integer >= -1; -1 ignores every failure.",
+        "required")
+    output_action: str | None = _param(
+        None, f"What becomes of run()'s results: {' or '.join(OUTPUT_ACTIONS)} (append_row "
+              "gathers them in one file in the output folder; summary_only keeps only the "
+              "counts).", "required")
+    compute_target: Any = _param(
+        None, "Where the workers run: 'local' (processes on this machine), 'ray', or a compute "
+              "target of the workspace.", "local")
+    node_count: int = _param(
+        1, f"Number of nodes the workers spread over, an integer from 1 to {MAX_NODE_COUNT}.")
+    process_count_per_node: int | None = _param(
+        None, f"Worker processes per node, an integer from 1 to {MAX_PROCESS_COUNT_PER_NODE}.",
+        "the node's GPUs if it has any, else its CPU cores")
+    mini_batch_size: int | str | None = _param(
+        None, "How much one run() call gets: for file inputs a count of files (an integer >= 1); "
+              "for tables an amount of data, bytes or a number with KB, MB or GB (e.g. 1024, "
+              "10KB, 1MB).", "1 file for file inputs, 1MB for tables")
+    source_directory: str | os.PathLike | None = _param(
+        None, "The folder holding the entry script: the workers' working folder and import "
+              "root.", "the entry script's folder")
+    description: str | None = _param(None, "A description of the step, for people.", "none")
+    logging_level: str = _param(
+        "INFO", f"How much the logs say: {', '.join(LOGGING_LEVELS)} (any case).")
+    run_invocation_timeout: int | float = _param(
+        60, "Seconds one run() call may take before its try fails and the worker is replaced, "
+            "a number > 0.")
+    input_format: str | None = _param(
+        None, "Accepted for Azure ML code; the kind of the dataset decides how inputs are read.",
+        "from the dataset")
+    append_row_file_name: str | None = _param(
+        None, "Name of the append_row file in the output folder: a plain file name, without "
+              "~ \" # % & * : < > ? / \\ { | }.",
+        f"{DEFAULT_APPEND_ROW_FILE_NAME} (.csv or .parquet with that append_row_format)")
+    allowed_failed_count: int | None = _param(
+        None, "Failed mini-batches tolerated (a mini-batch fails when its last try fails); the "
+              "job stops as Failed when more fail. An integer >= -1; -1 ignores every failure.",
+        "no limit")
+    allowed_failed_percent: float | None = _param(
+        None, "Failed mini-batches tolerated, as a percentage of all of them (0 to 100), checked "
+              "once every mini-batch is planned.", "no limit")
+    partition_keys: list[str] | None = _param(
+        None, "Columns of a tabular input whose values group rows: one mini-batch per "
+              "combination of values (mini_batch_size then splits only the largest).",
+        "none (mini-batches by size)")
+    environment_variables: Mapping[str, str] | None = _param(
+        None, "Environment variables set in every worker (a dict of str to str).", "none")
+    run_max_try: int = _param(
+        3, "Tries of a mini-batch (the first and its retries), an integer >= 1.")
     # [beyond] a worker whose init() runs longer than this is replaced, so a job never hangs in init.
-    init_timeout: int | float = 600
+    init_timeout: int | float = _param(
+        600, "Seconds a worker's init() may take before the worker is replaced, a number > 0.")
     # [beyond] how append_row writes DataFrames: "text" (the original's), "csv" or "parquet"
-    append_row_format: str = "text"
+    append_row_format: str = _param(
+        "text", f"How append_row writes results: {', '.join(APPEND_ROW_FORMATS)} (text joins a "
+                "row's values with spaces, as Azure ML does; csv has one header line).")
 
     def __post_init__(self) -> None:
         self._check_entry_script()
@@ -246,6 +297,22 @@ class ParallelRunConfig:
         if self.source_directory is not None:
             return Path(self.source_directory).resolve()
         return self.script_path.parent
+
+
+def default_text(field: dataclasses.Field) -> str:
+    """A config field's default in words: its ``default`` metadata, else its value."""
+    return field.metadata.get("default", repr(field.default))
+
+
+def _parameters_section() -> str:
+    """The "Parameters" part of ParallelRunConfig's docstring, from its fields' metadata."""
+    lines = ["", "    Parameters:", ""]
+    for field in dataclasses.fields(ParallelRunConfig):
+        lines.append(f"    ``{field.name}``: {field.metadata['help']} Default: {default_text(field)}.")
+    return "\n".join(lines) + "\n"
+
+
+ParallelRunConfig.__doc__ = (ParallelRunConfig.__doc__ or "").rstrip() + "\n" + _parameters_section()
 
 
 def check_arguments(arguments: list[str] | None) -> list[str]:

@@ -64,8 +64,12 @@ def test_errors_of_the_run_command_name_its_flags(make_script, make_files, tmp_p
     make_files(1)
     missing = parallelrun("run", "--input", "data", "--output", "out", cwd=tmp_path)
     assert missing.returncode == 2
-    assert "--entry-script is not given" in missing.stderr
+    assert "Missing option '--entry-script'" in missing.stderr
     assert "entry_script=None" not in missing.stderr
+    nowhere = parallelrun("run", "--source-directory", "nowhere", "--entry-script", "score.py",
+                          "--input", "data", "--output", "out", cwd=tmp_path)
+    assert nowhere.returncode == 2
+    assert "error: --source-directory nowhere is not allowed: an existing folder" in nowhere.stderr
     unreachable = parallelrun("run", "--source-directory", "scripts", "--entry-script",
                               "score.py", "--input", "data", "--output", "out", "--compute",
                               "ray", "--ray-address", "127.0.0.1:9", cwd=tmp_path)

@@ -31,7 +31,8 @@ def job_group() -> None:
 @job_group.command("validate")
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @click.option("--workspace", "workspace_path", default=None, metavar="PATH",
-              help="Also look up the workspace names the file uses (datasets, models, compute).")
+              help="Also look up the workspace names the file uses (datasets, models, compute) in "
+                   "this workspace (default: only the file is checked).")
 @reports_errors
 def job_validate(job_file, workspace_path) -> None:
     """Check JOB_FILE and print its problems (with line numbers), or 'ok'."""

@@ -9,6 +9,7 @@ terminal prints the command).
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
 import signal
 import sys
@@ -23,7 +24,7 @@ from parallelrun.cli import main
 from parallelrun.cli.common import key_values, print_error
 from parallelrun.cli.hints import HintingCommand
 from parallelrun.cli.progress_view import TerminalProgress
-from parallelrun.config import ParallelRunConfig
+from parallelrun.config import ParallelRunConfig, default_text
 from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import ParallelRunError
 
@@ -80,15 +81,31 @@ def config_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+_FIELD_NAME = re.compile(r"\b(?:" + "|".join(
+    f.name for f in dataclasses.fields(ParallelRunConfig) if "_" in f.name) + r")\b")
+
+
+def field_help(name: str) -> str:
+    """The help of the ParallelRunConfig field ``name`` (config.py), other fields named by their
+    flags: the one text for the Python docs and for the terminal."""
+    field = next(f for f in dataclasses.fields(ParallelRunConfig) if f.name == name)
+    return _FIELD_NAME.sub(lambda m: config_flag(m.group()), field.metadata["help"])
+
+
 def _config_options(func):
+    """A flag per ParallelRunConfig field, its help the field's own, its default the field's or,
+    for those Python requires, the terminal's (``_CLI_DEFAULTS``)."""
     for field in reversed(dataclasses.fields(ParallelRunConfig)):
         if field.name in _SPECIAL_FIELDS:
             continue
         kind = int if field.name in _INT_FIELDS else float if field.name in _FLOAT_FIELDS else str
         default = _CLI_DEFAULTS.get(field.name, field.default)
-        func = click.option(config_flag(field.name), field.name, type=kind, default=default,
-                            show_default=default is not None,
-                            help=f"ParallelRunConfig.{field.name}")(func)
+        required = default is None and default_text(field) == "required"
+        shown = True if default is not None else not required and default_text(field)
+        # a required flag has no default at all: click (8.3) takes default=None for a value
+        given = {"required": True} if required else {"default": default}
+        func = click.option(config_flag(field.name), field.name, type=kind, show_default=shown,
+                            help=field_help(field.name), **given)(func)
     return func
 
 
@@ -100,19 +117,25 @@ def _config_options(func):
               help="Files, folder or glob to process (repeatable).")
 @click.option("--output", required=True, help="Output folder (the append_row file goes here).")
 @click.option("--log-dir", default=None, help="Where logs go (default: OUTPUT/logs).")
-@click.option("--partition-keys", default=None, help="Comma-separated partition key columns.")
+@click.option("--partition-keys", default=None, metavar="COLUMN,...",
+              help=field_help("partition_keys") + " Comma-separated. Default: none (mini-batches "
+                   "by size).")
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="file", show_default=True,
               help="What --input holds: files (run() gets paths) or csv/parquet/jsonl tables "
                    "(run() gets DataFrames; --mini-batch-size is then a data size, default 1MB).")
 @click.option("--input-option", "input_options", multiple=True, metavar="KEY=VALUE",
               help="Option of the tabular reader (repeatable), e.g. separator=';' header=false "
                    "include_path=true partition_format='{region}/*.csv' on_bad_lines=skip "
-                   "set_column_types=id:str,amount:float.")
+                   "set_column_types=id:str,amount:float. Default: the reader's defaults.")
 @click.option("--environment-variables", "env_vars", multiple=True, metavar="KEY=VALUE",
-              help="Environment variable for the workers (repeatable).")
+              help="Environment variable set in every worker (repeatable; default: none).")
 @click.option("--compute", "--compute-target", "compute", default="local", show_default=True,
-              help="Compute backend: local, or ray.")
-@click.option("--ray-address", default=None, help="Ray cluster address for --compute ray.")
+              help="Where the workers run: local (processes on this machine) or ray (a Ray "
+                   "cluster, see --ray-address).")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="The Ray cluster of --compute ray: head:6379, ray://head:10001, or local (a "
+                   "private cluster for this job). Default: $RAY_ADDRESS, else the cluster "
+                   "running on this machine.")
 @click.option("--resume", is_flag=True,
               help="Continue a job that died or was stopped, from its log folder's journal; the "
                    "job must be the same (script, arguments, inputs, mini-batch size, output).")

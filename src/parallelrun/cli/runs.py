@@ -68,7 +68,7 @@ def _exit_for(status: str) -> None:
 
 
 @run_group.command("list")
-@click.option("--experiment", default=None, help="Only this experiment's runs.")
+@click.option("--experiment", default=None, help="Only this experiment's runs (default: every experiment's).")
 @click.option("--limit", default=20, show_default=True, help="How many runs (newest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @workspace_option

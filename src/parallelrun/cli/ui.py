@@ -28,7 +28,7 @@ from parallelrun.cli.common import (open_workspace, reports_errors, stderr, stdo
               help="Port to listen on; the next free one when taken (0: any free port).")
 @click.option("--host", default=None, metavar="ADDRESS",
               help="Listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0): anyone who can "
-                   "reach it can read the workspace's runs and logs.")
+                   "reach it can read the workspace's runs and logs. Default: 127.0.0.1.")
 @click.option("--token", default=None, envvar="PARALLELRUN_UI_TOKEN", metavar="SECRET",
               help="The cancel token to require (default: a new random one). "
                    "Env: PARALLELRUN_UI_TOKEN.")

@@ -176,16 +176,17 @@ def _registered(store) -> None:
 @datastore_register.command("azure-blob")
 @click.argument("name")
 @click.option("--container", "container_name", required=True, help="Container name.")
-@click.option("--account-name", default=None, help="Storage account name.")
-@click.option("--account-key", default=None, help="Account key (stored; prefer --account-key-env).")
-@click.option("--account-key-env", default=None, metavar="VAR", help="Environment variable holding the account key.")
-@click.option("--sas-token", default=None, help="SAS token (stored; prefer --sas-token-env).")
-@click.option("--sas-token-env", default=None, metavar="VAR", help="Environment variable holding a SAS token.")
-@click.option("--connection-string", default=None, help="Connection string (stored; prefer --connection-string-env).")
-@click.option("--connection-string-env", default=None, metavar="VAR", help="Environment variable holding a connection string.")
+@click.option("--account-name", default=None, help="Storage account name (default: the one in --connection-string or --account-url).")
+@click.option("--account-key", default=None, help="Account key (stored; prefer --account-key-env). Default: none.")
+@click.option("--account-key-env", default=None, metavar="VAR", help="Environment variable holding the account key (default: none).")
+@click.option("--sas-token", default=None, help="SAS token (stored; prefer --sas-token-env). Default: none.")
+@click.option("--sas-token-env", default=None, metavar="VAR", help="Environment variable holding a SAS token (default: none).")
+@click.option("--connection-string", default=None, help="Connection string (stored; prefer --connection-string-env). Default: none.")
+@click.option("--connection-string-env", default=None, metavar="VAR", help="Environment variable holding a connection string (default: none).")
 @click.option("--endpoint", default=None, help="Storage endpoint (default core.windows.net; host:port for emulators).")
 @click.option("--protocol", default=None, type=click.Choice(["https", "http"]), help="Protocol (default https).")
-@click.option("--account-url", default=None, help="Whole account URL, e.g. http://127.0.0.1:10000/devstoreaccount1.")
+@click.option("--account-url", default=None, help="Whole account URL, e.g. http://127.0.0.1:10000/devstoreaccount1 (default: made from "
+                   "--protocol, --account-name and --endpoint).")
 @_register_flags
 @reports_errors
 def register_azure_blob(name, container_name, account_name, account_key, account_key_env, sas_token,
@@ -207,12 +208,13 @@ def register_azure_blob(name, container_name, account_name, account_key, account
 @datastore_register.command("s3")
 @click.argument("name")
 @click.option("--bucket", required=True, help="Bucket name.")
-@click.option("--endpoint-url", default=None, help="Endpoint of an S3-compatible service.")
-@click.option("--region", default=None, help="Region name.")
-@click.option("--access-key-id", default=None, help="Access key id (stored; prefer --access-key-id-env).")
-@click.option("--access-key-id-env", default=None, metavar="VAR", help="Environment variable holding the access key id.")
-@click.option("--secret-access-key", default=None, help="Secret access key (stored; prefer --secret-access-key-env).")
-@click.option("--secret-access-key-env", default=None, metavar="VAR", help="Environment variable holding the secret access key.")
+@click.option("--endpoint-url", default=None, help="Endpoint of an S3-compatible service (default: AWS S3).")
+@click.option("--region", default=None, help="Region name (default: the bucket's, or AWS's default).")
+@click.option("--access-key-id", default=None, help="Access key id (stored; prefer --access-key-id-env). Default: AWS's usual sources.")
+@click.option("--access-key-id-env", default=None, metavar="VAR", help="Environment variable holding the access key id (default: none).")
+@click.option("--secret-access-key", default=None, help="Secret access key (stored; prefer --secret-access-key-env). Default: AWS's usual "
+                   "sources.")
+@click.option("--secret-access-key-env", default=None, metavar="VAR", help="Environment variable holding the secret access key (default: none).")
 @click.option("--anonymous", is_flag=True, help="Read a public bucket without credentials.")
 @_register_flags
 @reports_errors
@@ -258,12 +260,13 @@ _FORMATS = {"csv": "from_delimited_files", "parquet": "from_parquet_files",
 @dataset_group.command("register")
 @click.argument("name")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--datastore", default=None, help="PATHS are relative to this datastore.")
+@click.option("--datastore", default=None, help="PATHS are relative to this datastore (default: PATHS are local paths or URLs).")
 @click.option("--format", "fmt", default=None, type=click.Choice(sorted(_FORMATS)),
               help="A tabular dataset of these files (default: a file dataset).")
 @click.option("--new-version", is_flag=True, help="Add a version when NAME exists.")
-@click.option("--description", default=None)
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag (repeatable).")
+@click.option("--description", default=None, help="What the dataset holds, for people (default: none).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+              help="Tag (repeatable; default: none).")
 @workspace_option
 @reports_errors
 def dataset_register(name, paths, datastore, fmt, new_version, description, tags,
@@ -348,10 +351,11 @@ def model_group() -> None:
 @model_group.command("register")
 @click.argument("name")
 @click.argument("path")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag (repeatable).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+              help="Tag (repeatable; default: none).")
 @click.option("--property", "properties", multiple=True, metavar="KEY=VALUE",
-              help="Property (repeatable).")
-@click.option("--description", default=None)
+              help="Property (repeatable; default: none).")
+@click.option("--description", default=None, help="What the model is, for people (default: none).")
 @workspace_option
 @reports_errors
 def model_register(name, path, tags, properties, description, workspace_path) -> None:
@@ -366,7 +370,7 @@ def model_register(name, path, tags, properties, description, workspace_path) ->
 
 
 @model_group.command("list")
-@click.option("--name", default=None, help="Only versions of this model.")
+@click.option("--name", default=None, help="Only versions of this model (default: every model).")
 @all_versions_option("model")
 @click.option("--latest", is_flag=True, hidden=True)  # the default since --all-versions
 @workspace_option
