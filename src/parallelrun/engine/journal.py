@@ -8,8 +8,8 @@ digest have five fields; their resume is not checked).
 
 Commits are written in groups (every few milliseconds), and a group's journal lines are written
 only after the output rows they name are on disk: the coordinator writes the rows, then hands
-the lines to the journal's writer thread, which ``fdatasync``\\ s the output, appends the lines
-and ``fdatasync``\\ s the journal. So after a power loss or kernel crash, as after a killed
+the lines to the journal's writer thread, which syncs the output (``fdatasync``), appends the
+lines and syncs the journal. So after a power loss or kernel crash, as after a killed
 coordinator, the journal never names rows the output lacks; what was committed in the last
 group or two before the crash is lost and simply runs again on resume. The syncs run on that
 thread so the coordinator never waits for the disk, except once at the end: the scheduler waits
@@ -28,6 +28,7 @@ import dataclasses
 import os
 import threading
 from typing import Callable
+
 
 def fdatasync(fd: int) -> None:
     """``os.fdatasync`` where the platform has it (not macOS), else ``os.fsync``."""
