@@ -193,7 +193,10 @@ class ResultEncoder:
     """Turns what ``run()`` returned into the bytes an output action commits.
 
     The default writes the original's text format: ``str(element)`` per line for lists and a
-    DataFrame's values joined by single spaces per row. Other formats subclass this.
+    DataFrame's values joined by single spaces per row, a value holding a space or a double quote
+    quoted as CSV quotes it (``"a b"``; a quote inside is doubled), so that
+    ``pd.read_csv(path, sep=" ", header=None)`` reads every row back with its columns, as Azure
+    ML's notebooks read this file. Other formats subclass this.
     """
 
     def encode(self, result: Any) -> tuple[bytes, int]:
@@ -215,7 +218,8 @@ class ResultEncoder:
 
 
 def _text_column(column) -> list[str]:
-    """A column's values as ``astype(str)`` writes them, missing ones as ``str()`` does (nan, None).
+    """A column's values as ``astype(str)`` writes them, missing ones as ``str()`` does (nan, None),
+    those holding a space or a double quote quoted (the CSV rule, with a space as separator).
 
     Joining per column instead of ``agg(" ".join, axis=1)`` per row is ~75x faster, and newer
     pandas keeps missing values as NaN in ``astype(str)``, which ``" ".join`` cannot take.
@@ -223,6 +227,10 @@ def _text_column(column) -> list[str]:
     text = column.astype(str)
     if text.isna().any():
         text = text.where(text.notna(), column.astype(object).map(str))
+    if column.dtype.kind not in "biuf":  # numbers never hold a space; text and dates may
+        quote = text.str.contains('[ "]', regex=True)
+        if quote.any():
+            text = text.where(~quote, '"' + text.str.replace('"', '""', regex=False) + '"')
     return text.tolist()
 
 

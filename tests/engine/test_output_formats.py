@@ -8,6 +8,7 @@ its own name, or refuses it loudly (the rules per format are in engine/outputs.p
 from __future__ import annotations
 
 import ast
+import csv
 from pathlib import Path
 
 import pandas as pd
@@ -174,7 +175,9 @@ def test_values_holding_newlines_separators_and_quotes(make_script, make_files, 
         assert "RUN_BAD_RESULT" in errors and "line break" in errors
         lines = read_rows(result, fmt)
         assert len(lines) == 10 - len(broken)
-        found = dict(line.split(" ", 1) for line in lines)
+        # values holding a space or a quote are quoted as CSV quotes them, with a space as the
+        # separator: read back as Azure ML's notebooks read it (pd.read_csv(sep=" "))
+        found = dict(csv.reader(lines, delimiter=" "))
         assert found == {str(n): v for n, v in enumerate(TRICKY) if n not in broken}
         return
     assert result.status == "Finished" and result.items_succeeded == 10

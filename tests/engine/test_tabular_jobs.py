@@ -245,7 +245,22 @@ def test_text_format_of_dataframes_is_values_joined_by_spaces_missing_ones_inclu
     df = pd.DataFrame({"id": [1, 2], "x": [0.5, None], "name": ["a b", None],
                        "n": pd.array([None, 3], dtype="Int64")})
     payload, rows = ResultEncoder().encode(df)
-    assert rows == 2 and payload.decode().splitlines() == ["1 0.5 a b <NA>", "2 nan nan 3"]
+    # a value holding a space is quoted, so that the file reads back with its columns
+    assert rows == 2 and payload.decode().splitlines() == ['1 0.5 "a b" <NA>', "2 nan nan 3"]
+
+
+def test_text_rows_read_back_with_their_columns_as_azure_ml_notebooks_read_them(tmp_path):
+    # the many-models notebook reads the concatenated output with sep=" " and a fixed column
+    # count although some values (dates with times, names) hold spaces
+    from parallelrun.script import ResultEncoder
+
+    df = pd.DataFrame({"week": pd.to_datetime(["1990-06-14 10:00", "1990-06-21 00:30"]),
+                       "store": ["Store 1", 'the "big" one'], "sales": [10.5, 20.0]})
+    payload, _ = ResultEncoder().encode(df)
+    (tmp_path / "out.txt").write_bytes(payload)
+    back = pd.read_csv(tmp_path / "out.txt", sep=" ", header=None, names=["week", "store", "sales"],
+                       parse_dates=["week"])
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
 
 
 def test_mixed_schemas_fail_the_job_with_a_clear_error(make_script, tmp_path):

@@ -11,10 +11,12 @@ format keeps every value whole and under its own name, or refuses it loudly:
 
 * ``text`` (default, the original's): one line per element, ``str(element)`` for lists and a
   DataFrame row's values joined by single spaces (in the DataFrame's column order; text has no
-  header). A value holding a line break (``\\n`` or ``\\r``) would split its row in two, so the
-  worker refuses it: that try of the mini-batch fails (``RUN_BAD_RESULT``, charged like an
-  exception in run()) with a message naming the element. Nothing is escaped, so every other
-  value is exactly what ``str()`` gives.
+  header); a DataFrame value holding a space or a double quote is quoted as CSV quotes it, so
+  ``pd.read_csv(path, sep=" ", header=None)`` reads the rows back with their columns, as Azure
+  ML's notebooks read this file. A value holding a line break (``\\n`` or ``\\r``) would split
+  its row in two, so the worker refuses it: that try of the mini-batch fails
+  (``RUN_BAD_RESULT``, charged like an exception in run()) with a message naming the element.
+  List elements are exactly what ``str()`` gives.
 * ``csv``: a CSV file with one header line, written once (the columns of the first committed
   mini-batch), then every row. Values holding the separator, quotes or line breaks are quoted
   (RFC 4180, pandas ``to_csv``) and read back whole by CSV readers. Every mini-batch must return
