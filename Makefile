@@ -79,4 +79,4 @@ docs: $(VENV)/.installed-$(TEST_EXTRAS)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) demo_data bench/_work node_modules
+	rm -rf $(VENV) demo_data bench/_work node_modules site
