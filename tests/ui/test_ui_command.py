@@ -115,7 +115,7 @@ def test_another_host_is_warned_about(ui_workspace):
 def test_without_a_workspace_it_says_how_to_make_one(tmp_path):
     result = subprocess.run([sys.executable, "-m", "parallelrun.cli", "ui", "--port", "0"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "Workspace.create" in result.stderr
+    assert result.returncode == 2 and "parallelrun workspace create NAME" in result.stderr
 
 
 def test_loopback_addresses():
