@@ -208,7 +208,9 @@ def test_cli_says_when_no_cluster_answers(make_script, make_files, tmp_path, add
                  str(src), "--entry-script", "score.py", "--input", str(make_files(1)), "--output",
                  str(tmp_path / "out"), "--quiet"], tmp_path)
     assert done.returncode == 2
-    assert f"cannot connect to a Ray cluster at address='{address}': nothing answers" in done.stderr
+    # the CLI names its flag (cli/common.py's in_cli_words), not run_job's address='...'
+    assert (f"cannot connect to a Ray cluster at --ray-address {address}: nothing answers"
+            in done.stderr)
 
 
 # Nodes that do not see the coordinator's files -----------------------------------------------
