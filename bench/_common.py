@@ -88,7 +88,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -
     :func:`bar_chart` writes."""
     parser.add_argument(
         "--charts", metavar="DIR", default=None,
-        help=f"folder for the chart (default: ${CHARTS_ENV}, else {DEFAULT_CHARTS.relative_to(ROOT)}, "
+        help=f"folder for the chart (default: ${CHARTS_ENV}, else "
+             f"{DEFAULT_CHARTS.relative_to(ROOT)}, "
              f"which git ignores; --charts {RESULTS.relative_to(ROOT)} replaces the committed ones)")
     args = parser.parse_args(argv)
     global _charts_dir

@@ -26,7 +26,8 @@ def test_python_m_parallelrun_is_the_command_and_its_help_lists_run_and_runs(tmp
     assert result.stdout.startswith("Usage: parallelrun ")
     commands = {line.split()[0]: line for line in result.stdout.split("Commands:")[1].splitlines()
                 if line.strip()}
-    assert {"run", "runs", "workspace", "dataset", "model", "datastore", "job", "ui"} <= set(commands)
+    assert {"run", "runs", "workspace", "dataset", "model", "datastore", "job",
+            "ui"} <= set(commands)
     assert "flags below" not in result.stdout
 
 

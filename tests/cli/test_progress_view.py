@@ -1,4 +1,5 @@
-"""The job's progress on an 80-column terminal and in a pipe: whole, labelled, failures at the end."""
+"""The job's progress on an 80-column terminal and in a pipe: whole, labelled, and failures at
+the end."""
 
 from __future__ import annotations
 

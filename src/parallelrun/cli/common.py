@@ -34,7 +34,8 @@ _CLI_WORDS: list[tuple[re.Pattern, str]] = [
     (re.compile(r"\bpass path=,"), "pass --workspace PATH,"),
 ]
 # ParallelRunError parameters whose flag is not the parameter's own name in kebab case
-_PARAMETER_FLAGS = {"compute_target": "--compute", "environment_variables": "--environment-variables"}
+_PARAMETER_FLAGS = {"compute_target": "--compute",
+                    "environment_variables": "--environment-variables"}
 
 
 def _flag_of(parameter: str, ctx: click.Context | None) -> str | None:

@@ -1,4 +1,5 @@
-"""Progress on the terminal: a live view on a TTY, a plain labelled line every few seconds elsewhere.
+"""Progress on the terminal: a live view on a TTY, a plain labelled line every few seconds
+elsewhere.
 
 The live view is three short lines (the bar with the mini-batch count; the items; the time and
 rate), not one row of columns: a row of columns shrinks the bar to nothing and cuts its text at
@@ -56,7 +57,8 @@ def render(progress: JobProgress) -> Group:
     items = Text.assemble(
         "items: ", f"{progress.items_succeeded:,} succeeded, ",
         (f"{failed:,} failed", "bold red" if failed else ""),
-        f"; retried: {progress.retries:,}; workers: {progress.workers_ready}/{progress.workers_total}")
+        f"; retried: {progress.retries:,}; "
+        f"workers: {progress.workers_ready}/{progress.workers_total}")
     timing = Text(f"elapsed: {clock(progress.elapsed)}; rate: {progress.items_per_second():,.1f} "
                   f"items/s; ETA: {clock(progress.eta_seconds())}")
     return Group(top, items, timing)
