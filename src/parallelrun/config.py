@@ -36,7 +36,9 @@ MAX_PROCESS_COUNT_PER_NODE = 1024
 MAX_NODE_COUNT = 1024
 #: names an append_row file may not take in the output folder: the default log folder and the
 #: marker a job leaves in its folders (engine/job_folders.py); a file there would be clobbered
-RESERVED_OUTPUT_NAMES = ("logs", ".parallelrun")
+#: the marker a job writes into its output and log folders (engine/job_folders.py)
+JOB_MARKER_NAME = ".parallelrun"
+RESERVED_OUTPUT_NAMES = ("logs", JOB_MARKER_NAME)
 #: bytes in an append_row file name: parquet's staging file adds 8 to it, a file system allows 255
 MAX_FILE_NAME_BYTES = 240
 

@@ -372,6 +372,10 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
         try:
             # entries naming rows the output file lacks (lost in a crash) are dropped: rerun
             committed = journal.load(action.size_on_disk()) if resume else {}
+            if journal.dropped:
+                log.warning("%d committed mini-batches name rows the output lacks (lost in a "
+                            "crash, or the output was cut short): they run again",
+                            len(journal.dropped))
             planner = _plan(datasets, config, exclude=[output_dir, log_path])
             if committed:
                 # before the output is cut back or a worker starts: the same items, same places

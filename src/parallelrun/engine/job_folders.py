@@ -38,9 +38,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
+from parallelrun.config import JOB_MARKER_NAME
 from parallelrun.errors import ConfigurationError, FolderInUseError, ResumeMismatchError
 
-MARKER_NAME = ".parallelrun"
+MARKER_NAME = JOB_MARKER_NAME
 _MARKER_FORMAT = 1
 
 #: what the log layout consists of (engine/logs.py); ``overwrite`` removes these and nothing else
