@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from parallelrun import AmlCompute, ComputeTarget, Experiment, Run, Workspace, load_job
 from parallelrun.pipeline.yaml_job import JobSpecError
@@ -171,3 +172,90 @@ def test_parallel_options_in_program_arguments_configure_the_run(ws, make_script
                                                          for i in range(3)]
     log = (Path(run.run_dir) / "run.log").read_text()
     assert "[score] --copy_logs_to_parent True: accepted" in log
+
+
+def _iris_model(folder: Path):
+    """A classifier of the 2a sample's 44 columns (iris's 4 and 40 columns of noise, as the
+    sample's neural-iris data holds them), pickled beside the sample's own MLmodel file (its
+    model.pkl is scikit-learn 0.20, which today's scikit-learn cannot load). Labels are 0, 1, 2:
+    the sample's run() stores predict()'s (n, 1) array as a column, which pandas 3 refuses for
+    text labels."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    iris = load_iris()
+    features = np.hstack([iris.data, np.random.RandomState(0).randn(150, 40)])
+    model = LogisticRegression(max_iter=1000).fit(features, iris.target)
+    (folder / "model.pkl").write_bytes(pickle.dumps(model))
+    return model
+
+
+def test_the_iris_sample_scores_an_mltable_with_an_mlflow_model(cluster, tmp_path):
+    import pandas as pd
+
+    shutil.copytree(SAMPLES / "iris", tmp_path / "iris")
+    model = _iris_model(tmp_path / "iris" / "iris-model")
+    done = subprocess.run([*CLI, "job", "submit", "iris/pipeline.yml", "--stream"],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # append_row_to: ${{outputs.job_output_file}} (uri_file under ${{default_datastore}}/${{name}})
+    store = Path(cluster.get_default_datastore().path_on_disk)
+    [output] = store.glob("batch_prediction_*/aggregated_returns.csv")
+    rows = sorted(tuple(float(v) for v in line.split())
+                  for line in output.read_text().splitlines() if line)
+    # the MLTable's header: all_files_same_headers makes the csv's first line the header
+    table = pd.read_csv(tmp_path / "iris" / "neural-iris-mltable" / "iris.csv")
+    predicted = model.predict(table.to_numpy())
+    expected = sorted(tuple(float(v) for v in row[:4]) + (float(label),)
+                      for row, label in zip(table.to_numpy(), predicted))
+    assert len(rows) == 74 and rows == expected
+    # the table is iris's rows 2 to 75 (setosa, versicolor): a model that tells them apart
+    assert set(predicted) == {0, 1}
+    # --allowed_failed_percent in program_arguments set the config; the others are noted
+    log = "".join(p.read_text() for p in tmp_path.glob(".parallelrun/runs/*/run.log"))
+    assert "[batch-prediction] --task_overhead_timeout 1200: accepted" in log
+
+
+def test_the_oj_sales_sample_trains_one_model_per_store_and_brand(cluster, tmp_path):
+    import pandas as pd
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.model_selection import train_test_split
+
+    shutil.copytree(SAMPLES / "oj_sales", tmp_path / "oj_sales")
+    done = subprocess.run([*CLI, "job", "submit", "oj_sales/pipeline.yml", "--stream"],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = done.stdout.split("submitted run ")[1].split()[0]
+    run = Run.get(Workspace.from_config(str(tmp_path)), run_id)
+    steps = {step.name: step for step in run.get_steps()}
+    # the command node wrote an MLTable partitioned by Store/Brand; partition_keys: one
+    # mini-batch (and one model, saved with mlflow.sklearn.save_model) per Store and Brand
+    models = Path(steps["parallel-train"].get_output_data("model_folder").local_path)
+    sales = pd.read_csv(tmp_path / "oj_sales" / "oj_sales_data" / "oj_sales_data.csv")
+    keys = sorted({(str(s), b) for s, b in zip(sales.Store, sales.Brand)})
+    assert len(keys) == 12
+    assert sorted((p.parent.name, p.name) for p in models.glob("*/*") if p.is_dir()) == keys
+    for store, brand in keys:
+        folder = models / store / brand
+        mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+        assert mlmodel["flavors"]["python_function"]["loader_module"] == "mlflow.sklearn"
+        saved = pickle.loads((folder / mlmodel["flavors"]["sklearn"]["pickled_model"])
+                             .read_bytes())
+        # the sample's features for this partition, and its model trained here directly
+        data = sales[(sales.Store == int(store)) & (sales.Brand == brand)].copy()
+        data["WeekStarting"] = pd.to_datetime(data["WeekStarting"])
+        data = data.set_index("WeekStarting").sort_index()
+        data = data.assign(Week_Year=data.index.isocalendar().week.values)
+        data = data.drop(columns=["Revenue", "Advert", "Store", "Brand"])
+        for lag in range(1, 7):
+            data[f"lag_{lag}"] = data["Quantity"].shift(lag)
+        data = data.dropna()
+        features = data[data.columns.drop("Quantity")].values
+        train, _, target, _ = train_test_split(features, data["Quantity"].values,
+                                               test_size=0.05, random_state=12, shuffle=False)
+        direct = GradientBoostingRegressor(random_state=12).fit(train, target)
+        assert np.array_equal(saved.predict(features), direct.predict(features)), (store, brand)
+    # the sample's run() returns [] for every mini-batch: error_threshold -1 lets that pass
+    assert run.get_status() == "Finished"
+    [parallel_run] = [s for s in run.get_steps() if s.name == "parallel-train"]
+    assert parallel_run.get_status() == "Finished"

@@ -99,7 +99,13 @@ def load_mltable(folder: str | os.PathLike) -> AbstractDataset:
     Example: ``ds = load_mltable("neural-iris-mltable"); df = ds.to_pandas_dataframe()``.
     """
     folder = os.path.abspath(os.fspath(folder))
-    spec = read_mltable_file(folder)
+    return mltable_from_spec(folder, read_mltable_file(folder))
+
+
+def mltable_from_spec(folder: str | os.PathLike, spec: dict) -> AbstractDataset:
+    """The dataset of an MLTable definition (``{"paths": [...], "transformations": [...]}``)
+    whose relative paths are relative to ``folder``, as :func:`load_mltable` reads it."""
+    folder = os.path.abspath(os.fspath(folder))
     paths = _paths(folder, spec)
     transformations = _transformations(folder, spec)
     reader = next((t for t in transformations if t[0] in READERS), None)

@@ -6,6 +6,10 @@ with the step's environment's interpreter; this file is that script for command 
 replaces itself with the command (``exec``, so cancel and the runner's death reach the command
 itself), ``python``/``python3`` being the same interpreter. A command with shell operators
 (``|``, ``&&``, ``>``, ``$VAR``...) runs under ``/bin/sh -c``.
+
+The command's Python finds parallelrun's stand-ins (``mltable``, ``mlflow``, ``azureml.core``;
+:mod:`parallelrun.compat`) at the end of ``PYTHONPATH``: packages installed in the environment
+come first, the stand-ins fill in for those that are not (``PARALLELRUN_AZUREML_COMPAT=0``: none).
 """
 
 from __future__ import annotations
@@ -33,7 +37,19 @@ def main() -> None:
     if not tokens:
         sys.exit("command_shim: no command given")
     line = command_line(tokens)
-    os.execvp(line[0], line)
+    os.execvpe(line[0], line, command_environment(os.environ))
+
+
+def command_environment(environ) -> dict[str, str]:
+    """The command's environment: ``environ`` with the stand-ins last on ``PYTHONPATH``."""
+    from parallelrun import compat
+
+    env = dict(environ)
+    if compat.enabled():
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if compat.MODULES_DIR not in paths:
+            env["PYTHONPATH"] = os.pathsep.join([*paths, compat.MODULES_DIR])
+    return env
 
 
 if __name__ == "__main__":

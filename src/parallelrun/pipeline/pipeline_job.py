@@ -183,7 +183,9 @@ class PipelineJob:
                 return None
             merged = {k: v for k, v in base.items() if k not in _COMPONENT_ONLY}
             declared = dict(merged.get("inputs") or {})
-            given = dict(node.pop("inputs", None) or {})
+            # the node's own values are relative to the pipeline file, not the component's
+            given = {k: _absolute(v, self.folder) for k, v in
+                     (node.pop("inputs", None) or {}).items()}
             for input_name in given:
                 if input_name not in declared:
                     self.problem(f"{key}.inputs.{input_name}",
