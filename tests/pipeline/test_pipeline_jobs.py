@@ -259,3 +259,48 @@ def test_the_oj_sales_sample_trains_one_model_per_store_and_brand(cluster, tmp_p
     assert run.get_status() == "Finished"
     [parallel_run] = [s for s in run.get_steps() if s.name == "parallel-train"]
     assert parallel_run.get_status() == "Finished"
+
+
+MLTABLE_OUTPUT_JOB = """\
+type: pipeline
+jobs:
+  score:
+    type: parallel
+    inputs:
+      items: {type: uri_folder, path: ./data}
+    outputs:
+      scores: {type: mltable}
+    input_data: ${{inputs.items}}
+    mini_batch_size: "2"
+    task: {type: run_function, code: ./src, entry_script: score.py,
+           append_row_to: "${{outputs.scores}}"}
+  total:
+    type: parallel
+    inputs:
+      table: {type: mltable, path: "${{parent.jobs.score.outputs.scores}}"}
+    outputs:
+      totals: {type: uri_folder}
+    input_data: ${{inputs.table}}
+    mini_batch_size: "1KB"
+    task: {type: run_function, code: ./src, entry_script: total.py,
+           append_row_to: "${{outputs.totals}}"}
+"""
+
+
+def test_an_mltable_output_is_a_table_for_the_next_node(ws, make_script, make_files, tmp_path):
+    make_script("import os\ndef init(): pass\ndef run(mb):\n"
+                "    return [f'{os.path.basename(p)} {int(open(p).read()) * 3}' for p in mb]\n",
+                folder="src")
+    make_script("def init(): pass\ndef run(df):\n"
+                "    return [f'{a}={b * 10}' for a, b in zip(df.Column1, df.Column2)]\n",
+                name="total.py", folder="src")
+    make_files(5)
+    (tmp_path / "job.yml").write_text(MLTABLE_OUTPUT_JOB)
+    run = Experiment(ws, "tables").submit(load_job(tmp_path / "job.yml"))
+    assert run.wait_for_completion() == "Finished"
+    steps = {step.name: step for step in run.get_steps()}
+    scores = Path(steps["score"].get_output_data("scores").local_path)
+    assert yaml.safe_load((scores / "MLTable").read_text())["paths"] == [
+        {"file": "./parallel_run_step.txt"}]
+    totals = Path(steps["total"].get_output_data("totals").local_path) / "parallel_run_step.txt"
+    assert sorted(totals.read_text().split()) == [f"item_{i:04d}.txt={i * 30}" for i in range(5)]

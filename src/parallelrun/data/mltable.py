@@ -122,6 +122,36 @@ def mltable_from_spec(folder: str | os.PathLike, spec: dict) -> AbstractDataset:
     return MLTableDataset(folder, paths, transformations)
 
 
+def output_mltable(output_file: str | os.PathLike, append_row_format: str = "text") -> str | None:
+    """Write an ``MLTable`` file beside a job's append_row file, so that an output of
+    ``type: mltable`` can be read as a table by the next step (an MLTable the script wrote
+    there is kept). Returns the file written, or None.
+
+    ``text`` rows are values joined by single spaces with no header (columns ``Column1``...),
+    ``csv`` has its header, ``parquet`` is read as Parquet.
+
+    Example: ``output_mltable("out/parallel_run_step.txt")`` writes ``out/MLTable``.
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(output_file)))
+    target = os.path.join(folder, MLTABLE_FILE)
+    if os.path.exists(target):
+        return None
+    reader: dict[str, Any]
+    if append_row_format == "parquet":
+        reader = {"read_parquet": {"include_path_column": False}}
+    elif append_row_format == "csv":
+        reader = {"read_delimited": {"delimiter": ",", "header": "all_files_same_headers",
+                                     "encoding": "utf8", "support_multi_line": True}}
+    else:
+        reader = {"read_delimited": {"delimiter": " ", "header": "no_header",
+                                     "encoding": "utf8"}}
+    spec = {"type": "mltable", "paths": [{"file": f"./{os.path.basename(output_file)}"}],
+            "transformations": [reader]}
+    with open(target, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(spec, handle, default_flow_style=False, sort_keys=False)
+    return target
+
+
 def _paths(folder: str, spec: dict) -> list[str]:
     paths = []
     for entry in spec.get("paths") or []:

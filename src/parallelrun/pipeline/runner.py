@@ -465,6 +465,10 @@ class RunExecutor:
         finally:
             with self._lock:
                 self.live.pop(step_run_id, None)
+        if result.output_file and step.output is not None and step.output.data_type == "MLTable":
+            from parallelrun.data.mltable import output_mltable   # an output of type: mltable
+
+            output_mltable(result.output_file, config.append_row_format)
         extra = progress_fields(live.progress) if live.progress is not None else {}
         extra["metrics"] = collect_metrics(log_dir)
         self.log.info("[%s] %s", step.name, result.summary().replace("\n", "; "))
