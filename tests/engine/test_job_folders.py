@@ -266,3 +266,12 @@ def test_files_added_after_the_committed_ones_are_new_work_on_resume(make_script
     (data / "item_0007.txt").write_text("7")
     resumed = run_job(config(src), [str(data)], tmp_path / "out", resume=True)
     assert resumed.status == "Finished" and rows(resumed) == list(range(8))
+
+
+def test_a_job_refused_before_any_work_leaves_the_folder_ready_for_the_corrected_one(
+        make_script, make_files, tmp_path):
+    src, data = make_script(SCORE), make_files(2)
+    with pytest.raises(ConfigurationError, match="side"):
+        run_job(config(src), [str(data)], tmp_path / "out", side_inputs=[str(tmp_path / "nope")])
+    result = run_job(config(src), [str(data)], tmp_path / "out")   # no overwrite needed
+    assert result.status == "Finished" and rows(result) == [0, 1]

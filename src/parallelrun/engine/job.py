@@ -249,6 +249,39 @@ def _same_plan_as_journal(planner: Iterator[MiniBatch], committed: Mapping[int, 
     return itertools.chain(seen, planner)
 
 
+def _prepare_workers(stack: contextlib.ExitStack, config: ParallelRunConfig,
+                     datasets: Sequence[AbstractDataset], action: OutputAction, args: list[str],
+                     model_paths: dict[str, str], side_inputs: Any, backend_class: type,
+                     backend_options: dict, output_dir: str, log_path: str, python: str | None,
+                     run_id: str | None, workspace_path: str | None):
+    """The backend with its slots planned and every local path checked, and the side inputs as
+    local paths; raises (ConfigurationError, BackendError...) before any worker starts."""
+    side_staging = os.path.join(tempfile.gettempdir(),
+                                f"parallelrun-side-inputs-{uuid.uuid4().hex}")
+    if side_inputs:
+        stack.callback(shutil.rmtree, side_staging, True)
+    side_paths = _side_input_paths(side_inputs, side_staging)
+    named = {d.name: d for d in datasets if d.name}
+    spec = WorkerSpec(
+        script_path=str(config.script_path), source_dir=str(config.source_path), arguments=args,
+        encoder=action.encoder(), output_dir=output_dir, log_dir=log_path,
+        logging_level=config.logging_level,
+        environment_variables={**{f"AZUREML_DATAREFERENCE_{name}": path
+                                  for name, path in side_paths.items()},
+                               **(config.environment_variables or {})},
+        models=model_paths, input_datasets={**named, **side_paths}, python=python,
+        run_id=run_id, workspace_path=workspace_path)
+    if config.environment is not None:
+        # backends that build environments on their nodes (Ray's runtime_env) read it here
+        backend_options.setdefault("environment", config.environment)
+    backend = backend_class(spec, **backend_options)
+    # a job that ends any way at all leaves no worker behind (idempotent after a clean end)
+    stack.callback(backend.shutdown, grace_seconds=0)
+    slots = backend.plan_slots(config.node_count, config.process_count_per_node)
+    backend.check_local_paths(_local_paths(datasets, side_paths, model_paths))
+    return backend, slots, side_paths
+
+
 def _finish_unstarted(output_dir: str, log_dir: str, started: float, error: str,
                       raise_on_failure: bool) -> JobResult:
     """The result of a job that could not even create its files (a read-only or full disk)."""
@@ -326,38 +359,27 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
     fingerprint = job_fingerprint(config, args, [d.describe() for d in datasets])
 
     with contextlib.ExitStack() as stack:
-        side_staging = os.path.join(tempfile.gettempdir(),
-                                    f"parallelrun-side-inputs-{uuid.uuid4().hex}")
-        if side_inputs:
-            stack.callback(shutil.rmtree, side_staging, True)
-        side_paths = _side_input_paths(side_inputs, side_staging)
-        named = {d.name: d for d in datasets if d.name}
-        spec = WorkerSpec(
-            script_path=str(config.script_path), source_dir=str(config.source_path),
-            arguments=args, encoder=action.encoder(), output_dir=output_dir, log_dir=log_path,
-            logging_level=config.logging_level,
-            environment_variables={**{f"AZUREML_DATAREFERENCE_{name}": path
-                                      for name, path in side_paths.items()},
-                                   **(config.environment_variables or {})},
-            models=model_paths, input_datasets={**named, **side_paths}, python=python,
-            run_id=run_id, workspace_path=workspace_path)
-        if config.environment is not None:
-            # backends that build environments on their nodes (Ray's runtime_env) read it here
-            backend_options.setdefault("environment", config.environment)
-        backend = backend_class(spec, **backend_options)
-        # a job that ends any way at all leaves no worker behind (idempotent after a clean end)
-        stack.callback(backend.shutdown, grace_seconds=0)
-        slots = backend.plan_slots(config.node_count, config.process_count_per_node)
-        backend.check_local_paths(_local_paths(datasets, side_paths, model_paths))
-
-        # Everything above refuses without writing; from here on the job owns its folders.
+        # Everything above refused without writing; from here on the job owns its folders.
         try:
-            stack.enter_context(job_folders(output_dir, log_path, _output_file_names(action),
-                                            fingerprint, resume=resume, overwrite=overwrite))
-            logs = JobLogs(log_path, config.logging_level, resume=resume)
+            folders = stack.enter_context(job_folders(
+                output_dir, log_path, _output_file_names(action), fingerprint, resume=resume,
+                overwrite=overwrite))
         except OSError as exc:  # a read-only or full disk: a failed job, with nowhere to log it
             if isinstance(exc, ParallelRunError):
                 raise
+            return _finish_unstarted(output_dir, log_path, started, _one_line_cause(exc),
+                                     raise_on_failure)
+        try:
+            backend, slots, side_paths = _prepare_workers(
+                stack, config, datasets, action, args, model_paths, side_inputs, backend_class,
+                backend_options, output_dir, log_path, python, run_id, workspace_path)
+        except ParallelRunError:
+            if not resume:
+                folders.discard_new_logs()  # refused before any work: as if never started
+            raise
+        try:
+            logs = JobLogs(log_path, config.logging_level, resume=resume)
+        except OSError as exc:
             return _finish_unstarted(output_dir, log_path, started, _one_line_cause(exc),
                                      raise_on_failure)
         stack.callback(logs.close)
@@ -415,7 +437,8 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
             error = _one_line_cause(exc)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
-                status, error = "Canceled", "the job was interrupted (Ctrl-C twice: stopped at once)"
+                status = "Canceled"
+                error = "the job was interrupted (Ctrl-C twice: stopped at once)"
             else:
                 log.exception("the job stopped on an unexpected error")
                 error = f"{type(exc).__name__}: {exc}"

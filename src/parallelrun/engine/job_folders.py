@@ -137,10 +137,17 @@ class JobFolders:
     output_dir: str
     log_dir: str
     markers: list[_LockedMarker]
+    fresh_logs: bool = True             # the log folder held no logs when it was claimed
 
     def release(self) -> None:
         for marker in self.markers:
             marker.release()
+
+    def discard_new_logs(self) -> None:
+        """Remove the logs this job wrote, for a job refused before any work: a folder that held
+        none stays as it was, so the corrected job starts there without ``overwrite``."""
+        if self.fresh_logs:
+            _remove_log_layout(self.log_dir)
 
 
 def _is_empty_folder(path: str) -> bool:
@@ -250,6 +257,7 @@ def claim_job_folders(output_dir: str, log_dir: str, output_files: Sequence[str]
                 for name in existing:
                     os.unlink(os.path.join(output_dir, name))
                 _remove_log_layout(log_dir)
+        fresh_logs = not _layout_entries(log_dir)
         holder = _holder()
         output_marker.write({**output_marker.previous, "parallelrun": _MARKER_FORMAT,
                              "holder": holder, "output": {"files": list(output_files),
@@ -262,7 +270,7 @@ def claim_job_folders(output_dir: str, log_dir: str, output_files: Sequence[str]
         for marker in markers:
             marker.release(keep=False)
         raise
-    return JobFolders(output_dir, log_dir, markers)
+    return JobFolders(output_dir, log_dir, markers, fresh_logs)
 
 
 @contextlib.contextmanager
