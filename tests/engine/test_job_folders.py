@@ -275,3 +275,16 @@ def test_a_job_refused_before_any_work_leaves_the_folder_ready_for_the_corrected
         run_job(config(src), [str(data)], tmp_path / "out", side_inputs=[str(tmp_path / "nope")])
     result = run_job(config(src), [str(data)], tmp_path / "out")   # no overwrite needed
     assert result.status == "Finished" and rows(result) == [0, 1]
+
+
+def test_a_jobs_output_folder_read_as_input_holds_no_marker_item(make_script, make_files,
+                                                                 tmp_path):
+    # a pipeline's next step reads the folder the step before wrote: its rows, not bookkeeping
+    src, data = make_script(SCORE), make_files(3)
+    first = run_job(config(src, output_action="summary_only"), [str(data)], tmp_path / "out",
+                    log_dir=tmp_path / "logs")
+    assert first.status == "Finished" and (tmp_path / "out" / MARKER_NAME).exists()
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / "out" / name).write_text("7")
+    second = run_job(config(src), [str(tmp_path / "out")], tmp_path / "out2")
+    assert second.status == "Finished" and rows(second) == [7, 7]

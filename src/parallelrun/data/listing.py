@@ -28,6 +28,7 @@ import os
 import re
 from typing import Iterable, Iterator
 
+from parallelrun.config import JOB_MARKER_NAME
 from parallelrun.errors import DataError
 
 
@@ -72,6 +73,8 @@ def _entries(directory: str) -> tuple[list[str], set[str]]:
             names = [e.name for e in it if e.is_file(follow_symlinks=False) or others.append(e)]
     except (FileNotFoundError, NotADirectoryError):
         return [], set()
+    if JOB_MARKER_NAME in names:  # a job's bookkeeping, never data: a step's output read as input
+        names.remove(JOB_MARKER_NAME)
     dirs = set()
     for entry in others:
         try:

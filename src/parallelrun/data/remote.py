@@ -43,6 +43,7 @@ import threading
 import time
 from typing import Any, Iterator, NamedTuple
 
+from parallelrun.config import JOB_MARKER_NAME
 from parallelrun.errors import StorageError
 
 log = logging.getLogger("parallelrun.remote")
@@ -323,6 +324,8 @@ def iter_remote_entries(spec: str, storage_options: dict | None = None) -> Itera
                 return
             entries = _walk(fs, stripped) if info.get("type") == "directory" else iter([info])
         for entry in entries:
+            if _name(entry) == JOB_MARKER_NAME:
+                continue  # a job's bookkeeping (engine/job_folders.py), never data
             yield RemoteFile(f"{scheme}://{entry['name']}", int(entry.get("size") or 0), _tag(entry))
     except StorageError:
         raise

@@ -21,6 +21,7 @@ import re
 import time
 from typing import Any
 
+from parallelrun.config import JOB_MARKER_NAME
 from parallelrun.errors import WorkspaceError
 from parallelrun.pipeline.records import TERMINAL, RunStore
 from parallelrun.pipeline.runs import runner_alive
@@ -296,7 +297,7 @@ class WorkspaceView:
                         if i >= 20:
                             entry["more_files"] = True
                             break
-                        if item.is_file(follow_symlinks=False):
+                        if item.is_file(follow_symlinks=False) and item.name != JOB_MARKER_NAME:
                             entry["files"].append({"name": item.name,
                                                    "size": item.stat(follow_symlinks=False).st_size})
                 entry["files"].sort(key=lambda f: f["name"])
