@@ -56,6 +56,9 @@ _EXPORTS = {
     "PortDataReference": "parallelrun.pipeline.pipeline_data",
     "PipelineParameter": "parallelrun.pipeline.parameters",
     "DatasetConsumptionConfig": "parallelrun.pipeline.dataset_inputs",
+    "OutputFileDatasetConfig": "parallelrun.pipeline.output_datasets",
+    "OutputTabularDatasetConfig": "parallelrun.pipeline.output_datasets",
+    "DataReference": "parallelrun.pipeline.data_reference",
     "ParallelRunStep": "parallelrun.pipeline.steps",
     "PythonScriptStep": "parallelrun.pipeline.steps",
     "Pipeline": "parallelrun.pipeline.graph",
@@ -104,6 +107,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from parallelrun.pipeline.experiment import Experiment
     from parallelrun.pipeline.graph import Pipeline
     from parallelrun.pipeline.dataset_inputs import DatasetConsumptionConfig
+    from parallelrun.pipeline.data_reference import DataReference
+    from parallelrun.pipeline.output_datasets import (OutputFileDatasetConfig,
+                                                      OutputTabularDatasetConfig)
     from parallelrun.pipeline.parameters import PipelineParameter
     from parallelrun.pipeline.pipeline_data import PipelineData, PortDataReference
     from parallelrun.pipeline.runs import PipelineRun, Run, StepRun

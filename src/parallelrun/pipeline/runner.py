@@ -47,6 +47,7 @@ from parallelrun.data.local_copy import local_folder
 from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.errors import ParallelRunError
 from parallelrun.pipeline.environment import materialise
+from parallelrun.pipeline.output_datasets import OutputDatasetConfig
 from parallelrun.pipeline.pipeline_data import PipelineData
 from parallelrun.pipeline.records import TERMINAL, RunStore
 from parallelrun.pipeline.reuse import step_reuse_key
@@ -261,6 +262,11 @@ class RunExecutor:
                 status, error, extra = self._run_script(step, step_run_id, outputs, log_dir)
             if status == "Finished":
                 self._upload(outputs, step)
+                registered = self._register_outputs(outputs, step)
+                if registered:
+                    self.store.update_step(step_run_id, outputs={
+                        n: {k: v for k, v in o.items() if k != "upload"}
+                        for n, o in outputs.items()})
                 for output_name, output in outputs.items():
                     self.data[output_name] = (output["local_path"], step_run_id)
         except _Canceled:
@@ -316,6 +322,7 @@ class RunExecutor:
             if output.name in known and known[output.name].get("local_path"):
                 outputs[output.name] = dict(known[output.name])
                 outputs[output.name]["upload"] = self._needs_upload(output)
+                outputs[output.name].pop("registered", None)
             else:
                 outputs[output.name] = self._new_output(output, row["id"])
             os.makedirs(outputs[output.name]["local_path"], exist_ok=True)
@@ -335,11 +342,14 @@ class RunExecutor:
         destination = output._destination
         if destination and destination[0] == "local":
             return False
+        if isinstance(output, OutputDatasetConfig) and output.mode == "upload":
+            return True   # written in the run's folder, copied when the step finishes
         store = self._datastore(output) if not destination else None
         if destination:
             from parallelrun.workspace.datastore import Datastore
 
-            store = Datastore.get(self.ws, destination[1])
+            store = Datastore.get(self.ws, destination[1]) if destination[1] is not None \
+                else self.ws.get_default_datastore()
         return getattr(store, "kind", "local") != "local"
 
     def _new_output(self, output: PipelineData, step_run_id: str) -> dict:
@@ -350,12 +360,14 @@ class RunExecutor:
         if destination:
             from parallelrun.workspace.datastore import Datastore
 
-            store = Datastore.get(self.ws, destination[1])
-            path = destination[2].strip("/")
+            store = Datastore.get(self.ws, destination[1]) if destination[1] is not None \
+                else self.ws.get_default_datastore()
+            path = output.path_on_datastore(step_run_id) if isinstance(
+                output, OutputDatasetConfig) else destination[2].strip("/")
         else:
             store = self._datastore(output)
             path = f"azureml/{step_run_id}/{output.name}"
-        if getattr(store, "kind", "local") == "local":
+        if getattr(store, "kind", "local") == "local" and not self._needs_upload(output):
             local = os.path.join(store.path_on_disk, *path.split("/"))
             upload = False
         else:
@@ -367,13 +379,50 @@ class RunExecutor:
     def _upload(self, outputs: dict[str, dict], step) -> None:
         from parallelrun.workspace.datastore import Datastore
 
+        declared = {o.name: o for o in step.outputs}
         for name, output in outputs.items():
             if output.get("upload"):
                 store = Datastore.get(self.ws, output["datastore"])
                 self.log.info("[%s] uploading output %s to %s:%s", step.name, name, store.name,
                               output["path_on_datastore"])
-                store.upload(output["local_path"], target_path=output["path_on_datastore"],
-                             overwrite=True)
+                config = declared.get(name)
+                if isinstance(config, OutputDatasetConfig) and config.mode == "upload":
+                    # as_upload(overwrite, source_globs): only the chosen files, existing
+                    # files kept unless overwrite
+                    overwrite = bool(config.upload_options and config.upload_options[0])
+                    store.upload_files(config.files_to_upload(output["local_path"]),
+                                       relative_root=output["local_path"],
+                                       target_path=output["path_on_datastore"],
+                                       overwrite=overwrite)
+                else:
+                    store.upload(output["local_path"], target_path=output["path_on_datastore"],
+                                 overwrite=True)
+
+    def _register_outputs(self, outputs: dict[str, dict], step) -> bool:
+        """register_on_complete: each such output, delivered, becomes a new dataset version
+        (recorded in the step run's outputs as ``registered``)."""
+        from parallelrun.workspace.datastore import Datastore
+
+        changed = False
+        for config in step.outputs:
+            if not isinstance(config, OutputDatasetConfig) or not config.registration_options:
+                continue
+            options = config.registration_options
+            output = outputs[config.name]
+            location = Datastore.get(self.ws, output["datastore"]).path(
+                output["path_on_datastore"])
+            if not config.files_to_upload(output["local_path"]):
+                self.log.info("[%s] output %s holds no files: not registered as dataset %r",
+                              step.name, config.name, options["name"])
+                continue
+            dataset = config.dataset_at(location).register(
+                self.ws, options["name"], description=options["description"],
+                tags=options["tags"], create_new_version=True)
+            output["registered"] = {"name": options["name"], "version": dataset.version}
+            changed = True
+            self.log.info("[%s] output %s registered as dataset %s version %s", step.name,
+                          config.name, options["name"], dataset.version)
+        return changed
 
     # local paths of inputs -------------------------------------------------------------------
     def _data_folder(self, data: PipelineData) -> str:
@@ -415,6 +464,10 @@ class RunExecutor:
                                                                            outputs)
         for name, output in outputs.items():
             refs[f"AZUREML_DATAREFERENCE_{name}"] = output["local_path"]
+        for config in step.outputs:
+            if isinstance(config, OutputDatasetConfig):
+                # Azure ML: "the name will also become an environment variable" holding the path
+                refs[config.name] = outputs[config.name]["local_path"]
         return refs
 
     # ParallelRunStep -------------------------------------------------------------------------
@@ -437,7 +490,10 @@ class RunExecutor:
         config = dataclasses.replace(config, environment_variables=env_vars)
         inputs = []
         for item in step.inputs:
-            if isinstance(item, PipelineData) and item.data_type == "MLTable":
+            if isinstance(item, OutputDatasetConfig):    # as_input() of an earlier output
+                inputs.append(item.dataset_at(self._data_folder(item))
+                              .as_named_input(item.input_name))
+            elif isinstance(item, PipelineData) and item.data_type == "MLTable":
                 from parallelrun.data.mltable import load_mltable   # an mltable output
 
                 inputs.append(load_mltable(self._data_folder(item)).as_named_input(item.name))

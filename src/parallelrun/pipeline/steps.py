@@ -16,6 +16,7 @@ from parallelrun.config import ParallelRunConfig, check_arguments
 from parallelrun.data.base import AbstractDataset
 from parallelrun.errors import ConfigurationError
 from parallelrun.pipeline.dataset_inputs import DatasetConsumptionConfig
+from parallelrun.pipeline.output_datasets import OutputDatasetConfig
 from parallelrun.pipeline.parameters import PipelineParameter
 from parallelrun.pipeline.pipeline_data import PipelineData
 
@@ -69,6 +70,12 @@ class PipelineStep:
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.arguments = list(arguments or [])
+        # as in Azure ML, an OutputFileDatasetConfig in the arguments is an output of the step
+        # (its as_input() copies are inputs)
+        for item in self.arguments:
+            if isinstance(item, OutputDatasetConfig) and not item.is_input and \
+                    item.name not in {output.name for output in self.outputs}:
+                self.outputs.append(item)
         if not isinstance(allow_reuse, bool):
             raise ConfigurationError("allow_reuse", allow_reuse, "True or False")
         self.allow_reuse = allow_reuse
@@ -79,6 +86,10 @@ class PipelineStep:
             if not isinstance(item, PipelineData):
                 raise ConfigurationError(f"{self.name}: outputs", item,
                                          "PipelineData objects, e.g. PipelineData('results', ds)")
+            if isinstance(item, OutputDatasetConfig) and item.is_input:
+                raise ConfigurationError(f"{self.name}: outputs", item,
+                                         f"the output itself, not its as_input({item.input_name!r}) "
+                                         "(that is how a later step reads it)")
 
     def run_after(self, step: "PipelineStep") -> None:
         """Run this step only after ``step`` finished, even without data between them."""
@@ -203,8 +214,10 @@ class ParallelRunStep(PipelineStep):
         inspect_entry_script(config.script_path)
         datasets = [_dataset_of(d) for d in self.inputs if _dataset_of(d) is not None]
         kinds = {d.kind for d in datasets}
-        if any(isinstance(d, PipelineData) for d in self.inputs):
-            kinds.add("file")
+        for item in self.inputs:
+            if isinstance(item, PipelineData):   # a table after read_*_files(), else files
+                kinds.add("tabular" if isinstance(item, OutputDatasetConfig) and item.is_tabular
+                          else "file")
         if len(kinds) > 1:
             raise ConfigurationError(f"{self.name}: inputs", [_describe_input(i) for i in self.inputs],
                                      "inputs of one kind: all files or all tables")
