@@ -43,7 +43,9 @@ class AbstractDataset(abc.ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("kind"):
+        # The class that re-creates a kind's registered datasets: the one defining from_record
+        # (another class may share the kind, as an MLTable is "tabular", without being it).
+        if cls.__dict__.get("kind") and "from_record" in cls.__dict__:
             DATASET_KINDS.setdefault(cls.kind, cls)
 
     @abc.abstractmethod
