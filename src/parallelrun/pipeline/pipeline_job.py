@@ -229,8 +229,7 @@ class PipelineJob:
                                  f"{', '.join(parent_inputs) or 'none'})")
                     continue
                 value = _absolute(parent_inputs[match.group(1)], self.folder)
-                node["inputs"][input_name] = _with_value(spec if isinstance(spec, dict) else {},
-                                                         value)
+                node["inputs"][input_name] = _with_value(spec, value)
         return node
 
     def _component(self, key: str, reference: Any) -> dict | None:
@@ -242,26 +241,14 @@ class PipelineJob:
         path = _local(reference[len("file:"):] if reference.startswith("file:") else reference,
                       self.folder)
         try:
-            spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            return component_spec(path)
         except OSError as exc:
             self.problem(f"{key}.component", f"{reference!r}: cannot read {path} ({exc.strerror})")
-            return None
         except yaml.YAMLError as exc:
             self.problem(f"{key}.component", f"{reference!r}: {path} does not parse: {exc}")
-            return None
-        if not isinstance(spec, dict):
+        except ValueError:
             self.problem(f"{key}.component", f"{reference!r}: not a YAML mapping")
-            return None
-        folder = os.path.dirname(path)
-        spec = dict(spec)
-        if isinstance(spec.get("code"), str):
-            spec["code"] = _local(spec["code"], folder)
-        if isinstance(spec.get("environment"), dict):
-            spec["environment"] = _absolute_environment(spec["environment"], folder)
-        if isinstance(spec.get("task"), dict):
-            spec["task"] = _absolute_task(spec["task"], folder)
-        spec["inputs"] = {k: _absolute(v, folder) for k, v in (spec.get("inputs") or {}).items()}
-        return spec
+        return None
 
     def _check_bindings(self, name: str, node: dict) -> None:
         for input_name, spec in (node.get("inputs") or {}).items():
@@ -327,6 +314,13 @@ class PipelineJob:
         (PipelineData once built; while checking, None each)."""
         if bound is None:
             bound = {k: None for k in _bound_inputs(node)}
+        parent_outputs = self.data.get("outputs") or {}
+        outputs = {}
+        for output, spec in (node.get("outputs") or {}).items():
+            match = _PARENT_OUTPUT.fullmatch(spec.strip()) if isinstance(spec, str) else None
+            # ${{parent.outputs.z}}: the pipeline's output z, its spec deciding where it goes
+            outputs[output] = dict(parent_outputs.get(match.group(1)) or {}) if match else spec
+        node = {**node, "outputs": outputs}
         return ParallelJob(self.path, node, self.lines, key_prefix=f"jobs.{name}.", bound=bound,
                            folder=self.folder)
 
@@ -460,6 +454,26 @@ class PipelineJob:
                                 source_directory=node.get("code") or self.folder,
                                 allow_reuse=False, environment=environment)
         return step
+
+
+def component_spec(path: str | os.PathLike) -> dict:
+    """A component file (``commandComponent`` / ``parallelComponent``) as a dict, its relative
+    paths (code, environment, task, inputs) made absolute from the file's folder. Raises
+    OSError, yaml.YAMLError, or ValueError when the file is not a mapping."""
+    path = os.path.abspath(os.fspath(path))
+    spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: not a YAML mapping")
+    folder = os.path.dirname(path)
+    spec = dict(spec)
+    if isinstance(spec.get("code"), str):
+        spec["code"] = _local(spec["code"], folder)
+    if isinstance(spec.get("environment"), dict):
+        spec["environment"] = _absolute_environment(spec["environment"], folder)
+    if isinstance(spec.get("task"), dict):
+        spec["task"] = _absolute_task(spec["task"], folder)
+    spec["inputs"] = {k: _absolute(v, folder) for k, v in (spec.get("inputs") or {}).items()}
+    return spec
 
 
 def _bound_inputs(node: dict) -> dict[str, tuple[str, str]]:

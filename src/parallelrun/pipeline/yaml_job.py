@@ -550,7 +550,7 @@ class ParallelJob:
                 # a registered model: found by its own name (and name:version) in init()
                 models[model.name] = model.path
                 models[f"{model.name}:{model.version}"] = model.path
-                return model.path
+                return model.model_path   # the registered file or folder itself
             if kind == "mltable":
                 return self._mltable(workspace, path).as_named_input(name)
             return self._files(workspace, path, kind).as_named_input(name)
