@@ -30,7 +30,8 @@ def ids(ui_workspace, client) -> dict:
     logs = client.get(f"/api/steps/{ui_workspace.step_id}/logs").json()["items"]
     run_logs = client.get(f"/api/runs/{ui_workspace.run_id}/logs").json()["items"]
     return {"run_id": ui_workspace.run_id, "step_id": ui_workspace.step_id, "name": "scoring",
-            "file_id": logs[0]["id"], "run_file_id": run_logs[0]["id"], "entry": "0"}
+            "file_id": logs[0]["id"], "run_file_id": run_logs[0]["id"], "entry": "0",
+            "pipeline_id": "none-published"}
 
 
 def fill(path: str, values: dict) -> str:
@@ -55,9 +56,10 @@ def test_every_documented_endpoint_answers(client, ui_workspace):
         if "get" in methods:
             response = client.get(url)
             assert response.status_code == 200, (url, response.text)
-        if "post" in methods:
-            assert path == "/api/runs/{run_id}/cancel"  # the one action
-            assert client.post(url).status_code == 403
+        if "post" in methods:   # the actions: cancel, submitting a published pipeline
+            assert path in ("/api/runs/{run_id}/cancel",
+                            "/api/published-pipelines/{pipeline_id}/submit")
+            assert client.post(url, json={"experiment_name": "x"}).status_code == 403
 
 
 def test_experiments_and_runs_pages(client, ui_workspace):

@@ -21,7 +21,7 @@ def main() -> None:
 
 # modules whose import adds commands to ``main``
 _COMMAND_MODULES = ["parallelrun.cli.run", "parallelrun.cli.workspace", "parallelrun.cli.runs",
-                    "parallelrun.cli.jobs", "parallelrun.cli.ui"]
+                    "parallelrun.cli.jobs", "parallelrun.cli.ui", "parallelrun.cli.pipelines"]
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(_module)

@@ -63,6 +63,13 @@ class Experiment:
         value}`` gives the pipeline's ``PipelineParameter`` values for this run (their defaults
         otherwise); an unknown name or a value of the wrong kind is a ConfigurationError.
         """
+        from parallelrun.pipeline.published import PublishedPipeline
+
+        if isinstance(config, PublishedPipeline):
+            return config.submit(self.workspace, self.name,
+                                 pipeline_parameters=kwargs.get("pipeline_parameters"),
+                                 continue_on_step_failure=kwargs.get("continue_on_step_failure"),
+                                 tags=tags)
         to_pipeline = getattr(config, "to_pipeline", None)
         kind = "pipeline"
         if not isinstance(config, Pipeline) and callable(to_pipeline):
@@ -78,7 +85,8 @@ class Experiment:
                        kwargs.get("continue_on_step_failure") or config.continue_on_step_failure),
                    "pipeline_parameters": {name: _shown(value) for name, value in parameters.items()}}
         return submit_pipeline(self, config, kind=kind, tags=tags, options=options,
-                               description=kwargs.get("description") or config.description)
+                               description=kwargs.get("description") or config.description,
+                               cwd=kwargs.get("_cwd"))
 
     def get_runs(self, limit: int = 50) -> list[PipelineRun]:
         """This experiment's runs, newest first."""
@@ -124,8 +132,9 @@ def check_pipeline(pipeline: Pipeline) -> None:
 
 def submit_pipeline(experiment: Experiment, pipeline: Pipeline, *, kind: str = "pipeline",
                     tags: dict | None = None, options: dict | None = None,
-                    description: str | None = None) -> PipelineRun:
-    """Record ``pipeline`` as a new run of ``experiment`` and start its runner."""
+                    description: str | None = None, cwd: str | None = None) -> PipelineRun:
+    """Record ``pipeline`` as a new run of ``experiment`` and start its runner, in ``cwd``
+    (relative paths of the pipeline resolve there; the current folder by default)."""
     ws = experiment.workspace
     if pipeline.workspace != ws:
         raise ConfigurationError("pipeline.workspace", pipeline.workspace.path,
@@ -152,7 +161,7 @@ def submit_pipeline(experiment: Experiment, pipeline: Pipeline, *, kind: str = "
              for i, name in enumerate(pipeline.graph.order)]
     store.create_run({"id": run_id, "experiment": experiment.name, "kind": kind,
                       "description": description, "tags": tags or {}, "graph": graph,
-                      "run_dir": run_dir, "cwd": os.getcwd()}, steps)
+                      "run_dir": run_dir, "cwd": cwd or os.getcwd()}, steps)
     store.update_run(run_id, only_if_status=("NotStarted",), status="Queued")
     process = start_runner(ws, run_id, resume=False)
     return PipelineRun(experiment, run_id, _store=store, _process=process)

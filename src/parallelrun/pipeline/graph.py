@@ -190,5 +190,18 @@ class Pipeline:
             continue_on_step_failure=continue_on_step_failure,
             pipeline_parameters=pipeline_parameters)
 
+    def publish(self, name: str | None = None, description: str | None = None,
+                version: str | None = None, continue_on_step_failure: bool | None = None):
+        """Keep this pipeline in the workspace as a ``PublishedPipeline`` that can be submitted
+        by its id (from Python, ``parallelrun pipeline submit ID``, the dashboard's API) and
+        scheduled (``Schedule.create``). Checked now as submit checks it.
+
+        Example: ``published = pipeline.publish(name="nightly scoring", version="1.0")``.
+        """
+        from parallelrun.pipeline.published import publish
+
+        return publish(self, name=name, description=description, version=version,
+                       continue_on_step_failure=continue_on_step_failure)
+
     def __repr__(self) -> str:
         return f"Pipeline(steps={[s.name for s in self.steps]})"

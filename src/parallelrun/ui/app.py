@@ -222,6 +222,19 @@ class CancelResult(_Open):
     cancel_requested: bool
 
 
+class PublishedSubmit(BaseModel):
+    """The body of ``POST /api/published-pipelines/{id}/submit``."""
+    model_config = ConfigDict(extra="forbid")
+    experiment_name: str
+    pipeline_parameters: dict[str, Any] = {}
+
+
+class SubmitResult(_Open):
+    run_id: str
+    experiment: str
+    status: str
+
+
 # the app -----------------------------------------------------------------------------------
 class _HostCheck:
     """Plain ASGI middleware: refuse requests for other host names (DNS rebinding), add the
@@ -265,7 +278,8 @@ def create_app(workspace: Any, cancel_token: str | None = None,
     app = FastAPI(title="parallelrun dashboard", version=__version__,
                   description="Read-only state of a parallelrun workspace: experiments, runs, "
                               "steps with live progress, errors, logs, datasets, models, "
-                              "compute targets. Cancel is the one action (token required).",
+                              "compute targets. Cancel and submitting a published pipeline are the "
+                              "actions (token required).",
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     view = WorkspaceView(workspace)
     folders = logfiles.FolderCache()
@@ -370,19 +384,43 @@ def create_app(workspace: Any, cancel_token: str | None = None,
         return _stream(request, lambda: run_detail(run_id),
                        lambda data: is_terminal(data["status"]), poll_seconds, app.state.closing)
 
+    def _check_token(action: str, token: Optional[str], authorization: Optional[str]) -> None:
+        given = token
+        if given is None and authorization and authorization.lower().startswith("bearer "):
+            given = authorization[7:].strip()
+        if cancel_token is None:
+            raise HTTPException(403, f"{action} is turned off on this dashboard")
+        if not given or not secrets.compare_digest(given.encode(), cancel_token.encode()):
+            raise HTTPException(403, f"{action} needs the token the dashboard printed when it "
+                                     "started (header X-Parallelrun-Token)")
+
+    @app.get("/api/published-pipelines", tags=["actions"])
+    def list_published_pipelines() -> list[dict]:
+        """The workspace's active published pipelines (``pipeline.publish(...)``)."""
+        from parallelrun.pipeline.published import PublishedPipeline
+
+        return [p.to_dict() for p in PublishedPipeline.list(workspace)]
+
+    @app.post("/api/published-pipelines/{pipeline_id}/submit", response_model=SubmitResult,
+              tags=["actions"])
+    def submit_published_pipeline(pipeline_id: str, body: PublishedSubmit,
+                                  x_parallelrun_token: Optional[str] = Header(None),
+                                  authorization: Optional[str] = Header(None)):
+        """Submit a published pipeline as a new run of ``experiment_name``, with
+        ``pipeline_parameters``. Needs the dashboard's token, as cancel does."""
+        _check_token("submit", x_parallelrun_token, authorization)
+        from parallelrun.pipeline.published import PublishedPipeline
+
+        run = PublishedPipeline.get(workspace, pipeline_id).submit(
+            workspace, body.experiment_name, pipeline_parameters=body.pipeline_parameters or None)
+        return {"run_id": run.id, "experiment": body.experiment_name, "status": run.get_status()}
+
     @app.post("/api/runs/{run_id}/cancel", response_model=CancelResult, tags=["actions"])
     def cancel_run(run_id: str, x_parallelrun_token: Optional[str] = Header(None),
                    authorization: Optional[str] = Header(None)):
         """Cancel a run (running steps stop, finished work stays). Needs the token printed
         when the dashboard started, in ``X-Parallelrun-Token`` or ``Authorization: Bearer``."""
-        given = x_parallelrun_token
-        if given is None and authorization and authorization.lower().startswith("bearer "):
-            given = authorization[7:].strip()
-        if cancel_token is None:
-            raise HTTPException(403, "cancel is turned off on this dashboard")
-        if not given or not secrets.compare_digest(given.encode(), cancel_token.encode()):
-            raise HTTPException(403, "cancel needs the token the dashboard printed when it "
-                                     "started (header X-Parallelrun-Token)")
+        _check_token("cancel", x_parallelrun_token, authorization)
         record = view.run(run_id)
         if is_terminal(record["status"]):
             raise HTTPException(409, f"run {run_id} already ended: {record['status']}")

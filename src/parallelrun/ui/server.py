@@ -2,7 +2,8 @@
 for is taken) and uvicorn on it.
 
 Binding first and handing the socket to uvicorn means the URL printed is the one served: no
-other process can take the port between choosing and listening.
+other process can take the port between choosing and listening. While it serves, the
+workspace's schedules run (a :class:`~parallelrun.pipeline.schedules.Scheduler` thread).
 
 Example::
 
@@ -82,6 +83,18 @@ class Dashboard:
                               poll_seconds=poll_seconds)
         self._server = None
         self._thread: threading.Thread | None = None
+        #: the workspace's schedules run while the dashboard serves (see pipeline/schedules.py)
+        self._scheduler = None
+
+    def _start_scheduler(self) -> None:
+        from parallelrun.pipeline.schedules import Scheduler
+
+        self._scheduler = Scheduler(self.workspace, kind="dashboard").start()
+
+    def _stop_scheduler(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
 
     @property
     def url(self) -> str:
@@ -113,7 +126,11 @@ class Dashboard:
             original(sig, frame)
 
         server.handle_exit = handle_exit
-        server.run(sockets=[self.socket])
+        self._start_scheduler()
+        try:
+            server.run(sockets=[self.socket])
+        finally:
+            self._stop_scheduler()
 
     def start(self) -> "Dashboard":
         """Serve on a background thread; returns once it answers."""
@@ -126,9 +143,11 @@ class Dashboard:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the dashboard server did not start")
             time.sleep(0.02)
+        self._start_scheduler()
         return self
 
     def stop(self) -> None:
+        self._stop_scheduler()
         self.app.state.closing.set()  # event streams end at their next tick
         if self._server is not None:
             self._server.should_exit = True

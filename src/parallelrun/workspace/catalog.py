@@ -153,6 +153,48 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (name, version)
     );
     """,
+    # 3: published pipelines, schedules and the scheduler processes that run them
+    # (parallelrun.pipeline.published, parallelrun.pipeline.schedules)
+    """
+    CREATE TABLE published_pipelines (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT,
+        version TEXT,
+        status TEXT NOT NULL,               -- Active or Disabled
+        continue_on_step_failure INTEGER NOT NULL DEFAULT 0,
+        pipeline_file TEXT NOT NULL,        -- the pickled Pipeline, relative to the workspace
+        parameters TEXT NOT NULL DEFAULT '{}',  -- JSON: PipelineParameter name -> default
+        graph TEXT NOT NULL DEFAULT '{}',   -- JSON: steps and links (for views)
+        cwd TEXT NOT NULL,                  -- where it was published (relative paths)
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        pipeline_id TEXT NOT NULL REFERENCES published_pipelines (id),
+        experiment TEXT NOT NULL,
+        description TEXT,
+        status TEXT NOT NULL,               -- Active or Disabled
+        recurrence TEXT NOT NULL,           -- JSON: ScheduleRecurrence
+        pipeline_parameters TEXT NOT NULL DEFAULT '{}',
+        continue_on_step_failure INTEGER,
+        next_run_at REAL,                   -- claimed by compare-and-set: one run per due time
+        last_run_id TEXT,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE schedulers (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,                 -- 'process' or 'dashboard'
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        pid_started REAL,
+        started_at REAL NOT NULL,
+        seen_at REAL NOT NULL               -- refreshed every tick; stale means gone
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
