@@ -59,6 +59,9 @@ _EXPORTS = {
     "OutputFileDatasetConfig": "parallelrun.pipeline.output_datasets",
     "OutputTabularDatasetConfig": "parallelrun.pipeline.output_datasets",
     "DataReference": "parallelrun.pipeline.data_reference",
+    "PublishedPipeline": "parallelrun.pipeline.published",
+    "Schedule": "parallelrun.pipeline.schedules",
+    "ScheduleRecurrence": "parallelrun.pipeline.schedules",
     "ParallelRunStep": "parallelrun.pipeline.steps",
     "PythonScriptStep": "parallelrun.pipeline.steps",
     "Pipeline": "parallelrun.pipeline.graph",
@@ -111,6 +114,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from parallelrun.pipeline.output_datasets import (OutputFileDatasetConfig,
                                                       OutputTabularDatasetConfig)
     from parallelrun.pipeline.parameters import PipelineParameter
+    from parallelrun.pipeline.published import PublishedPipeline
+    from parallelrun.pipeline.schedules import Schedule, ScheduleRecurrence
     from parallelrun.pipeline.pipeline_data import PipelineData, PortDataReference
     from parallelrun.pipeline.runs import PipelineRun, Run, StepRun
     from parallelrun.pipeline.steps import ParallelRunStep, PythonScriptStep
