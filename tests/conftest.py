@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -9,6 +10,19 @@ import pytest
 
 # Each area's heavier fixtures (Azurite, moto, Ray, Chromium) live in tests/fixtures/ as plugins.
 pytest_plugins: list[str] = ["fixtures.ray_cluster", "fixtures.storage_servers", "fixtures.ui_server"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_workspace_in_tmp(tmp_path_factory):
+    """Jobs run outside a workspace are recorded in the default workspace: a temporary one here
+    (PARALLELRUN_HOME, which the CLI processes tests start inherit), never ~/.parallelrun."""
+    old = os.environ.get("PARALLELRUN_HOME")
+    os.environ["PARALLELRUN_HOME"] = str(tmp_path_factory.mktemp("parallelrun-home"))
+    yield
+    if old is None:
+        os.environ.pop("PARALLELRUN_HOME", None)
+    else:
+        os.environ["PARALLELRUN_HOME"] = old
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ _EXPORTS = {
     "Dataset": "parallelrun.data.dataset",
     "FileDataset": "parallelrun.data.files",
     "TabularDataset": "parallelrun.data.tabular",
-    "run_job": "parallelrun.engine.job",
+    "run_job": "parallelrun.pipeline.job_runs",   # the engine's, recorded as a run
     "JobResult": "parallelrun.engine.job",
     "JobProgress": "parallelrun.engine.progress",
     "ProgressListener": "parallelrun.engine.progress",
@@ -102,13 +102,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from parallelrun.data.dataset import Dataset
     from parallelrun.data.files import FileDataset
     from parallelrun.data.tabular import TabularDataset
-    from parallelrun.engine.job import JobResult, run_job
+    from parallelrun.engine.job import JobResult
     from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
     from parallelrun.pipeline.environment import (DEFAULT_CPU_IMAGE, DEFAULT_GPU_IMAGE,
                                                   CondaDependencies, Environment,
                                                   RunConfiguration)
     from parallelrun.pipeline.experiment import Experiment
     from parallelrun.pipeline.graph import Pipeline
+    from parallelrun.pipeline.job_runs import run_job
     from parallelrun.pipeline.dataset_inputs import DatasetConsumptionConfig
     from parallelrun.pipeline.data_reference import DataReference
     from parallelrun.pipeline.output_datasets import (OutputFileDatasetConfig,

@@ -112,8 +112,21 @@ def test_another_host_is_warned_about(ui_workspace):
     assert "error:" in result.stderr and "--port" in result.stderr
 
 
-def test_without_a_workspace_it_says_how_to_make_one(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "parallelrun.cli", "ui", "--port", "0"],
+def test_without_a_workspace_it_serves_the_default_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARALLELRUN_HOME", str(tmp_path / "home"))
+    (tmp_path / "project").mkdir()
+    process, lines = start("--port", "0", cwd=tmp_path / "project")
+    try:
+        seen = read_until(lines, "URL:")
+    finally:
+        stop(process)
+    assert any(f"workspace 'default' ({tmp_path / 'home'})" in line for line in seen), seen
+    assert (tmp_path / "home" / "config.json").is_file()
+
+
+def test_a_folder_that_is_no_workspace_is_refused_with_how_to_make_one(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "parallelrun.cli", "ui", "--port", "0",
+                             "--workspace", str(tmp_path)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "parallelrun workspace create NAME" in result.stderr
 

@@ -1,7 +1,8 @@
 """``parallelrun run``: one parallel job from the terminal.
 
 Every ParallelRunConfig parameter is a flag of the same name in kebab case; the script's own
-arguments follow ``--``. Exit status: 0 finished, 1 failed, 2 bad usage or configuration (nothing
+arguments follow ``--``. The job is a run (``parallelrun runs list``): its id is printed when it
+starts (:mod:`parallelrun.pipeline.job_runs`). Exit status: 0 finished, 1 failed, 2 bad usage or configuration (nothing
 ran), 130 stopped by Ctrl-C and 143 by SIGTERM (the job is Canceled and can be resumed: the
 terminal prints the command).
 """
@@ -144,9 +145,16 @@ def _config_options(func):
                    "logs; nothing else in the folder is touched). Without it such a folder is "
                    "refused.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--workspace", "workspace_path", default=None, metavar="PATH",
+              help="Workspace that records the job as a run (default: found from config.json "
+                   "upward from the current folder, else the default workspace ~/.parallelrun, "
+                   "or $PARALLELRUN_HOME).")
+@click.option("--experiment-name", default=None, metavar="NAME",
+              help="Experiment the run is listed under (default: the current folder's name).")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run_command(inputs, output, log_dir, partition_keys, input_format, input_options, env_vars,
-                compute, ray_address, resume, overwrite, quiet, script_args, **config_values):
+                compute, ray_address, resume, overwrite, quiet, workspace_path, experiment_name,
+                script_args, **config_values):
     """Run ENTRY_SCRIPT's run() over the input files in parallel.
 
     \b
@@ -155,7 +163,7 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
           --input 'data/*.png' --mini-batch-size 5 --output out/ -- --threshold 0.5
     """
     from parallelrun.data.files import FileDataset
-    from parallelrun.engine.job import run_job
+    from parallelrun.pipeline.job_runs import record_job
 
     console = Console(stderr=True)
     try:
@@ -181,9 +189,13 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
         listeners = [] if quiet else [TerminalProgress(console)]
         cancel = threading.Event()
         with StopSignals(cancel) as stop:
-            result = run_job(config, datasets, output, list(script_args), log_dir=log_dir,
-                             listeners=listeners, resume=resume, overwrite=overwrite,
-                             cancel=cancel)
+            # every job is a run: its id is printed when it starts (see pipeline/job_runs.py)
+            result = record_job(config, datasets, output, list(script_args), log_dir=log_dir,
+                                listeners=listeners, resume=resume, overwrite=overwrite,
+                                cancel=cancel, workspace=workspace_path,
+                                experiment_name=experiment_name, started_by="cli",
+                                say=lambda text: console.print(text, markup=False,
+                                                               highlight=False, soft_wrap=True))
     except ParallelRunError as exc:
         print_error(exc, console)
         sys.exit(2)
@@ -195,15 +207,19 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
     console.print(f"[bold {colour}]{result.status}[/]", highlight=False)
     console.print(result.summary(), highlight=False, markup=False, soft_wrap=True)
     if result.status == "Canceled" or (result.status == "Failed" and result.minibatches_succeeded):
-        _print_resume_command(console)
+        _print_resume_command(console, result.run_id)
     if stop.received is not None:
         sys.exit(128 + int(stop.received))
     sys.exit(0 if result.succeeded else 1)
 
 
-def _print_resume_command(console: Console) -> None:
-    """The exact command that continues this job where it stopped."""
+def _print_resume_command(console: Console, run_id: str | None = None) -> None:
+    """The exact command that continues this job where it stopped (and, for a recorded job,
+    the shorter one by its run id)."""
     args = [a for a in sys.argv[1:] if a not in ("--overwrite", "--resume")]
     at = args.index("--") if "--" in args else len(args)
     command = shlex.join(["parallelrun", *args[:at], "--resume", *args[at:]])
     console.print(Text.assemble("to resume it: ", (command, "bold")), soft_wrap=True)
+    if run_id:
+        console.print(Text.assemble("or by its run id: ", (f"parallelrun runs resume {run_id}",
+                                                            "bold")), soft_wrap=True)

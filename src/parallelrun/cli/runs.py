@@ -5,7 +5,9 @@ They were once ``run list|show|...`` too: ``run`` still sends a first argument t
 these commands here, with a note on stderr that the spelling is now ``runs``.
 
 Every command finds the workspace with ``--workspace PATH`` or, by default, ``config.json`` from
-the current folder upward. A run id may be shortened to a unique prefix. Exit status: 0 the run
+the current folder upward, else the default workspace (``~/.parallelrun`` or
+``$PARALLELRUN_HOME``), where jobs started outside a workspace are recorded. A run id may be
+shortened to a unique prefix. Exit status: 0 the run
 Finished (or the command did its work), 1 the run Failed or was Canceled, 2 an error.
 
 \b
@@ -28,8 +30,7 @@ from rich.table import Table
 
 import parallelrun.cli.run  # noqa: F401 - the job command this group wraps must be registered
 from parallelrun.cli import main
-from parallelrun.cli.common import (deprecated, format_time, open_workspace, reports_errors,
-                                     stdout, workspace_option)
+from parallelrun.cli.common import deprecated, format_time, reports_errors, stdout
 
 
 @main.group("runs")
@@ -56,6 +57,31 @@ class JobOrOldRunsCommand(click.Command):
 main.add_command(JobOrOldRunsCommand(main.commands["run"]), "run")
 
 
+workspace_option = click.option(
+    "--workspace", "workspace_path", default=None, metavar="PATH",
+    help="Workspace folder (default: found from config.json upward from the current folder, "
+         "else the default workspace ~/.parallelrun or $PARALLELRUN_HOME, which records jobs "
+         "started outside a workspace).")
+
+#: runs.kind in the words of the list
+_KIND_WORDS = {"pipeline": "pipeline", "job": "job file", "run_job": "job"}
+
+
+def open_workspace(path: str | None, must_exist: bool = True):
+    """The workspace at ``path``, else found from config.json upward, else the default one;
+    None when there is none yet and not ``must_exist``."""
+    from parallelrun.errors import WorkspaceError
+    from parallelrun.workspace.default_workspace import default_workspace_path, workspace_for_runs
+
+    workspace, _ = workspace_for_runs(path, create=False)
+    if workspace is None and must_exist:
+        raise WorkspaceError(
+            "no runs here: no workspace config.json in this folder or a parent, and no default "
+            f"workspace yet ({default_workspace_path()}; the first job run outside a workspace "
+            "makes it). Give --workspace PATH, or cd into a workspace")
+    return workspace
+
+
 def _duration(start: float | None, end: float | None) -> str:
     if not start:
         return ""
@@ -78,23 +104,28 @@ def run_list(experiment, limit, as_json, workspace_path) -> None:
     from parallelrun.pipeline.records import RunStore
     from parallelrun.pipeline.runs import reconcile
 
-    store = RunStore(open_workspace(workspace_path))
-    runs = [reconcile(store, r) for r in store.runs(experiment, limit=limit)]
+    workspace = open_workspace(workspace_path, must_exist=False)
+    store = RunStore(workspace) if workspace is not None else None
+    runs = [reconcile(store, r) for r in store.runs(experiment, limit=limit)] if store else []
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))
         return
     table = Table(title=f"runs ({len(runs)} shown)", title_justify="left")
     table.add_column("run id", overflow="fold", min_width=max([6] + [len(r["id"]) for r in runs]))
-    for column in ("experiment", "status", "created", "duration", "steps"):
+    for column in ("experiment", "kind", "status", "created", "duration", "steps"):
         table.add_column(column)
     for record in runs:
         steps = store.steps(record["id"])
         done = sum(1 for s in steps if s["status"] == "Finished")
-        table.add_row(record["id"], record["experiment"], _status(record["status"]),
+        table.add_row(record["id"], record["experiment"],
+                      _KIND_WORDS.get(record["kind"], record["kind"]), _status(record["status"]),
                       format_time(record["created_at"]),
                       _duration(record["started_at"], record["finished_at"]),
                       f"{done}/{len(steps)}")
     stdout.print(table)
+    if workspace is not None:
+        stdout.print(f"workspace {workspace.name!r} ({workspace.path})", soft_wrap=True,
+                     markup=False)
 
 
 def _status(status: str) -> str:
@@ -153,7 +184,7 @@ def run_show(run_id, as_json, workspace_path) -> None:
             stdout.print(f"[red]{step['name']}: error:[/]", markup=True)
             stdout.print(step["error"], markup=False, soft_wrap=True)
     if details["error"]:
-        stdout.print(f"[red]run error:[/] ", markup=True, end="")
+        stdout.print("[red]run error:[/] ", markup=True, end="")
         stdout.print(details["error"], markup=False, soft_wrap=True)
 
 

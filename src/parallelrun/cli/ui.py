@@ -3,7 +3,8 @@
 It listens on 127.0.0.1 (``--host`` opens it to others, with a warning) at ``--port`` or the next
 free port, and prints the URL and the token that the one action, cancelling a run, requires.
 Everything it shows comes from the workspace catalog and log folders, so runs started by any
-process appear and update live.
+process appear and update live. Outside a workspace it shows the default one (``~/.parallelrun``
+or ``$PARALLELRUN_HOME``), where jobs started outside a workspace are recorded.
 
 \b
 Examples:
@@ -38,7 +39,17 @@ def ui_command(workspace_path, port, host, token) -> None:
     try:
         from parallelrun.ui.server import DEFAULT_HOST, Dashboard, is_loopback
 
-        workspace = open_workspace(workspace_path)
+        if workspace_path is None:
+            # outside a workspace: the default one, where jobs started here are recorded
+            from parallelrun.workspace.default_workspace import workspace_for_runs
+
+            workspace, created = workspace_for_runs()
+            if created:
+                stderr.print(f"note: no workspace here: showing the default workspace "
+                             f"{workspace.path} (made now), where jobs started outside a "
+                             "workspace are recorded", soft_wrap=True, markup=False)
+        else:
+            workspace = open_workspace(workspace_path)
         if host is not None and not is_loopback(host):
             stderr.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this "
                          "address can read this workspace's runs, logs and registries (the cancel "

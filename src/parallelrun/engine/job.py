@@ -72,6 +72,8 @@ class JobResult:
     elapsed_seconds: float
     error: str | None = None
     first_failure: FailureSummary | None = None  # set whenever an item failed, Finished or not
+    #: the run recording this job (``parallelrun runs show RUN_ID``); None when none did
+    run_id: str | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -4,8 +4,9 @@ The tables come from migration 2 in ``parallelrun.workspace.catalog.MIGRATIONS``
 a run is, while it runs and after, is a row here, so that any process (a notebook,
 ``parallelrun runs show`` in another terminal, the dashboard) sees the same state:
 
-* ``runs``: one row per submitted pipeline or YAML job: status, timings, the runner process
-  (pid, its start time, host) and a cancel flag the runner polls;
+* ``runs``: one row per submitted pipeline or YAML job, and per job started by ``run_job`` or
+  ``parallelrun run`` (kind ``run_job``, see :mod:`parallelrun.pipeline.job_runs`): status,
+  timings, the process running it (pid, its start time, host) and a cancel flag it polls;
 * ``step_runs``: one row per step of a run: status, timings, counts of mini-batches and items
   (updated about once a second while the step runs), the reuse key and what it was made of,
   output folders, metrics, the first error.
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import threading
 import time
 from typing import Any, Iterable
 
@@ -24,6 +27,8 @@ from parallelrun.errors import WorkspaceError
 
 STATUSES = ("NotStarted", "Queued", "Running", "Finished", "Failed", "Canceled")
 TERMINAL = ("Finished", "Failed", "Canceled")
+#: what started a run (``runs.kind``): Experiment.submit, a YAML job file, run_job / the CLI
+PIPELINE_KIND, JOB_FILE_KIND, JOB_KIND = "pipeline", "job", "run_job"
 
 # The tables are created by migration 2 of parallelrun.workspace.catalog.MIGRATIONS.
 
@@ -56,6 +61,42 @@ def _decode(row) -> dict:
         if isinstance(data[field], str):
             data[field] = json.loads(data[field])
     return data
+
+
+# catalog path -> an idle connection this process keeps open (see hold_catalog_open)
+_HELD: dict[str, sqlite3.Connection] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def hold_catalog_open(catalog) -> None:
+    """Keep one idle connection to ``catalog`` open for the rest of this process.
+
+    The catalog opens a connection per call; in WAL mode the last connection to close
+    checkpoints the WAL and removes it, which syncs the disk (about 5 ms a close on the
+    development machine). A job records itself in three writes: with this connection open
+    none of them is the last, and recording costs about 2 ms a job instead of about 25. An idle
+    connection holds no lock that stops writers or checkpoints.
+    """
+    with _HELD_LOCK:
+        if catalog.path in _HELD:
+            return
+        try:
+            db = sqlite3.connect(catalog.path, check_same_thread=False)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # maps the WAL index
+        except sqlite3.Error:
+            return  # only a matter of speed
+        _HELD[catalog.path] = db
+
+
+def progress_fields(progress) -> dict:
+    """The step_runs columns a JobProgress fills (its counts and the live snapshot)."""
+    snapshot = progress.snapshot()
+    return {"minibatches_total": progress.planned_minibatches,
+            "minibatches_succeeded": progress.minibatches_succeeded,
+            "minibatches_failed": progress.minibatches_failed,
+            "items_succeeded": progress.items_succeeded, "items_failed": progress.items_failed,
+            "retries": progress.retries, "items_per_second": round(progress.items_per_second(), 3),
+            "planning_done": int(progress.planning_done), "progress": snapshot}
 
 
 class RunStore:
@@ -112,6 +153,36 @@ class RunStore:
                     "updated_at) VALUES (?,?,?,?,?,?,?,?)",
                     (step["id"], run["id"], step["name"], step["kind"], step["position"],
                      "NotStarted", _encode("depends_on", step.get("depends_on") or []), now))
+
+    def create_started_run(self, run: dict, step: dict) -> None:
+        """Insert a run that is already Running in this process, with its one step run (also
+        Running), in one transaction: what a job started by ``run_job`` records."""
+        catalog = self._ready()
+        now = time.time()
+        with catalog.write() as db:
+            db.execute("INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
+                       (run["experiment"], now))
+            db.execute(
+                "INSERT INTO runs (id, experiment, kind, status, description, tags, graph, "
+                "run_dir, cwd, pid, pid_started, host, attempts, created_at, started_at, "
+                "updated_at) VALUES (?,?,?,'Running',?,?,?,?,?,?,?,?,1,?,?,?)",
+                (run["id"], run["experiment"], run["kind"], run.get("description"),
+                 _encode("tags", run.get("tags") or {}), _encode("graph", run["graph"]),
+                 self.rel(run["run_dir"]), run["cwd"], run["pid"], run.get("pid_started"),
+                 run.get("host"), now, now, now))
+            db.execute(
+                "INSERT INTO step_runs (id, run_id, name, kind, position, status, log_dir, "
+                "outputs, started_at, updated_at) VALUES (?,?,?,?,0,'Running',?,?,?,?)",
+                (step["id"], run["id"], step["name"], step["kind"], self.rel(step.get("log_dir")),
+                 _encode("outputs", step.get("outputs") or {}), now, now))
+
+    def job_run_with_log_dir(self, log_dir: str) -> dict | None:
+        """The latest job run (kind ``run_job``) whose step wrote its logs to ``log_dir``: the
+        run a ``run_job(..., resume=True)`` of that job goes on with."""
+        rows = self._ready().query(
+            "SELECT r.id FROM step_runs s JOIN runs r ON r.id = s.run_id WHERE s.log_dir = ? "
+            "AND r.kind = ? ORDER BY r.created_at DESC LIMIT 1", (self.rel(log_dir), JOB_KIND))
+        return self.run(rows[0]["id"]) if rows else None
 
     def run(self, run_id: str) -> dict:
         rows = self._ready().query("SELECT * FROM runs WHERE id = ?", (run_id,))
@@ -204,6 +275,11 @@ class RunStore:
         return data
 
     def update_step(self, step_run_id: str, **fields: Any) -> None:
+        sql, params = self._step_update(step_run_id, fields)
+        with self._ready().write() as db:
+            db.execute(sql, params)
+
+    def _step_update(self, step_run_id: str, fields: dict) -> tuple[str, list]:
         unknown = set(fields) - set(_STEP_FIELDS)
         if unknown:
             raise ValueError(f"unknown step run fields {sorted(unknown)}")
@@ -214,8 +290,19 @@ class RunStore:
                                  for name, o in fields["outputs"].items()}
         sets = ", ".join(f"{name} = ?" for name in fields) + ", updated_at = ?"
         params = [_encode(k, v) for k, v in fields.items()] + [time.time(), step_run_id]
+        return f"UPDATE step_runs SET {sets} WHERE id = ?", params
+
+    def end_job_run(self, run_id: str, step_run_id: str, status: str, error: str | None,
+                    **step_fields: Any) -> None:
+        """A job's run and its one step run end ``status`` (with the step's last counts), in
+        one transaction."""
+        now = time.time()
+        sql, params = self._step_update(step_run_id, {**step_fields, "status": status,
+                                                      "error": error, "finished_at": now})
         with self._ready().write() as db:
-            db.execute(f"UPDATE step_runs SET {sets} WHERE id = ?", params)
+            db.execute(sql, params)
+            db.execute("UPDATE runs SET status = ?, error = ?, finished_at = ?, updated_at = ? "
+                       "WHERE id = ?", (status, error, now, now, run_id))
 
     def reusable(self, reuse_key: str) -> list[dict]:
         """Finished step runs made with ``reuse_key``, newest first (reused ones excluded:

@@ -49,7 +49,7 @@ from parallelrun.errors import ParallelRunError
 from parallelrun.pipeline.environment import materialise
 from parallelrun.pipeline.output_datasets import OutputDatasetConfig
 from parallelrun.pipeline.pipeline_data import PipelineData
-from parallelrun.pipeline.records import TERMINAL, RunStore
+from parallelrun.pipeline.records import TERMINAL, RunStore, progress_fields
 from parallelrun.pipeline.reuse import step_reuse_key
 
 PIPELINE_FILE = "pipeline.pkl"
@@ -77,17 +77,6 @@ class _LiveStep(ProgressListener):
 
     def on_start(self, progress: JobProgress) -> None:
         self.progress = progress
-
-
-def progress_fields(progress: JobProgress) -> dict:
-    """The step_runs columns a JobProgress fills."""
-    snapshot = progress.snapshot()
-    return {"minibatches_total": progress.planned_minibatches,
-            "minibatches_succeeded": progress.minibatches_succeeded,
-            "minibatches_failed": progress.minibatches_failed,
-            "items_succeeded": progress.items_succeeded, "items_failed": progress.items_failed,
-            "retries": progress.retries, "items_per_second": round(progress.items_per_second(), 3),
-            "planning_done": int(progress.planning_done), "progress": snapshot}
 
 
 class RunExecutor:

@@ -1,5 +1,7 @@
 """``Run``, ``PipelineRun``, ``StepRun``: a submitted pipeline and its steps, as recorded in the
 workspace catalog (any process can follow them: a notebook, another terminal, the dashboard).
+A job started by ``run_job`` or ``parallelrun run`` is a run too (kind ``run_job``, one step;
+see :mod:`parallelrun.pipeline.job_runs`): the same class shows, watches, cancels and resumes it.
 
 Statuses: ``NotStarted`` -> ``Queued`` (the runner process is starting) -> ``Running`` ->
 ``Finished`` | ``Failed`` | ``Canceled``. A run whose runner process died (killed, machine
@@ -19,7 +21,7 @@ from typing import Any, Iterator
 
 from parallelrun.errors import ConfigurationError, JobFailedError, WorkspaceError
 from parallelrun.pipeline.pipeline_data import PortDataReference
-from parallelrun.pipeline.records import TERMINAL, RunStore
+from parallelrun.pipeline.records import JOB_KIND, TERMINAL, RunStore
 
 POLL_SECONDS = 0.25
 # a Queued run without a runner pid this long after its last update lost its runner
@@ -219,6 +221,10 @@ class PipelineRun(Run):
         if record["status"] in TERMINAL:
             return
         self._store.request_cancel(self.id)
+        if record["kind"] == JOB_KIND and not (
+                record["status"] == "Running" and
+                ((record.get("graph") or {}).get("job") or {}).get("stops_on_sigterm")):
+            return  # its process polls the flag; SIGTERM would end it (e.g. a notebook kernel)
         # not picked up by a runner yet: nobody else will end it
         if self._store.update_run(self.id, only_if_status=("NotStarted",), status="Canceled",
                                   finished_at=time.time(), error="canceled before it started"):
@@ -237,11 +243,10 @@ class PipelineRun(Run):
     def resume(self, wait: bool = False, show_output: bool = False) -> "PipelineRun":
         """Continue a run that Failed, was Canceled or whose process died: finished steps are
         kept, a ParallelRunStep that had started goes on from its journal (finished mini-batches
-        are not run again; each output row once), the rest run. Returns at once unless
-        ``wait``. Example: ``Run.get(ws, run_id).resume(wait=True)``.
+        are not run again; each output row once), the rest run. A job's run (``run_job``,
+        ``parallelrun run``) runs its recorded job again with ``resume=True`` in a process of its
+        own. Returns at once unless ``wait``. Example: ``Run.get(ws, run_id).resume(wait=True)``.
         """
-        from parallelrun.pipeline.experiment import start_runner
-
         record = self._record()
         if record["status"] == "Finished":
             raise ConfigurationError("run", self.id, "a run that did not finish: this one Finished, "
@@ -249,6 +254,15 @@ class PipelineRun(Run):
         if record["status"] in ("Queued", "Running"):
             raise ConfigurationError("run", self.id, f"a run that stopped: this one is "
                                      f"{record['status']} (runner pid {record.get('pid')})")
+        if record["kind"] == JOB_KIND:
+            from parallelrun.pipeline.job_runs import resume_job_run
+
+            self._process = resume_job_run(self._store, record)
+            if wait:
+                self.wait_for_completion(show_output=show_output)
+            return self
+        from parallelrun.pipeline.experiment import start_runner
+
         if record["status"] == "NotStarted" and not record.get("pid"):
             allowed = ("NotStarted",)
         else:
@@ -277,6 +291,9 @@ class PipelineRun(Run):
             "tags": record.get("tags") or {}, "description": record.get("description"),
             "error": record.get("error"),
             "steps": [step.get_details() for step in self.get_steps()],
+            # a run_job's output, logs and arguments (what a resume runs again)
+            **({"job": (record.get("graph") or {}).get("job")} if record["kind"] == JOB_KIND
+               else {}),
         }
 
     def get_metrics(self, name: str | None = None) -> dict:
