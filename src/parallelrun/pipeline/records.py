@@ -63,8 +63,10 @@ def _decode(row) -> dict:
     return data
 
 
-# catalog path -> an idle connection this process keeps open (see hold_catalog_open)
+# catalog path -> an idle connection this process keeps open (see hold_catalog_open); the
+# oldest is closed beyond _HELD_MAX (a process running jobs in many workspaces, e.g. tests)
 _HELD: dict[str, sqlite3.Connection] = {}
+_HELD_MAX = 8
 _HELD_LOCK = threading.Lock()
 
 
@@ -86,6 +88,8 @@ def hold_catalog_open(catalog) -> None:
         except sqlite3.Error:
             return  # only a matter of speed
         _HELD[catalog.path] = db
+        while len(_HELD) > _HELD_MAX:
+            _HELD.pop(next(iter(_HELD))).close()
 
 
 def progress_fields(progress) -> dict:
