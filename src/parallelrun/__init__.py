@@ -33,6 +33,12 @@ _EXPORTS = {
     "JobFailedError": "parallelrun.errors",
     "FolderInUseError": "parallelrun.errors",
     "ResumeMismatchError": "parallelrun.errors",
+    "JobSpecError": "parallelrun.errors",
+    "BadResultError": "parallelrun.errors",
+    "ComputeTargetException": "parallelrun.errors",
+    "UnknownNameError": "parallelrun.errors",
+    "UnsafeArchiveError": "parallelrun.errors",
+    "RunTimeoutError": "parallelrun.errors",
     "ParallelRunConfig": "parallelrun.config",
     "EntryScript": "parallelrun.script",
     "Dataset": "parallelrun.data.dataset",
@@ -49,7 +55,6 @@ _EXPORTS = {
     "DataPath": "parallelrun.workspace.datastore",
     "Model": "parallelrun.workspace.models",
     "ComputeTarget": "parallelrun.compute",
-    "ComputeTargetException": "parallelrun.compute",
     "AmlCompute": "parallelrun.compute",
     "LocalCompute": "parallelrun.compute",
     "PipelineData": "parallelrun.pipeline.pipeline_data",
@@ -96,8 +101,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from parallelrun.compute import (AmlCompute, ComputeTarget, ComputeTargetException,
-                                     LocalCompute, RayCompute)
+    from parallelrun.compute import AmlCompute, ComputeTarget, LocalCompute, RayCompute
     from parallelrun.config import ParallelRunConfig
     from parallelrun.data.dataset import Dataset
     from parallelrun.data.files import FileDataset
@@ -121,9 +125,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from parallelrun.pipeline.runs import PipelineRun, Run, StepRun
     from parallelrun.pipeline.steps import ParallelRunStep, PythonScriptStep
     from parallelrun.pipeline.yaml_job import load_job, submit_job
-    from parallelrun.errors import (BackendError, ConfigurationError, DataError, EntryScriptError,
-                                    FolderInUseError, JobFailedError, ParallelRunError,
-                                    ResumeMismatchError, StorageError, WorkspaceError)
+    from parallelrun.errors import (BackendError, BadResultError, ComputeTargetException,
+                                    ConfigurationError, DataError, EntryScriptError,
+                                    FolderInUseError, JobFailedError, JobSpecError,
+                                    ParallelRunError, ResumeMismatchError, RunTimeoutError,
+                                    StorageError, UnknownNameError, UnsafeArchiveError,
+                                    WorkspaceError)
     from parallelrun.script import EntryScript
     from parallelrun.ui.widgets import RunDetails
     from parallelrun.workspace.datastore import DataPath, Datastore

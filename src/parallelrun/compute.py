@@ -12,7 +12,7 @@ import dataclasses
 import re
 from typing import Any, ClassVar
 
-from parallelrun.errors import BackendError, ConfigurationError
+from parallelrun.errors import BackendError, ComputeTargetException, ConfigurationError  # noqa: F401 (re-exported)
 
 COMPUTE_KINDS: dict[str, type["ComputeTarget"]] = {}
 
@@ -195,10 +195,6 @@ class RayCompute(ComputeTarget):
             else:
                 targets[name] = target
         return target
-
-
-class ComputeTargetException(BackendError):
-    """A compute target cannot be created or found (Azure ML's exception name)."""
 
 
 _AML_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$")

@@ -27,7 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from parallelrun.errors import EntryScriptError
+from parallelrun.errors import BadResultError, EntryScriptError  # noqa: F401 (re-exported)
 
 LOG_FORMAT = "%(asctime)s|%(name)s|%(levelname)s|%(process)d|%(thread)d|%(funcName)s()|%(message)s"
 
@@ -241,10 +241,6 @@ def _line_break_message(lines: list[str], result: Any) -> str:
             "append_row_format='text' writes one line per element, so it would split into two "
             "rows. Return values without line breaks (e.g. value.replace('\\n', ' ')), or use "
             "append_row_format='csv' or 'parquet', which keep line breaks inside a value.")
-
-
-class BadResultError(EntryScriptError):
-    """What run() returned cannot be written or counted: the mini-batch's try fails."""
 
 
 class NullEncoder(ResultEncoder):

@@ -41,7 +41,9 @@ from parallelrun.errors import BackendError, ConfigurationError
 
 log = logging.getLogger("parallelrun.pipeline.environment")
 
+#: Azure ML's default base image names, as its SDK exports them (``docker.base_image``'s default)
 DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/base:intelmpi2018.3-ubuntu16.04"
+#: the GPU counterpart of DEFAULT_CPU_IMAGE
 DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/base-gpu:intelmpi2018.3-cuda10.0-cudnn7-ubuntu16.04"
 
 _READY = ".parallelrun-ready"

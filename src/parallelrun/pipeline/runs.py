@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from parallelrun.errors import ConfigurationError, JobFailedError, WorkspaceError
+from parallelrun.errors import ConfigurationError, JobFailedError, RunTimeoutError, WorkspaceError
 from parallelrun.pipeline.pipeline_data import PortDataReference
 from parallelrun.pipeline.records import JOB_KIND, TERMINAL, RunStore
 
@@ -153,13 +153,13 @@ class Run:
                 if status in TERMINAL:
                     break
                 if time.monotonic() >= deadline:
-                    raise TimeoutError(f"run {self.id} is still {status} after {timeout_seconds} s")
+                    raise RunTimeoutError(self.id, status, timeout_seconds)
                 time.sleep(POLL_SECONDS)
         finally:
             if watcher is not None:
                 watcher.close()
         if status == "Failed" and raise_on_error:
-            raise JobFailedError(f"run {self.id} Failed: {self._record().get('error')}", self)
+            raise JobFailedError(f"run {self.id} Failed: {self._record().get('error')}", run=self)
         return status
 
     def get_details(self) -> dict:
@@ -340,11 +340,12 @@ class StepRun(Run):
         deadline = time.monotonic() + timeout_seconds
         while not self._is_done():
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"step run {self.id} is still {self.get_status()}")
+                raise RunTimeoutError(self.id, self.get_status(), timeout_seconds)
             time.sleep(POLL_SECONDS)
         status = self.get_status()
         if status == "Failed" and raise_on_error:
-            raise JobFailedError(f"step {self.name!r} Failed: {self._record().get('error')}", self)
+            raise JobFailedError(f"step {self.name!r} Failed: {self._record().get('error')}",
+                                 run=self)
         return status
 
     def cancel(self) -> None:

@@ -52,7 +52,7 @@ from typing import Any
 
 import yaml
 
-from parallelrun.errors import ConfigurationError, ParallelRunError
+from parallelrun.errors import ConfigurationError, JobSpecError, ParallelRunError  # noqa: F401 (re-exported)
 from parallelrun.pipeline.pipeline_data import PipelineData
 
 _TOP_KEYS = {"$schema", "type", "name", "display_name", "description", "tags", "experiment_name",
@@ -96,19 +96,6 @@ _OPTION_NOTES = {
     "resource_monitor_interval": "logs/sys/perf is sampled at parallelrun's own interval",
     "copy_logs_to_parent": "the step's logs are in the run's folder already",
 }
-
-
-class JobSpecError(ConfigurationError):
-    """A job file with problems; ``problems`` lists ``(line, key, message)`` for each."""
-
-    def __init__(self, path: str, problems: list[tuple[int | None, str, str]]):
-        self.path = path
-        self.problems = problems
-        line, key, message = problems[0]
-        self.parameter, self.value, self.allowed = key, None, message
-        lines = [f"{path}:{ln or '?'}: {k}: {m}" for ln, k, m in problems]
-        Exception.__init__(self, f"{len(problems)} problem(s) in job file {path}:\n"
-                           + "\n".join("  " + text for text in lines))
 
 
 def _line_map(text: str) -> dict[str, int]:

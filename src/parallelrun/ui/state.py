@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from parallelrun.config import JOB_MARKER_NAME
+from parallelrun.errors import UnknownNameError as NotFound  # the API's 404; its old name here
 from parallelrun.errors import WorkspaceError
 from parallelrun.pipeline.records import TERMINAL, RunStore
 from parallelrun.pipeline.runs import runner_alive
@@ -60,10 +61,6 @@ STEP_TOTALS_SQL = (
     "SUM(items_failed) AS items_failed, SUM(minibatches_total) AS minibatches_total, "
     "SUM(minibatches_succeeded + minibatches_failed) AS minibatches_done "
     "FROM step_runs WHERE run_id IN ({marks}) GROUP BY run_id")
-
-
-class NotFound(WorkspaceError, LookupError):
-    """An id or name the workspace does not have (the API answers 404)."""
 
 
 def check_id(kind: str, value: str, pattern: re.Pattern = STEP_ID) -> str:

@@ -39,7 +39,7 @@ import tempfile
 import time
 from typing import Any
 
-from parallelrun.errors import ConfigurationError, WorkspaceError
+from parallelrun.errors import ConfigurationError, UnsafeArchiveError, WorkspaceError  # noqa: F401 (re-exported)
 from parallelrun.script import current_context
 from parallelrun.workspace.workspace import UnknownNameError, Workspace, known
 
@@ -53,11 +53,6 @@ MAX_ARCHIVE_BYTES = 20 * 1024 ** 3
 MAX_ARCHIVE_ENTRIES = 100_000
 # symbolic links followed to resolve one path (Linux's own limit is 40)
 _MAX_LINK_HOPS = 40
-
-
-class UnsafeArchiveError(WorkspaceError):
-    """An archive entry would land outside the model's folder (or is a device file), or the
-    archive is beyond the extraction limits."""
 
 
 def model_entry_path(folder: str) -> str:

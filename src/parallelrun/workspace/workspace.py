@@ -22,7 +22,7 @@ from collections.abc import MutableMapping
 from typing import Any, Iterator
 
 from parallelrun.compute import COMPUTE_KINDS, ComputeTarget, LocalCompute
-from parallelrun.errors import WorkspaceError
+from parallelrun.errors import UnknownNameError, WorkspaceError  # noqa: F401 (re-exported)
 from parallelrun.workspace.catalog import Catalog
 
 CONFIG_FILE = "config.json"
@@ -34,13 +34,6 @@ DEFAULT_DATASTORE = "workspaceblobstore"
 AZURE_FIELDS = ("subscription_id", "resource_group", "location")
 LOCAL = "local"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
-
-
-class UnknownNameError(WorkspaceError, KeyError):
-    """A name (dataset, model, datastore, compute target) or version the workspace lacks."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 def known(names: Any) -> str:
