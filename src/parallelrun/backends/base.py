@@ -73,6 +73,9 @@ class WorkerLost:
     #: whether the first mini-batch without an outcome was the one running (see
     #: Backend.running_known); when not, the loss is charged to none of them
     running_known: bool = True
+    #: the worker was lost with its node (a Ray node died): infrastructure, so a worker lost
+    #: before it was ready is started again without counting as an init() failure
+    node_lost: bool = False
 
 
 Event = WorkerReady | WorkerInitFailed | MiniBatchDone | WorkerLost

@@ -4,9 +4,12 @@ Registered as ``"ray"`` in ``parallelrun.backends.BACKENDS`` and imported only w
 for it, so ``import parallelrun`` never imports Ray. The scheduler is the one every backend
 shares; only the carrying changes:
 
-* **Placement.** One placement group with a bundle per node (``STRICT_SPREAD``), each bundle
-  holding ``process_count_per_node`` workers' CPUs (and GPUs). Waiting for it to be ready is
-  what turns "the cluster is too small or too busy" into a clear error before any work starts.
+* **Placement.** A bundle per node of the job, each holding ``process_count_per_node``
+  workers' CPUs (and GPUs), each on a Ray node of its own (``ray_placement``). Waiting for them
+  to be ready is what turns "the cluster is too small or too busy" into a clear error before
+  any work starts. A worker lost with its node is infrastructure (``WorkerLost.node_lost``:
+  never an init() failure); its node's workers are placed on another node as soon as the loss
+  is known, and the job fails only when none can host them for ``node_loss_timeout`` seconds.
 * **Workers.** One actor per slot (``max_concurrency=1``), placed in its node's bundle. It wraps
   ``worker_loop``: ``start`` imports the script and calls ``init()`` once, ``run`` runs a
   group of mini-batches and streams their outcomes back (those of quick ones together, up to
@@ -45,6 +48,9 @@ Backend options (``BackendTarget("ray", {...})`` or ``RayCompute``):
     were asked for, so they still fit), and 1 GPU on nodes with GPUs.
 ``placement_timeout``
     Seconds to wait for the cluster to have room for every worker (default 60).
+``node_loss_timeout``
+    Seconds the workers of a lost node may wait for another node to host them before the job
+    fails (default 120; finished mini-batches are kept, and the job can be resumed).
 ``shared_filesystem``
     ``True``/``False`` to skip the probe and say whether the nodes see the coordinator's files.
 """
@@ -69,14 +75,12 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayError, RayTaskError
 from ray.util.client import ray as ray_client
-from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
-from ray.util.scheduling_strategies import (
-    NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy,
-)
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from parallelrun.backends.base import (
     Backend, Event, MiniBatchDone, Slot, WorkerInitFailed, WorkerLost, WorkerReady, WorkerSpec,
 )
+from parallelrun.backends.ray_placement import NODE_LOSS_TIMEOUT, NodeGroup, Placement, NoRoom
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.errors import BackendError, DataError
 
@@ -523,15 +527,19 @@ class RayBackend(Backend):
     def __init__(self, spec: WorkerSpec, **options: Any):
         super().__init__(spec, **options)
         known = {"address", "runtime_env", "environment", "num_cpus_per_worker",
-                 "num_gpus_per_worker", "placement_timeout", "shared_filesystem"}
+                 "num_gpus_per_worker", "placement_timeout", "node_loss_timeout",
+                 "shared_filesystem"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise BackendError(f"unknown Ray backend option(s) {', '.join(unknown)}; known: "
                                f"{', '.join(sorted(known))}")
         self.address = options.get("address")
         self.placement_timeout = float(options.get("placement_timeout") or 60)
+        self.node_loss_timeout = float(options.get("node_loss_timeout") or NODE_LOSS_TIMEOUT)
         self._actor_class = None
-        self._pg = None
+        self._placement: Placement | None = None
+        # each slot's node group (its bundle), by slot id
+        self._slot_groups: dict[int, NodeGroup] = {}
         self._sizing: Sizing | None = None
         self._shared: bool | None = options.get("shared_filesystem")
         self._runtime_env: dict = {}
@@ -542,7 +550,12 @@ class RayBackend(Backend):
         self._connected = False
         # Ray Client (ray://) cannot stream an actor's results: one reply per call there
         self._streaming = True
-        self.bundle_nodes: dict[int, str] = {}
+
+    @property
+    def bundle_nodes(self) -> dict[int, str | None]:
+        """The Ray node each node of the job is on now (None while it waits for one)."""
+        groups = self._placement.groups if self._placement else []
+        return {group.index: group.node_id for group in groups}
 
     # Planning --------------------------------------------------------------------------------
     def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
@@ -562,33 +575,33 @@ class RayBackend(Backend):
                               self.options.get("num_cpus_per_worker"),
                               self.options.get("num_gpus_per_worker"))
         self._sizing = sizing
-        bundles = [sizing.bundle for _ in range(node_count)]
-        self._pg = pg = placement_group(bundles, strategy="STRICT_SPREAD" if node_count > 1 else "PACK")
-        ready, _ = ray.wait([pg.ready()], timeout=self.placement_timeout)
-        if not ready:
+        self._placement = Placement(sizing.bundle, self.placement_timeout, self.node_loss_timeout,
+                                    self.spec.log_dir)
+        try:
+            groups = self._placement.place(node_count, nodes)
+        except NoRoom:
             raise BackendError(
                 f"the Ray cluster has no room for {node_count} node(s) x {sizing.per_node} "
                 f"workers ({sizing.bundle} per node, each on its own node) after waiting "
                 f"placement_timeout={self.placement_timeout:g} s; nodes: {_describe_nodes(nodes)}; "
                 f"free now: {_free_resources()}. Lower process_count_per_node or node_count, set "
-                "num_cpus_per_worker lower, or free the cluster")
-        table = placement_group_table(pg)
-        self.bundle_nodes = {int(k): v for k, v in table.get("bundles_to_node_id", {}).items()}
+                "num_cpus_per_worker lower, or free the cluster") from None
         if self._shared is None:
             self._shared = self._probe_shared_filesystem()
         self._runtime_env = self._build_runtime_env()
         self._actor_class = ray.remote(RayWorker)
         self._write_placement(nodes)
         slots = []
-        for node in range(node_count):
+        for group in groups:
             for _ in range(sizing.per_node):
-                slot_id = len(slots)
-                slots.append(Slot(slot_id, f"node{node}", f"process{slot_id:03d}"))
+                slot = Slot(len(slots), group.name, f"process{len(slots):03d}")
+                self._slot_groups[slot.id] = group
+                slots.append(slot)
         return slots
 
     def _probe_shared_filesystem(self) -> bool:
         here = ray.get_runtime_context().get_node_id()
-        others = sorted(set(self.bundle_nodes.values()) - {here})
+        others = sorted(set(self.bundle_nodes.values()) - {here, None})
         if not others:
             return True
         token = uuid.uuid4().hex
@@ -630,11 +643,13 @@ class RayBackend(Backend):
         ips = {n["NodeID"]: n.get("NodeManagerAddress") for n in nodes}
         lines = [f"Ray cluster: {ray.get_runtime_context().gcs_address}",
                  f"nodes: {_describe_nodes(nodes)}",
+                 (f"a lost node's workers wait for another node at most "
+                  f"node_loss_timeout={self.node_loss_timeout:g} s; moves are listed below"),
                  f"workers: {sizing.node_count} node(s) x {sizing.per_node}, each reserving "
                  f"{sizing.cpus:g} CPU" + (f" and {sizing.gpus:g} GPU" if sizing.gpus else ""),
                  f"shared filesystem with the coordinator: {self._shared}"]
-        for bundle, node_id in sorted(self.bundle_nodes.items()):
-            lines.append(f"node{bundle}: Ray node {ips.get(node_id, '?')} ({node_id})")
+        for index, node_id in sorted(self.bundle_nodes.items()):
+            lines.append(f"node{index}: Ray node {ips.get(node_id, '?')} ({node_id})")
         if self._runtime_env:
             lines.append(f"runtime_env keys: {', '.join(sorted(self._runtime_env))}")
         path = Path(self.spec.log_dir, "sys", "ray_placement.txt")
@@ -644,11 +659,9 @@ class RayBackend(Backend):
     # Workers ---------------------------------------------------------------------------------
     def start_worker(self, slot: Slot) -> None:
         sizing = self._sizing
-        bundle = int(slot.node_name[4:])
         options: dict[str, Any] = dict(
             num_cpus=sizing.cpus, max_restarts=0, max_concurrency=1,
-            scheduling_strategy=PlacementGroupSchedulingStrategy(
-                self._pg, placement_group_bundle_index=bundle))
+            scheduling_strategy=self._placement.strategy(self._slot_groups[slot.id]))
         if sizing.gpus:
             options["num_gpus"] = sizing.gpus
         if self._runtime_env:
@@ -706,6 +719,8 @@ class RayBackend(Backend):
             "path on every node (a workspace there too, for models)")
 
     def poll(self, timeout: float | None) -> list[Event]:
+        # a lost node's workers placed elsewhere, or waiting too long for a node (BackendError)
+        self._placement.check_moves()
         # An actor runs its calls in order, so only the head call of each can have news.
         heads = {actor.calls[0].waitable: actor for actor in self._actors.values() if actor.calls}
         if not heads:
@@ -784,8 +799,13 @@ class RayBackend(Backend):
             return WorkerLost(actor.slot.id, f"worker actor failed: {value}",
                               self.running_known(actor.slot))
         if isinstance(value, RayError):
-            return WorkerLost(actor.slot.id, self._death_reason(actor, value),
-                              self.running_known(actor.slot))
+            group = self._slot_groups[actor.slot.id]
+            lost_with_node = self._placement.node_lost(group, actor.info.get("node_id"), str(value))
+            reason = self._death_reason(actor, value)
+            if lost_with_node:
+                reason = f"{reason}; its Ray node was lost: {lost_with_node}"
+            return WorkerLost(actor.slot.id, reason, self.running_known(actor.slot),
+                              node_lost=lost_with_node is not None)
         actor.info = value[-1]
         if value[0] == "ready":
             actor.ready = True
@@ -793,7 +813,9 @@ class RayBackend(Backend):
         return WorkerInitFailed(actor.slot.id, value[1], fatal=value[2])
 
     def _death_reason(self, actor: _Actor, exc: BaseException) -> str:
-        where = actor.info.get("node_ip") or self.bundle_nodes.get(int(actor.slot.node_name[4:]), "?")
+        # the node that ran it: its own word once it started, else where its bundle was
+        where = self._placement.describe(actor.info.get("node_id")
+                                         or self._slot_groups[actor.slot.id].node_id)
         pid = actor.info.get("pid")
         text = str(exc).strip().splitlines()
         detail = " ".join(line.strip() for line in text[:3] if line.strip())[:500]
@@ -839,12 +861,8 @@ class RayBackend(Backend):
             self._release()
 
     def _remove_placement_group(self) -> None:
-        if self._pg is not None:
-            pg, self._pg = self._pg, None
-            try:
-                remove_placement_group(pg)
-            except RayError:
-                pass  # the cluster is gone: nothing left to free
+        if self._placement is not None:
+            self._placement.remove_all()
 
     def _gather_logs(self, actor: _Actor, ref) -> None:
         try:

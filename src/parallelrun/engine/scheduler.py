@@ -330,6 +330,12 @@ class Scheduler:
         elif isinstance(event, WorkerLost):
             if worker.ready:
                 self._on_worker_lost(worker, "PROCESS_DIED", event.reason, event.running_known)
+            elif event.node_lost:  # its node died before init() ended: not init()'s failure
+                self._retire(worker)
+                self._log("warning", "%s: %s before it was ready; starting a new worker",
+                          worker.slot.process_name, event.reason)
+                self.progress.worker_restarts += 1
+                self._start(worker.slot)
             else:
                 self._on_init_failed(worker, f"{event.reason} during import or init()", False)
 
