@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any
+from typing import Any, Union
 
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.script import ResultEncoder, RunOutcome
@@ -78,7 +78,8 @@ class WorkerLost:
     node_lost: bool = False
 
 
-Event = WorkerReady | WorkerInitFailed | MiniBatchDone | WorkerLost
+# Union, not X | Y: workers import this module, and an environment's Python may be 3.8
+Event = Union[WorkerReady, WorkerInitFailed, MiniBatchDone, WorkerLost]  # noqa: UP007
 
 
 class Backend(abc.ABC):
