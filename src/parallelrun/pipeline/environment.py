@@ -1,24 +1,17 @@
 """``Environment`` and ``CondaDependencies``: the Python packages and variables a step's workers
 run with, after Azure ML's classes of the same names.
 
-Locally an environment with packages becomes a virtualenv, made once and reused:
+Locally an environment with packages, or with a ``python=`` pin other than the Python
+parallelrun runs in, becomes a virtualenv of its own, made once and reused (built by
+:mod:`parallelrun.pipeline.environment_build`: the user's packages and what parallelrun's worker
+needs resolved together, from an interpreter of the pinned version found on this machine,
+:mod:`parallelrun.pipeline.interpreters`).
 
-* it lives in ``<workspace>/.parallelrun/environments/<hash>/`` (or under
-  ``$PARALLELRUN_ENVIRONMENTS``, a cache several workspaces share), ``<hash>`` being the SHA-256
-  of :meth:`Environment.spec` (pip packages, conda packages, pip options, the Python version)
-  and of the interpreter it layers on, so the same spec finds the same folder and any change
-  makes a new one;
-* it *layers* on the interpreter parallelrun runs in: its own packages come first, then that
-  interpreter's (a ``.pth`` file), so parallelrun's own dependencies are not installed again and
-  a package already there is "already satisfied" at once;
-* it is made under a file lock (two runs asking at once build it once) and marked ready only
-  when ``pip install`` succeeded; a half-made one is made again.
-
-An environment without packages is the current interpreter. Environment variables go to the
-workers. Docker and Spark settings are accepted, so code written for Azure ML runs, and ignored
-with a note: locally workers are processes on this machine. Conda packages are installed with
-pip under the same name (there is no conda here), with a note. A pinned Python version must be
-the version parallelrun runs with (a virtualenv cannot change it).
+An environment without packages or pin is the current interpreter. Environment variables go to
+the workers. Docker and Spark settings are accepted, so code written for Azure ML runs, and
+ignored with a note: locally workers are processes on this machine. Conda files are read for
+their Python version and pip part; their conda packages are installed from PyPI under the same
+names (there is no conda here), with a note, and one PyPI does not have is an error naming it.
 """
 
 from __future__ import annotations
@@ -28,16 +21,16 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from parallelrun.errors import BackendError, ConfigurationError
+from parallelrun.errors import ConfigurationError
+# materialise is imported from here by the runner
+from parallelrun.pipeline.environment_build import environments_root, materialise  # noqa: F401
+from parallelrun.pipeline.interpreters import find_interpreter
 
 log = logging.getLogger("parallelrun.pipeline.environment")
 
@@ -46,7 +39,6 @@ DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/base:intelmpi2018.3-ubuntu16.04"
 #: the GPU counterpart of DEFAULT_CPU_IMAGE
 DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/base-gpu:intelmpi2018.3-cuda10.0-cudnn7-ubuntu16.04"
 
-_READY = ".parallelrun-ready"
 # conda "packages" that are not packages for pip
 _NOT_PIP = {"python", "pip"}
 
@@ -485,136 +477,10 @@ def _read_spec_file(path: str | os.PathLike) -> dict:
 
 
 def check_python_version(env: Environment) -> None:
-    """A pinned Python version must be the one parallelrun runs with (``3``, ``3.11``,
-    ``3.11.7``); otherwise the error names both."""
+    """A pinned Python version (``3``, ``3.11``, ``3.11.7``) must be one the worker runs on and
+    one installed on this machine; otherwise the error names the oldest supported, or the
+    versions there are and how to add one (see :mod:`parallelrun.pipeline.interpreters`)."""
     deps = env.python.conda_dependencies
     wanted = deps.get_python_version() if deps is not None else None
-    if not wanted:
-        return
-    have = sys.version_info
-    parts = [p for p in str(wanted).split(".") if p not in ("", "*", "x")]
-    current = [str(have.major), str(have.minor), str(have.micro)]
-    if not all(p.isdigit() for p in parts) or current[:len(parts)] != parts:
-        raise ConfigurationError(
-            "python_version", wanted,
-            f"the Python that runs the workers here is {have.major}.{have.minor}.{have.micro} "
-            f"and a virtualenv cannot change it; pin {have.major}.{have.minor} or remove the "
-            f"pin from environment {env.name!r}")
-
-
-# Materialising ---------------------------------------------------------------------------------
-
-def environments_root(workspace: Any = None) -> str:
-    """Where virtualenvs are made: ``$PARALLELRUN_ENVIRONMENTS`` (one cache shared by several
-    workspaces), else the workspace's ``.parallelrun/environments``, else the user's cache."""
-    shared = os.environ.get("PARALLELRUN_ENVIRONMENTS")
-    if shared:
-        return os.path.abspath(shared)
-    if workspace is not None:
-        return os.path.join(workspace.path, ".parallelrun", "environments")
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "parallelrun", "environments")
-
-
-def environment_key(env: Environment) -> str:
-    """The folder name of ``env``'s virtualenv: its spec and the interpreter it layers on."""
-    what = {"packages": sorted(env.packages()),
-            "pip_options": env.python.conda_dependencies.pip_options
-            if env.python.conda_dependencies else [],
-            "base": os.path.realpath(sys.prefix), "python": list(sys.version_info[:3])}
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def materialise(env: Environment | None, workspace: Any = None,
-                log_file: str | None = None) -> str | None:
-    """The interpreter for ``env``'s workers, making its virtualenv first if need be.
-
-    None (the current interpreter) for no environment or one without packages. Example::
-
-        python = materialise(batch_env, ws)   # .../environments/<hash>/bin/python
-    """
-    if env is None:
-        return None
-    env.validate()
-    if env.python.user_managed_dependencies:
-        path = env.python.interpreter_path
-        return None if path in ("python", "python3", None) else path
-    for note in _package_notes(env):
-        env._note(note)
-    packages = env.packages()
-    if not packages:
-        return None
-    folder = os.path.join(environments_root(workspace), environment_key(env))
-    python = os.path.join(folder, "bin", "python")
-    if os.path.exists(os.path.join(folder, _READY)):
-        return python
-    os.makedirs(os.path.dirname(folder), exist_ok=True)
-    import fcntl
-
-    with open(folder + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)   # another process may be making the same one
-        if os.path.exists(os.path.join(folder, _READY)):
-            return python
-        _build(env, folder, packages, log_file)
-    return python
-
-
-def _package_notes(env: Environment) -> list[str]:
-    deps = env.python.conda_dependencies
-    if deps is not None and deps.conda_packages:
-        return [f"conda packages {deps.conda_packages} are installed with pip under the same "
-                "names (there is no conda here)"]
-    return []
-
-
-def _build(env: Environment, folder: str, packages: list[str], log_file: str | None) -> None:
-    import shutil
-
-    if os.path.exists(folder):
-        shutil.rmtree(folder)  # an earlier attempt died half-way
-    started = time.time()
-    build_log = os.path.join(folder, "build.log")
-    _run([sys.executable, "-m", "venv", "--without-pip", folder], None, env, "create the virtualenv")
-    python = os.path.join(folder, "bin", "python")
-    site_packages = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True).stdout.strip()
-    parents = [p for p in _parent_site_dirs() if os.path.isdir(p)]
-    # layer on this interpreter: its site folders (and their .pth files) after the env's own
-    with open(os.path.join(site_packages, "_parallelrun_layer.pth"), "w", encoding="utf-8") as fh:
-        fh.write("import site; " + "; ".join(f"site.addsitedir({p!r})" for p in parents) + "\n")
-    options: list[str] = []
-    for option in (env.python.conda_dependencies.pip_options if env.python.conda_dependencies else []):
-        options.extend(option.split())
-    command = [sys.executable, "-m", "pip", "--python", python, "install",
-               "--disable-pip-version-check", "--no-input", *options, *packages]
-    _run(command, build_log, env, f"install {packages}")
-    with open(os.path.join(folder, "spec.json"), "w", encoding="utf-8") as fh:
-        json.dump({"environment": env.spec(), "packages": packages, "python": sys.version,
-                   "layered_on": parents, "built_in_seconds": round(time.time() - started, 2)},
-                  fh, indent=2)
-    Path(folder, _READY).write_text(f"{time.time()}\n", encoding="utf-8")
-    if log_file:
-        with open(log_file, "a", encoding="utf-8") as fh:
-            fh.write(f"environment {env.name}: made {folder} in {time.time() - started:.1f} s\n")
-
-
-def _parent_site_dirs() -> list[str]:
-    import site
-
-    dirs = list(site.getsitepackages())
-    if site.ENABLE_USER_SITE and site.getusersitepackages():
-        dirs.append(site.getusersitepackages())
-    return dirs
-
-
-def _run(command: list[str], log_path: str | None, env: Environment, what: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True,
-                            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
-    if log_path:
-        with open(log_path, "a", encoding="utf-8") as fh:
-            fh.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}\n")
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise BackendError(f"environment {env.name!r}: could not {what} (exit code "
-                           f"{result.returncode}):\n{tail}" + (f"\nfull log: {log_path}" if log_path else ""))
+    if wanted and not env.python.user_managed_dependencies:
+        find_interpreter(wanted)

@@ -116,12 +116,18 @@ def _shown(value: Any) -> Any:
 
 def check_pipeline(pipeline: Pipeline) -> None:
     """What submit checks before anything is recorded."""
+    from parallelrun.pipeline.environment_build import resolve_environment
+
     pipeline.validate()
     for step in pipeline.steps:
         if step.kind != "parallel":
+            # a conflict of its pins with the worker's needs, refused before anything runs
+            resolve_environment(getattr(step, "environment", None), pipeline.workspace)
             continue
         config = step.parallel_run_config
         target, problem = node_count_problem(config, pipeline.workspace)
+        if getattr(target, "backend", "local") == "local":   # as the runner decides
+            resolve_environment(config.environment, pipeline.workspace)
         if problem:
             raise BackendError(
                 f"step {step.name!r}: node_count={config.node_count} on compute "
