@@ -2,7 +2,7 @@
 
 A workspace with 5,000 runs in 50 experiments, and one step with a million mini-batches of one
 item each: a ``processed_mini-batches.csv`` of 1,000,000 tries, 50,000 of them failed (in
-``user/error.txt`` and the per-process traceback files), and a 200 MiB worker log. The dashboard
+``sys/job_report/failures.jsonl`` and the per-process traceback files), and a 200 MiB worker log. The dashboard
 serves it on 127.0.0.1 (uvicorn, one keep-alive HTTP connection); each figure is the median of
 repeated requests. Baselines, in this process:
 
@@ -27,6 +27,8 @@ import subprocess
 import time
 
 from _common import WORK, require, table
+
+from parallelrun.engine.logs import FAILURES_FILE
 
 PROCESSES = 8
 
@@ -79,11 +81,11 @@ def build(root, runs: int, experiments: int, tries: int, log_mb: int):
     (log_dir / "user" / "stdout" / "node0").mkdir(parents=True)
     kinds = ("ValueError", "KeyError", "RUN_TIMEOUT", "OSError")
     with open(log_dir / "sys" / "job_report" / "processed_mini-batches.csv", "w") as csv_file, \
-            open(log_dir / "user" / "error.txt", "w") as errors:
+            open(log_dir / FAILURES_FILE, "w") as errors:
         csv_file.write("mini_batch_id,attempt,node,process,start_time,total_items,succeeded_items,"
                        "failed_items,elapsed_seconds,run_seconds,status,error_category,"
                        "error_message\n")
-        blocks = {p: [] for p in range(PROCESSES)}
+        blocks, sizes = {p: [] for p in range(PROCESSES)}, [0] * PROCESSES
         for n in range(tries):
             process = n % PROCESSES
             stamp = "2026-01-01T00:00:00.000+00:00"
@@ -96,14 +98,24 @@ def build(root, runs: int, experiments: int, tries: int, log_mb: int):
             outcome = "failed" if attempt == 2 else "will be retried"
             csv_file.write(f"{n},{attempt},node0,process{process:03d},{stamp},1,0,1,0.0100,0.0090,"
                            f"RUN_EXCEPTION,{kind},problem with item {n}\n")
-            errors.write(f"{stamp} mini-batch {n} try {attempt} {outcome}: RUN_EXCEPTION {kind}: "
-                         f"problem with item {n} [node0/process{process:03d}]\n")
-            blocks[process].append(
+            block = (
                 f"--- mini-batch {n}, try {attempt}, RUN_EXCEPTION, {stamp}\nTraceback (most recent "
                 f"call last):\n  File \"score.py\", line 12, in run\n    check(item)\n{kind}: "
-                f"problem with item {n}\n\n")
-    for process, text in blocks.items():
-        (log_dir / "user" / "error" / "node0" / f"process{process:03d}.txt").write_text("".join(text))
+                f"problem with item {n}\n\n").encode()
+            errors.write(json.dumps({   # engine/logs.py's try_record
+                "v": 1, "mini_batch": n, "attempt": attempt, "node": "node0",
+                "process": f"process{process:03d}", "started_at": 1767225600.0,
+                "finished_at": 1767225600.0, "items": 1, "succeeded": 0, "failed": 1,
+                "run_seconds": 0.009, "status": "RUN_EXCEPTION", "final": attempt == 2,
+                "outcome": outcome, "error_type": kind, "error_message": f"problem with item {n}",
+                "item_names": None, "traceback": {
+                    "file": f"user/error/node0/process{process:03d}.txt",
+                    "offset": sizes[process], "length": len(block)}}) + "\n")
+            blocks[process].append(block)
+            sizes[process] += len(block)
+    for process, parts in blocks.items():
+        (log_dir / "user" / "error" / "node0" / f"process{process:03d}.txt").write_bytes(
+            b"".join(parts))
     line = ("2026-01-01 00:00:00,000|score|INFO|1234|MainThread|run()|" + "x" * 120 + "\n").encode()
     with open(log_dir / "user" / "stdout" / "node0" / "process000.stdout.txt", "wb") as fh:
         block, written = line * 8192, 0

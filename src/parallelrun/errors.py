@@ -15,7 +15,7 @@ broadly or as narrowly as they like::
     ├── DataError (ValueError)            inputs: a glob matching nothing, a bad mini-batch, bad rows
     ├── StorageError (OSError)            datastores and fsspec: missing container, credentials
     ├── BackendError (RuntimeError)       compute: workers that cannot start, Ray, node counts
-    │   └── ComputeTargetException        a compute target cannot be created or found (Azure ML's name)
+    │   └── ComputeTargetException        a compute target cannot be made or found (Azure ML's name)
     ├── WorkspaceError                    catalog: a workspace missing or inconsistent
     │   ├── UnknownNameError (KeyError)   a name, id or version the workspace lacks (the API's 404)
     │   └── UnsafeArchiveError            a model archive entry outside its folder, or too big

@@ -6,6 +6,7 @@ test client. A file outside the workspace holds a marker that must never come ba
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import time
@@ -49,6 +50,17 @@ def planted(ui_workspace, tmp_path_factory):
         f"2026-01-01T00:00:00.000+00:00 mini-batch 0 try 1 failed: RUN_EXCEPTION "
         f"ValueError: {MARKER} [node0/process000]\n", encoding="utf-8")
     (outside / f"job_progress_overview.2026010100.txt").write_text(MARKER, encoding="utf-8")
+    # the records the dashboard reads (engine/logs.py), with the secret in them
+    (outside / "sys" / "job_report").mkdir(parents=True)
+    (outside / "sys" / "job_report" / "failures.jsonl").write_text(json.dumps(
+        {"v": 1, "mini_batch": 0, "attempt": 1, "node": "node0", "process": "process000",
+         "finished_at": 0.0, "status": "RUN_EXCEPTION", "outcome": "failed",
+         "error_type": "ValueError", "error_message": MARKER,
+         "traceback": {"file": "user/error/node0/process000.txt", "offset": 0, "length": 99}})
+        + "\n", encoding="utf-8")
+    (outside / "sys" / "progress.jsonl").write_text(json.dumps(
+        {"v": 1, "time": 1.0, "minibatches_done": 7, "items_succeeded": 7, "items_failed": 0,
+         "note": MARKER}) + "\n", encoding="utf-8")
     step = ui_workspace.step.get_details()
     log_dir = step["logDir"]
     links = {

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from parallelrun import Workspace
+from parallelrun.engine.logs import FAILURES_FILE
 from parallelrun.ui import failures
 from parallelrun.ui.app import create_app
 from parallelrun.ui.logfiles import MAX_CHUNK, file_id
@@ -62,22 +63,30 @@ def big(tmp_path_factory):
             "minibatches_succeeded, minibatches_failed, items_succeeded, items_failed, retries, "
             "items_per_second, planning_done, started_at, finished_at, updated_at, log_dir) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", steps)
-    # the engine's error log layout: one line per failed try, tracebacks per process in order
-    lines, blocks = [], {p: [] for p in range(PROCESSES)}
+    # the engine's failure records (engine/logs.py), tracebacks per process in order
+    records, blocks, sizes = [], {p: [] for p in range(PROCESSES)}, [0] * PROCESSES
     for n in range(FAILURES):
         process = n % PROCESSES
         kind = ("ValueError", "KeyError", "RUN_TIMEOUT")[n % 3]
-        outcome = "failed" if n % 2 else "will be retried"
-        lines.append(f"2026-01-01T00:00:00.000+00:00 mini-batch {n // 2} try {n % 2 + 1} "
-                     f"{outcome}: RUN_EXCEPTION {kind}: problem number {n} "
-                     f"[node0/process{process:03d}]\n")
-        blocks[process].append(f"--- mini-batch {n // 2}, try {n % 2 + 1}, RUN_EXCEPTION, t\n"
-                               f"Traceback (most recent call last):\n  File \"score.py\", line "
-                               f"{n % 50}, in run\n{kind}: problem number {n}\n\n")
-    (log_dir / "user" / "error.txt").write_text("".join(lines), encoding="utf-8")
-    for process, text in blocks.items():
-        (log_dir / "user" / "error" / "node0" / f"process{process:03d}.txt").write_text(
-            "".join(text), encoding="utf-8")
+        block = (f"--- mini-batch {n // 2}, try {n % 2 + 1}, RUN_EXCEPTION, t\n"
+                 f"Traceback (most recent call last):\n  File \"score.py\", line "
+                 f"{n % 50}, in run\n{kind}: problem number {n}\n\n").encode()
+        records.append(json.dumps({
+            "v": 1, "mini_batch": n // 2, "attempt": n % 2 + 1, "node": "node0",
+            "process": f"process{process:03d}", "started_at": 1767225600.0,
+            "finished_at": 1767225600.0, "items": 1, "succeeded": 0, "failed": 1,
+            "run_seconds": 0.01, "status": "RUN_EXCEPTION", "final": bool(n % 2),
+            "outcome": "failed" if n % 2 else "will be retried", "error_type": kind,
+            "error_message": f"problem number {n}", "item_names": None,
+            "traceback": {"file": f"user/error/node0/process{process:03d}.txt",
+                          "offset": sizes[process], "length": len(block)}}) + "\n")
+        blocks[process].append(block)
+        sizes[process] += len(block)
+    (log_dir / "sys" / "job_report").mkdir(parents=True)
+    (log_dir / FAILURES_FILE).write_text("".join(records), encoding="utf-8")
+    for process, parts in blocks.items():
+        (log_dir / "user" / "error" / "node0" / f"process{process:03d}.txt").write_bytes(
+            b"".join(parts))
     with open(log_dir / "job_result.txt", "wb") as fh:   # a 20 MiB log
         for i in range(200_000):
             fh.write(f"line {i:07d} {'x' * 90}\n".encode())
@@ -134,7 +143,7 @@ def test_a_step_with_a_million_items_comes_from_the_catalog_counts(big):
 
 def test_a_huge_error_log_is_indexed_in_bounded_pieces(big):
     _, client, log_dir = big
-    size = (log_dir / "user" / "error.txt").stat().st_size
+    size = (log_dir / FAILURES_FILE).stat().st_size
     assert size > failures.SCAN_BYTES
     first = client.get("/api/steps/hugestep/errors", params={"tracebacks": False}).json()
     assert not first["complete"] and first["scanned_bytes"] <= failures.SCAN_BYTES

@@ -1,16 +1,16 @@
 """The error summary of a step: failed tries grouped by exception type, read incrementally.
 
-The engine writes one line per failed try to ``user/error.txt``::
+The engine writes each failed try as one JSON object a line to ``sys/job_report/failures.jsonl``
+(engine/logs.py: ``FAILURES_FILE``, ``try_record``), with the byte range of its traceback block
+in ``user/error/<node>/<process>.txt``. Nothing here reads the prose files people read.
 
-    2026-01-01T10:00:00.000+00:00 mini-batch 8 try 2 failed: RUN_EXCEPTION ValueError: bad item [node0/process001]
+A :class:`FailureIndex` reads the records from where it stopped last time, at most
+:data:`SCAN_BYTES` per call, so a request never reads a whole large file; it keeps, per
+exception type, counts and the byte offsets of its records (about 8 bytes a failure), and reads
+a record again, one small read, when a page or a traceback asks for it.
 
-and the try's traceback, in the same order, to ``user/error/<node>/<process>.txt`` under a
-``--- mini-batch 8, try 2, ...`` header. A :class:`FailureIndex` reads those files from where
-it stopped last time, at most :data:`SCAN_BYTES` per call, so a request never reads a whole
-large file; it keeps, per exception type, counts and the byte offsets of its lines, and per
-failure its ordinal among its process's failures (about 30 bytes a failure in all). A
-failure's traceback is found by its header in that process's traceback file, looked for first
-where the ordinal says it should be, so it costs a small read however long the file.
+Log folders written before the records existed (parallelrun before issue #16) show no failure
+groups; their text files stay readable in the log browser.
 
 Example::
 
@@ -24,34 +24,62 @@ Example::
 from __future__ import annotations
 
 import array
+import json
 import os
-import re
 import threading
+from datetime import datetime, timezone
+
+from parallelrun.engine.logs import FAILURES_FILE
 
 SCAN_BYTES = 8 * 1024 * 1024
 MAX_TRACEBACK = 64 * 1024
-_WINDOW = 64 * 1024
 _CACHED = 256
-_PATTERN = (r"^(?P<time>\S+) mini-batch (?P<index>\d+) try (?P<attempt>\d+) "
-            r"(?P<outcome>failed|will be retried|done, with failed records): (?P<status>\S+) "
-            r"(?P<type>[^:\s]*): ?(?P<message>[^\n]*?) ?"
-            r"\[(?P<node>[^/\[\]\n]+)/(?P<process>[^\[\]\n]+)\]$")
-_LINE = re.compile(_PATTERN)
-# the same over the raw bytes of a chunk, line by line: offsets are byte offsets
-_LINE_BYTES = re.compile(_PATTERN.encode(), re.MULTILINE)
-_SAFE_PART = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+_TRACEBACKS = "user/error/"   # the only place a record's traceback may point to
 
 
-def parse_line(line: str) -> dict | None:
-    match = _LINE.match(line.rstrip("\r\n"))
-    if not match:
+def failure_view(record: dict) -> dict | None:
+    """A failure record as the dashboard shows it (``index``, ``type``, the message's first
+    line, ...), or None for a line that is not a failure record."""
+    try:
+        message = (record.get("error_message") or "").splitlines()
+        return {"index": int(record["mini_batch"]), "attempt": int(record["attempt"]),
+                "outcome": str(record["outcome"]), "status": str(record["status"]),
+                "type": str(record.get("error_type") or record["status"]),
+                "message": message[0] if message else "",
+                "node": str(record["node"]), "process": str(record["process"]),
+                "final": record["outcome"] != "will be retried",
+                "time": datetime.fromtimestamp(float(record["finished_at"]), timezone.utc)
+                .isoformat(timespec="milliseconds")}
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError):
         return None
-    data = match.groupdict()
-    data["index"] = int(data["index"])
-    data["attempt"] = int(data["attempt"])
-    data["final"] = data["outcome"] != "will be retried"
-    data["type"] = data["type"] or data["status"]
-    return data
+
+
+def read_traceback(log_dir: str, where: object) -> str | None:
+    """The traceback text at ``where`` (a record's ``traceback``: file, offset, length), its
+    ``--- mini-batch`` header left out; None when it is not there."""
+    if not isinstance(where, dict):
+        return None
+    name, offset, length = where.get("file"), where.get("offset"), where.get("length")
+    if not (isinstance(name, str) and isinstance(offset, int) and isinstance(length, int)):
+        return None
+    parts = name.split("/")
+    # names come from a file in the log folder: never let them make a path outside it
+    if not name.startswith(_TRACEBACKS) or ".." in parts or "" in parts or "\\" in name \
+            or offset < 0 or length <= 0:
+        return None
+    path = os.path.join(log_dir, *parts)
+    if not os.path.realpath(path).startswith(os.path.realpath(log_dir) + os.sep):
+        return None   # a link out of the log folder
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            block = fh.read(min(length, MAX_TRACEBACK))
+    except OSError:
+        return None
+    if not block.startswith(b"--- mini-batch "):
+        return None
+    body = block.split(b"\n", 1)[1] if b"\n" in block else b""
+    return body.decode("utf-8", errors="replace").rstrip("\n")
 
 
 class _Group:
@@ -63,51 +91,7 @@ class _Group:
         self.final = 0
         self.retried = 0
         self.first: dict | None = None
-        self.offsets = array.array("q")   # byte offsets of this type's lines in error.txt
-
-
-def find_traceback(path: str, index: int, attempt: int, ordinal: int, count: int,
-                   budget: int = SCAN_BYTES) -> str | None:
-    """The traceback of try ``attempt`` of mini-batch ``index`` in one process's traceback file.
-
-    Blocks are written in the order of that process's failures, so the ``ordinal``-th of
-    ``count`` failures lies near ``ordinal / count`` of the file: look there first, then in
-    windows further and further around it, reading at most ``budget`` bytes.
-    """
-    needle = f"--- mini-batch {index}, try {attempt},".encode()
-    try:
-        size = os.path.getsize(path)
-        fh = open(path, "rb")
-    except OSError:
-        return None
-    with fh:
-        guess = int(size * ordinal / max(count, 1))
-        first = max(0, guess - _WINDOW // 2)
-        starts = [first]
-        for k in range(1, size // _WINDOW + 2):
-            starts += [first + k * _WINDOW, first - k * _WINDOW]
-        read = 0
-        for start in starts:
-            if start < 0 or start >= size:
-                continue
-            fh.seek(start)
-            data = fh.read(_WINDOW + len(needle) + 1)
-            read += len(data)
-            at = 0 if start == 0 and data.startswith(needle) else -1
-            if at < 0:
-                found = data.find(b"\n" + needle)
-                at = found + 1 if found >= 0 else -1
-            if at >= 0:
-                fh.seek(start + at)
-                fh.readline()  # the header
-                body = fh.read(MAX_TRACEBACK)
-                cut = body.find(b"\n--- mini-batch ")
-                if cut >= 0:
-                    body = body[:cut]
-                return body.decode("utf-8", errors="replace").rstrip("\n")
-            if read >= budget:
-                return None
-    return None
+        self.offsets = array.array("q")   # byte offsets of this type's records
 
 
 class FailureIndex:
@@ -115,7 +99,7 @@ class FailureIndex:
 
     def __init__(self, log_dir: str):
         self.log_dir = log_dir
-        self.path = os.path.join(log_dir, "user", "error.txt")
+        self.path = os.path.join(log_dir, *FAILURES_FILE.split("/"))
         self._lock = threading.Lock()
         self._reset()
 
@@ -123,13 +107,7 @@ class FailureIndex:
         self.read_to = 0
         self.size = 0
         self._groups: dict[str, _Group] = {}
-        self._by_process: dict[int, int] = {}   # process number -> failures seen there
-        # per failure (in file order): its line's offset, its process and its ordinal there
-        self._entry_offsets = array.array("q")
-        self._entry_process = array.array("i")
-        self._entry_ordinal = array.array("q")
-        self._processes: list[tuple[str, str]] = []
-        self._process_ids: dict[tuple[bytes, bytes], int] = {}
+        self._entry_offsets = array.array("q")   # per failure (in file order): its offset
         self._cache: dict[int, str] = {}   # failure number -> its traceback
         self._inode = None
 
@@ -154,40 +132,40 @@ class FailureIndex:
             end = data.rfind(b"\n") + 1
             if end == 0 and len(data) >= budget:
                 end = len(data)  # one enormous line: skip it rather than stall
-            base = self.read_to
-            for match in _LINE_BYTES.finditer(data, 0, end):
-                self._add(match, base)
+            offset = self.read_to
+            for line in data[:end].split(b"\n")[:-1] if end else []:
+                self._add(line, offset)
+                offset += len(line) + 1
             self.read_to += end
             return self.read_to >= info.st_size
 
-    def _add(self, match: re.Match, base: int) -> None:
-        # one regex pass over the chunk (in C); per failure only lookups and appends
-        offset = base + match.start()
-        kind, outcome, node, process = match.group("type", "outcome", "node", "process")
-        kind = (kind or match["status"]).decode("utf-8", errors="replace")
+    def _add(self, line: bytes, offset: int) -> None:
+        try:
+            record = json.loads(line)
+            kind = record.get("error_type") or record["status"]
+            outcome = record["outcome"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return   # a line cut short by a full disk, or not a record
         group = self._groups.get(kind)
         if group is None:
-            group = self._groups[kind] = _Group(kind)
+            group = self._groups[kind] = _Group(str(kind))
         group.tries += 1
-        if outcome == b"will be retried":
+        if outcome == "will be retried":
             group.retried += 1
-        elif outcome == b"failed":
+        elif outcome == "failed":
             group.final += 1
         if group.first is None:
-            first = parse_line(match[0].decode("utf-8", errors="replace"))
-            group.first = {**(first or {}), "entry": len(self._entry_offsets)}
+            group.first = {**(failure_view(record) or {}), "entry": len(self._entry_offsets)}
         group.offsets.append(offset)
-        key = (node, process)
-        number = self._process_ids.get(key)
-        if number is None:
-            number = self._process_ids[key] = len(self._processes)
-            self._processes.append((node.decode("utf-8", errors="replace"),
-                                    process.decode("utf-8", errors="replace")))
-        ordinal = self._by_process.get(number, 0)
-        self._by_process[number] = ordinal + 1
         self._entry_offsets.append(offset)
-        self._entry_process.append(number)
-        self._entry_ordinal.append(ordinal)
+
+    def _record_at(self, offset: int) -> dict | None:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(offset)
+                return json.loads(fh.readline())
+        except (OSError, ValueError):
+            return None
 
     # views ----------------------------------------------------------------------------------
     @property
@@ -212,14 +190,11 @@ class FailureIndex:
             offsets = list(group.offsets[offset:offset + limit]) if group else []
             total = len(group.offsets) if group else 0
         items = []
-        if offsets:
-            with open(self.path, "rb") as fh:
-                for at in offsets:
-                    fh.seek(at)
-                    parsed = parse_line(fh.readline().decode("utf-8", errors="replace"))
-                    if parsed is not None:
-                        parsed["entry"] = self._entry_at(at)
-                        items.append(parsed)
+        for at in offsets:
+            shown = failure_view(self._record_at(at) or {})
+            if shown is not None:
+                shown["entry"] = self._entry_at(at)
+                items.append(shown)
         return {"type": type_, "items": items, "total": total, "offset": offset, "limit": limit}
 
     def _entry_at(self, offset: int) -> int:
@@ -233,38 +208,31 @@ class FailureIndex:
                 hi = mid
         return lo
 
-    def entry(self, number: int) -> dict | None:
+    def _entry_record(self, number: int) -> dict | None:
         with self._lock:
             if not 0 <= number < len(self._entry_offsets):
                 return None
             offset = self._entry_offsets[number]
-            key = self._processes[self._entry_process[number]]
-            ordinal = self._entry_ordinal[number]
-        with open(self.path, "rb") as fh:
-            fh.seek(offset)
-            parsed = parse_line(fh.readline().decode("utf-8", errors="replace"))
-        if parsed is None:
-            return None
-        parsed.update(entry=number, ordinal=ordinal, node=key[0], process=key[1])
-        return parsed
+        return self._record_at(offset)
+
+    def entry(self, number: int) -> dict | None:
+        """The failure ``number`` (in file order) as :func:`failure_view` shows it."""
+        shown = failure_view(self._entry_record(number) or {})
+        if shown is not None:
+            shown["entry"] = number
+        return shown
 
     def traceback(self, number: int) -> dict | None:
         """The failure ``number`` (an ``entry`` from :meth:`items`) with its traceback text."""
-        found = self.entry(number)
+        record = self._entry_record(number)
+        found = failure_view(record or {})
         if found is None:
             return None
-        key = (found["node"], found["process"])
-        found["traceback"] = None
-        if not (_SAFE_PART.match(key[0]) and _SAFE_PART.match(key[1])) or ".." in key:
-            return found  # names from the log file itself; never let them make a path outside
+        found["entry"] = number
         with self._lock:
-            count = self._by_process.get(self._process_ids.get(
-                (key[0].encode(), key[1].encode())), 1)
             cached = self._cache.get(number)
         if cached is None:
-            path = os.path.join(self.log_dir, "user", "error", key[0], f"{key[1]}.txt")
-            cached = find_traceback(path, found["index"], found["attempt"], found["ordinal"],
-                                    count)
+            cached = read_traceback(self.log_dir, record.get("traceback"))
             if cached is not None:  # a traceback, once written, does not change
                 with self._lock:
                     self._cache[number] = cached

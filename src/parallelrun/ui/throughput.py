@@ -2,11 +2,13 @@
 
 Two sources, merged by time:
 
-* the step's ``job_progress_overview.<yyyymmddhh>.txt`` files, a line every 5 s written by the
-  engine (the whole history, also of runs that ended before the dashboard started); read from
-  where the last request stopped, never from the start again;
+* the step's progress samples, ``sys/progress.jsonl`` (engine/logs.py: ``PROGRESS_FILE``), one
+  JSON object every 5 s written by the engine (the whole history, also of runs that ended before
+  the dashboard started); read from where the last request stopped, never from the start again.
+  (The overview text files people read beside it are not parsed; log folders written before
+  the samples existed show live samples only);
 * samples of the catalog's live counts taken whenever the dashboard looks at a running step
-  (about once a second while a page watches it), which fill in between overview lines (and
+  (about once a second while a page watches it), which fill in between recorded samples (and
   stay, in memory, for as long as the dashboard runs).
 
 The series is thinned to at most :data:`MAX_POINTS` points; the rate at each point is the
@@ -23,29 +25,24 @@ from __future__ import annotations
 
 import array
 import bisect
+import json
 import os
-import re
 import threading
-from datetime import datetime
+
+from parallelrun.engine.logs import PROGRESS_FILE
 
 MAX_POINTS = 240
 SCAN_BYTES = 4 * 1024 * 1024
-_OVERVIEW = re.compile(r"^job_progress_overview\.\d{10}\.txt$")
-_LINE = re.compile(
-    r"^(?P<time>\S+) mini-batches: (?P<done>\d+)/\d+\+? done \((?P<failed>\d+) failed, "
-    r"\d+ retried\); items: (?P<ok>\d+) succeeded, (?P<bad>\d+) failed;")
 
 
-def parse_overview_line(line: str) -> tuple[float, int, int] | None:
-    """(time, mini-batches done, items done) of one progress overview line, or None."""
-    match = _LINE.match(line)
-    if not match:
-        return None
+def sample_of(line: bytes | str) -> tuple[float, int, int] | None:
+    """(time, mini-batches done, items done) of one progress record line, or None."""
     try:
-        when = datetime.fromisoformat(match["time"]).timestamp()
-    except ValueError:
-        return None
-    return when, int(match["done"]), int(match["ok"]) + int(match["bad"])
+        record = json.loads(line)
+        return (float(record["time"]), int(record["minibatches_done"]),
+                int(record["items_succeeded"]) + int(record["items_failed"]))
+    except (ValueError, KeyError, TypeError):
+        return None   # a line cut short by a full disk, or not a record
 
 
 class Throughput:
@@ -54,43 +51,36 @@ class Throughput:
     def __init__(self, log_dir: str | None):
         self.log_dir = log_dir
         self._lock = threading.Lock()
-        self._offsets: dict[str, int] = {}
+        self._read_to = 0
         self._times = array.array("d")
         self._items = array.array("q")
         self._batches = array.array("q")
         self._live: list[tuple[float, int, int]] = []
 
-    def _read_overviews(self) -> None:
-        if not self.log_dir or not os.path.isdir(self.log_dir):
+    def _read_samples(self) -> None:
+        if not self.log_dir:
             return
+        path = os.path.join(self.log_dir, *PROGRESS_FILE.split("/"))
         try:
-            names = sorted(n for n in os.listdir(self.log_dir) if _OVERVIEW.match(n))
+            if os.path.islink(path):
+                return
+            size = os.path.getsize(path)
+            if size < self._read_to:   # a new job in the same folder: start again
+                self._read_to = 0
+                del self._times[:], self._batches[:], self._items[:]
+            if size <= self._read_to:
+                return
+            with open(path, "rb") as fh:
+                fh.seek(self._read_to)
+                data = fh.read(min(SCAN_BYTES, size - self._read_to))
         except OSError:
             return
-        budget = SCAN_BYTES
-        for name in names:
-            path = os.path.join(self.log_dir, name)
-            if os.path.islink(path):
-                continue
-            start = self._offsets.get(name, 0)
-            try:
-                size = os.path.getsize(path)
-                if size <= start:
-                    continue
-                with open(path, "rb") as fh:
-                    fh.seek(start)
-                    data = fh.read(min(budget, size - start))
-            except OSError:
-                continue
-            end = data.rfind(b"\n") + 1
-            budget -= end
-            self._offsets[name] = start + end
-            for line in data[:end].decode("utf-8", errors="replace").splitlines():
-                sample = parse_overview_line(line)
-                if sample is not None:
-                    self._insert(*sample)
-            if budget <= 0:
-                break
+        end = data.rfind(b"\n") + 1
+        self._read_to += end
+        for line in data[:end].splitlines():
+            sample = sample_of(line)
+            if sample is not None:
+                self._insert(*sample)
 
     def _insert(self, when: float, batches: int, items: int) -> None:
         if self._times and when < self._times[-1]:
@@ -104,7 +94,7 @@ class Throughput:
             self._items.append(items)
 
     def add_sample(self, when: float, items_done: int, minibatches_done: int) -> None:
-        """A live reading of the counts (kept until overview lines cover its time)."""
+        """A live reading of the counts (kept until recorded samples cover its time)."""
         with self._lock:
             if self._live and self._live[-1][1:] == (minibatches_done, items_done) and \
                     when - self._live[-1][0] < 30:
@@ -115,12 +105,12 @@ class Throughput:
     def series(self, started_at: float | None = None, finished_at: float | None = None) -> dict:
         """``{"points": [{"t", "items", "minibatches", "rate"}...], ...}`` ordered by time."""
         with self._lock:
-            self._read_overviews()
+            self._read_samples()
             points = list(zip(self._times, self._batches, self._items))
             live = list(self._live)
         if live:
-            # live samples fill the gaps between overview lines (written every 5 s); next to an
-            # overview line they would only add the jitter of two clocks
+            # live samples fill the gaps between recorded samples (written every 5 s); next to a
+            # recorded sample they would only add the jitter of two clocks
             times = [p[0] for p in points]
             for sample in live:
                 at = bisect.bisect(times, sample[0])

@@ -23,6 +23,7 @@ import os
 import threading
 from typing import Any, Callable
 
+from parallelrun.engine.logs import FAILURES_FILE
 from parallelrun.ui.failures import IndexCache
 from parallelrun.ui.state import WorkspaceView, inside, is_terminal
 
@@ -93,7 +94,7 @@ class RunDetails:
             step["errors"] = []
             row_log = self.view.step_row(step["id"]).get("log_dir") if detail else None
             if row_log and inside(row_log, self.view.ws.path) and \
-                    os.path.exists(os.path.join(row_log, "user", "error.txt")):
+                    os.path.exists(os.path.join(row_log, *FAILURES_FILE.split("/"))):
                 index = self._failures.get(row_log)
                 index.refresh()
                 step["errors"] = index.groups()[:5]
