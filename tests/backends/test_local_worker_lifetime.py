@@ -184,7 +184,7 @@ def test_kill_9_of_parallelrun_run_ends_its_workers_and_their_children(
         job.wait()
     everyone = recorded(pids_dir)
     assert len(everyone) >= 3
-    wait_for(lambda: not any(alive(pid) for pid in everyone), timeout=3, every=0.05)
+    wait_for(lambda: not any(alive(pid) for pid in everyone), timeout=2, every=0.05)
 
 
 def test_kill_9_of_a_pipeline_runner_ends_its_steps_workers(
