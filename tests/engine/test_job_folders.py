@@ -126,7 +126,7 @@ def _first_job_then_resume(make_script, make_files, tmp_path, change):
     return field, refused.value
 
 
-@pytest.mark.parametrize("field", ["entry_script", "arguments", "mini_batch_size",
+@pytest.mark.parametrize("field", ["entry_script", "arguments", "mini_batch_size", "output_action",
                                    "append_row_format", "append_row_file_name", "inputs"])
 def test_a_resume_with_another_job_is_refused_naming_the_field(make_script, make_files,
                                                                 tmp_path, field):
@@ -137,6 +137,8 @@ def test_a_resume_with_another_job_is_refused_naming_the_field(make_script, make
             kwargs["arguments"] = ["--threshold", "2"]
         elif field == "mini_batch_size":
             base["mini_batch_size"] = 3
+        elif field == "output_action":
+            base["output_action"] = "summary_only"
         elif field == "append_row_format":
             base["append_row_format"] = "csv"
             base["append_row_file_name"] = "parallel_run_step.txt"
