@@ -103,13 +103,19 @@ def test_a_second_ctrl_c_stops_at_once(make_script, make_files, tmp_path):
 def test_kill_9_of_the_whole_job_five_times_then_resume_gives_every_row_once(
         make_script, make_files, tmp_path):
     make_script(SLOW_SCORE)
-    make_files(300)
+    make_files(600)   # 300 mini-batches: the five short attempts never finish the job
     chance = random.Random(15)
     for attempt in range(5):
         before = committed(tmp_path)
         extra = ("--resume",) if attempt else ()
-        proc = start(tmp_path, *extra, sleep="0.02")
-        wait_for(lambda: committed(tmp_path) >= before + 2, timeout=120, every=0.02)
+        proc = start(tmp_path, *extra, sleep="0.05")
+        try:
+            wait_for(lambda: committed(tmp_path) >= before + 2 or proc.poll() is not None,
+                     timeout=120, every=0.02)
+        except AssertionError:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"attempt {attempt}: {proc.communicate()[0][-3000:]}") from None
+        assert proc.poll() is None, f"attempt {attempt} ended: {proc.communicate()[0][-3000:]}"
         time.sleep(chance.uniform(0, 0.3))
         os.killpg(proc.pid, signal.SIGKILL)   # the coordinator and its workers at once
         proc.wait()
@@ -117,9 +123,10 @@ def test_kill_9_of_the_whole_job_five_times_then_resume_gives_every_row_once(
         # what is on disk at the kill holds no row twice (rows not yet journaled are cut and
         # run again on resume)
         assert len(set(kept)) == len(kept)
+    assert committed(tmp_path) < 300
     done = resume(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert rows(tmp_path) == list(range(300))
+    assert rows(tmp_path) == list(range(600))
 
 
 def test_a_full_disk_fails_the_job_with_a_result_and_resume_is_exact(make_script, make_files,
@@ -143,6 +150,8 @@ def test_a_full_disk_fails_the_job_with_a_result_and_resume_is_exact(make_script
         assert done.returncode == 1, done.stdout + done.stderr
         assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
         assert "--resume" in done.stderr
+        result = (mount / "out" / "logs" / "job_result.txt").read_text()
+        assert "status: Failed" in result and "No space left on device" in result
         (mount / "filler").unlink()
         # the job's own files fit now: resume it
         again = subprocess.run(args + ["--resume"], cwd=tmp_path, capture_output=True, text=True,
