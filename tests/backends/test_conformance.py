@@ -9,6 +9,7 @@ in the middle of a mini-batch retried, no duplicates, and the same log layout.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from fixtures.scripts import SHORT_AND_RAISE
 from parallelrun import Dataset, ParallelRunConfig, run_job
 from parallelrun.backends import BACKENDS
+from parallelrun.engine.logs import FAILURES_FILE
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -97,9 +99,16 @@ def test_thresholds_stop_the_job_and_keep_finished_rows_once(backend, make_scrip
     assert counted.status == "Finished", counted.error
     assert (counted.minibatches_failed, counted.items_succeeded, counted.items_failed) == (2, 8, 4)
     assert sorted(int(n) for n in output_lines(counted)) == [0, 1, 2, 3, 8, 9, 10, 11]
-    assert "ValueError: cannot score [4, 5]" in (Path(counted.log_dir) / "user/error.txt").read_text() \
-        or "ValueError: cannot score [4, 5]" in "".join(
-            p.read_text() for p in (Path(counted.log_dir) / "user/error").rglob("*.txt"))
+    # both failed mini-batches, in the records, the summary and the tracebacks alike
+    log_dir = Path(counted.log_dir)
+    failures = [json.loads(line) for line in (log_dir / FAILURES_FILE).read_text().splitlines()]
+    assert sorted((f["error_type"], f["error_message"], f["outcome"]) for f in failures) == [
+        ("ValueError", "cannot score [4, 5]", "failed"),
+        ("ValueError", "cannot score [6, 7]", "failed")]
+    summary = (log_dir / "user/error.txt").read_text()
+    tracebacks = "".join(p.read_text() for p in (log_dir / "user/error").rglob("*.txt"))
+    for message in ("ValueError: cannot score [4, 5]", "ValueError: cannot score [6, 7]"):
+        assert message in summary and message in tracebacks
 
 
 # Misbehaves only on the first try of the mini-batch holding file number 5, remembered by a
