@@ -81,6 +81,76 @@ def test_the_mnist_notebook_runs_with_its_imports_changed(ws, tmp_path):
     assert (tmp_path / "dl" / "artifacts" / "run.log").is_file()
 
 
+def _oj_models_trained_directly(sales) -> dict:
+    """(store, brand) -> the model the 1a sample's parallel_train.py trains on that partition,
+    trained here from the sample's CSV with the script's own steps (features, lags, split)."""
+    import pandas as pd
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.model_selection import train_test_split
+
+    models = {}
+    for (store, brand), data in sales.groupby(["Store", "Brand"]):
+        data = data.copy()
+        data["WeekStarting"] = pd.to_datetime(data["WeekStarting"])
+        data = data.set_index("WeekStarting").sort_index()
+        data = data.assign(Week_Year=data.index.isocalendar().week.values)
+        data = data.drop(columns=["Revenue", "Advert", "Store", "Brand"])
+        for lag in range(1, 7):
+            data[f"lag_{lag}"] = data["Quantity"].shift(lag)
+        data = data.dropna()
+        features = data[data.columns.drop("Quantity")].values
+        train, _, target, _ = train_test_split(features, data["Quantity"].values,
+                                               test_size=0.05, random_state=12, shuffle=False)
+        models[(str(store), brand)] = (GradientBoostingRegressor(random_state=12)
+                                       .fit(train, target), features)
+    return models
+
+
+def test_the_oj_sales_notebook_trains_one_model_per_store_and_brand(tmp_path, monkeypatch):
+    import pandas as pd
+    import yaml
+
+    from parallelrun.ml import MLClient
+
+    monkeypatch.chdir(tmp_path)
+    Workspace.create(name="sdk-oj", path=tmp_path, exist_ok=True)
+    # 6 nodes: the notebook's instance_count = 3 x max_concurrency_per_instance = 2, set on the
+    # node after the call, give 6 worker processes here (its first values, 2 x 1, would give 2)
+    ComputeTarget.create(Workspace.from_config(), "cpu-cluster",
+                         AmlCompute.provisioning_configuration(max_nodes=6))
+    shutil.copytree(SAMPLES / "oj_sales", tmp_path / "oj_sales")
+    done = subprocess.run([sys.executable, "oj_sales_prediction.py"], capture_output=True,
+                          text=True, timeout=240, cwd=tmp_path / "oj_sales")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cpu-cluster" in done.stdout.splitlines()[0]       # print(ml_client.compute.get(...))
+    assert "parallel_train:" in done.stdout and "partition_keys:" in done.stdout  # print(my_job)
+    ml_client = MLClient.from_config()
+    [job] = list(ml_client.jobs.list())
+    assert (job.status, job.experiment_name) == ("Finished", "hello-world-parallel-job")
+    steps = {step.display_name for step in ml_client.jobs.list(parent_job_name=job.name)}
+    assert steps == {"partition-job", "parallel-train"}
+    ml_client.jobs.download(job.name, download_path=tmp_path / "dl", output_name="model_folder")
+    models = tmp_path / "dl" / "named-outputs" / "model_folder"
+    # the command node's MLTable partitioned by Store/Brand; partition_keys: one mini-batch and
+    # one model (mlflow.sklearn.save_model) per Store and Brand, predicting as trained directly
+    sales = pd.read_csv(tmp_path / "oj_sales" / "oj_sales_data" / "oj_sales_data.csv")
+    expected = _oj_models_trained_directly(sales)
+    assert len(expected) == 12
+    assert sorted((p.parent.name, p.name) for p in models.glob("*/*") if p.is_dir()) == \
+        sorted(expected)
+    for (store, brand), (direct, features) in expected.items():
+        folder = models / store / brand
+        mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+        assert mlmodel["flavors"]["python_function"]["loader_module"] == "mlflow.sklearn"
+        saved = pickle.loads((folder / mlmodel["flavors"]["sklearn"]["pickled_model"])
+                             .read_bytes())
+        assert np.array_equal(saved.predict(features), direct.predict(features)), (store, brand)
+    # the node's settings after the call reached the run: 3 x 2 workers, logging_level DEBUG
+    logs = next(tmp_path.glob(".parallelrun/runs/*/steps/parallel-train/logs"))
+    assert "with 6 workers" in (logs / "sys" / "master_role.txt").read_text()
+    assert "|DEBUG|" in (logs / "sys" / "node" / "node0" / "process000.txt").read_text()
+
+
 def test_a_pipeline_built_in_python_is_the_pipeline_its_yaml_loads(ws, tmp_path):
     from parallelrun.ml import Input, Output, load_component, load_job
     from parallelrun.ml.dsl import pipeline
