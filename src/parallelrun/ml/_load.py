@@ -36,12 +36,12 @@ def load_job(source: str | os.PathLike, *, relative_origin: str | None = None,
 
 def _with_absolute_paths(data: dict, folder: str) -> dict:
     """A parallel job file's dict with its relative paths made absolute from its folder."""
-    from parallelrun.pipeline.pipeline_job import _absolute, _absolute_task
+    from parallelrun.pipeline.pipeline_job import absolute_input, absolute_task
 
     data = dict(data)
-    data["inputs"] = {k: _absolute(v, folder) for k, v in (data.get("inputs") or {}).items()}
+    data["inputs"] = {k: absolute_input(v, folder) for k, v in (data.get("inputs") or {}).items()}
     if isinstance(data.get("task"), dict):
-        data["task"] = _absolute_task(data["task"], folder)
+        data["task"] = absolute_task(data["task"], folder)
     return data
 
 

@@ -184,7 +184,7 @@ class PipelineJob:
             merged = {k: v for k, v in base.items() if k not in _COMPONENT_ONLY}
             declared = dict(merged.get("inputs") or {})
             # the node's own values are relative to the pipeline file, not the component's
-            given = {k: _absolute(v, self.folder) for k, v in
+            given = {k: absolute_input(v, self.folder) for k, v in
                      (node.pop("inputs", None) or {}).items()}
             for input_name in given:
                 if input_name not in declared:
@@ -204,14 +204,14 @@ class PipelineJob:
             merged["inputs"], merged["outputs"] = inputs, outputs
             node = merged
         else:
-            node["inputs"] = {k: _absolute(v, self.folder) for k, v in
+            node["inputs"] = {k: absolute_input(v, self.folder) for k, v in
                               (node.get("inputs") or {}).items()}
             for field in ("code",):
                 if isinstance(node.get(field), str):
                     node[field] = _local(node[field], self.folder)
             task = node.get("task")
             if isinstance(task, dict):
-                node["task"] = _absolute_task(task, self.folder)
+                node["task"] = absolute_task(task, self.folder)
             if isinstance(node.get("environment"), dict):
                 node["environment"] = _absolute_environment(node["environment"], self.folder)
         kind = node.get("type")
@@ -228,7 +228,7 @@ class PipelineJob:
                                  f"{text}: the pipeline has no input {match.group(1)!r} (inputs: "
                                  f"{', '.join(parent_inputs) or 'none'})")
                     continue
-                value = _absolute(parent_inputs[match.group(1)], self.folder)
+                value = absolute_input(parent_inputs[match.group(1)], self.folder)
                 node["inputs"][input_name] = _with_value(spec, value)
         return node
 
@@ -471,8 +471,8 @@ def component_spec(path: str | os.PathLike) -> dict:
     if isinstance(spec.get("environment"), dict):
         spec["environment"] = _absolute_environment(spec["environment"], folder)
     if isinstance(spec.get("task"), dict):
-        spec["task"] = _absolute_task(spec["task"], folder)
-    spec["inputs"] = {k: _absolute(v, folder) for k, v in (spec.get("inputs") or {}).items()}
+        spec["task"] = absolute_task(spec["task"], folder)
+    spec["inputs"] = {k: absolute_input(v, folder) for k, v in (spec.get("inputs") or {}).items()}
     return spec
 
 
@@ -509,8 +509,9 @@ def _local(path: str, folder: str) -> str:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(folder, path))
 
 
-def _absolute(spec: Any, folder: str) -> Any:
-    """An input with a relative local path made absolute (bindings, URLs and names kept)."""
+def absolute_input(spec: Any, folder: str) -> Any:
+    """An input spec (``{type: ..., path: ./x}``) with its relative local path made absolute
+    from ``folder`` (the file's); bindings, URLs, ``azureml:`` names and literals kept."""
     if isinstance(spec, dict) and isinstance(spec.get("path"), str):
         path = spec["path"]
         if "${{" not in path and "://" not in path and not path.startswith("azureml:"):
@@ -525,7 +526,9 @@ def _absolute_environment(environment: dict, folder: str) -> dict:
     return environment
 
 
-def _absolute_task(task: dict, folder: str) -> dict:
+def absolute_task(task: dict, folder: str) -> dict:
+    """A parallel node's ``task`` with its ``code`` folder (default ``.``) and its environment's
+    ``conda_file`` made absolute from ``folder`` (the file's)."""
     task = dict(task)
     task["code"] = _local(str(task.get("code") or "."), folder)
     if isinstance(task.get("environment"), dict):
@@ -541,4 +544,5 @@ def load_pipeline_job(path: str | os.PathLike, text: str, data: dict) -> Pipelin
     return job
 
 
-__all__ = ["PipelineJob", "load_pipeline_job", "step_name_of", "ParallelRunError"]
+__all__ = ["PipelineJob", "absolute_input", "absolute_task", "component_spec",
+           "load_pipeline_job", "step_name_of", "ParallelRunError"]
