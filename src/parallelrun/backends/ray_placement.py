@@ -88,6 +88,8 @@ class NodeGroup:
     lost_node: str = ""
     #: the group's placement group still points at the lost node: replace it at the next start
     stale: bool = False
+    #: ``pg.ready()`` of a replacement placement group (each call of ready() is a new task)
+    ready_ref: Any = None
 
     @property
     def name(self) -> str:
@@ -156,7 +158,7 @@ class Placement:
         group's node was lost since the last worker started."""
         if group.stale and group.own_pg:
             old, group.pg = group.pg, self._new_pg(self._used_nodes())
-            group.node_id, group.stale = None, False
+            group.node_id, group.stale, group.ready_ref = None, False, group.pg.ready()
             _remove(old)  # what was left in it is on the lost node
         elif group.stale:
             group.stale = False  # the shared group: Ray places the bundle again itself
@@ -181,7 +183,8 @@ class Placement:
             if why is None:
                 return None
             self.dead[node_id] = why
-        if node_id == group.node_id and group.lost_at is None:
+        # the group's node (or, before its new place was noted, the node its worker ran on)
+        if group.lost_at is None and group.node_id in (node_id, None):
             group.lost_at, group.stale = time.monotonic(), True
             group.lost_node = f"{self.describe(node_id)}: {why}"
             self._append(f"{group.name}: lost Ray node {self.describe(node_id)} ({why}); placing "
@@ -223,7 +226,7 @@ class Placement:
 
     def _placed_node(self, group: NodeGroup, now: float) -> str | None:
         if group.own_pg:
-            ready, _ = ray.wait([group.pg.ready()], timeout=0)
+            ready, _ = ray.wait([group.ready_ref], timeout=0)
             return self._bundle_node(group) if ready else None
         if now < self._next_table_check:  # the shared group: ask the GCS at most twice a second
             return None
@@ -247,7 +250,7 @@ class Placement:
         """A node in words: its address and the start of its id (nodes of one machine share
         the address)."""
         if not node_id:
-            return "? (not placed)"
+            return "no node yet"
         record = self._record(node_id) or {}
         return f"{record.get('NodeManagerAddress', '?')} id {node_id[:12]}"
 
