@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import threading
 
 import pytest
@@ -290,3 +291,34 @@ def test_a_jobs_output_folder_read_as_input_holds_no_marker_item(make_script, ma
         (tmp_path / "out" / name).write_text("7")
     second = run_job(config(src), [str(tmp_path / "out")], tmp_path / "out2")
     assert second.status == "Finished" and rows(second) == [7, 7]
+
+
+def test_a_worker_that_cannot_read_its_mini_batches_is_a_charged_failure_not_a_hang(
+        make_script, make_files, tmp_path, monkeypatch):
+    # a payload class the workers cannot import (as a module missing from a job environment)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "only_here.py").write_text(textwrap.dedent("""
+        from parallelrun.data.files import FileDataset
+        from parallelrun.data.minibatch import MiniBatch
+
+        class Paths:
+            def __init__(self, paths): self.paths = paths
+            def load(self): return self.paths
+            def names(self): return self.paths
+
+        class OnlyHere(FileDataset):
+            def plan(self, mini_batch_size, partition_keys=None, start_index=0, exclude=()):
+                for mb in super().plan(mini_batch_size, partition_keys, start_index, exclude):
+                    yield MiniBatch(mb.index, mb.items, Paths(mb.payload.paths), mb.label)
+    """))
+    monkeypatch.syspath_prepend(str(plugins))
+    from only_here import OnlyHere
+
+    src = make_script(SCORE)
+    result = run_job(config(src, run_max_try=1, run_invocation_timeout=600),
+                     [OnlyHere.from_files(str(make_files(4)))], tmp_path / "out")
+    assert result.minibatches_failed == 2 and result.items_succeeded == 0
+    assert "could not read the mini-batches" in result.first_failure.message
+    assert "ModuleNotFoundError" in "".join(
+        p.read_text() for p in (tmp_path / "out" / "logs" / "user" / "stderr").rglob("*.txt"))

@@ -115,3 +115,20 @@ def test_mistakes_are_named(ws):
     output = OutputFileDatasetConfig(name="scores")
     with pytest.raises(ConfigurationError, match="as_input"):
         PythonScriptStep(script_name="x.py", outputs=[output.as_input("scores_in")])
+
+
+def test_a_script_step_never_clears_a_destination_holding_the_users_files(ws, sales, tmp_path):
+    # mount mode on a local datastore writes in place: the folder the user named is theirs
+    store = ws.get_default_datastore()
+    target = os.path.join(store.path_on_disk, "shared")
+    os.makedirs(target)
+    with open(os.path.join(target, "keep.txt"), "w") as fh:
+        fh.write("the user's")
+    out = OutputFileDatasetConfig(name="prepared", destination=(store, "shared"))
+    raw = DataReference(datastore=sales, data_reference_name="raw")
+    prep = PythonScriptStep(script_name="prep.py", source_directory="code", inputs=[raw],
+                            arguments=["--raw", raw, "--out", out])
+    run = Experiment(ws, "in-place").submit(Pipeline(workspace=ws, steps=[prep]))
+    run.wait_for_completion(raise_on_error=True)
+    assert open(os.path.join(target, "keep.txt")).read() == "the user's"
+    assert os.path.exists(os.path.join(target, "1", "part.csv"))

@@ -32,11 +32,18 @@ from pathlib import Path
 from parallelrun.backends.base import (
     Backend, Event, MiniBatchDone, Slot, WorkerInitFailed, WorkerLost, WorkerReady,
 )
+from parallelrun.backends.local_worker import UNREADABLE_EXIT
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.errors import BackendError
 
 # the folder holding the parallelrun package, put on workers' path (they may run another Python)
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+#: the folder holding the parallelrun package, put on the path of the processes it starts
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+#: the same for a process of another interpreter (a job environment's), only from a source tree:
+#: an installed parallelrun's folder is site-packages, whose numpy & co. would shadow the
+#: environment's (which finds parallelrun through a .pth of its own)
+ROOT_FOR_OTHER_PYTHONS = None if Path(PACKAGE_ROOT).name in ("site-packages", "dist-packages") \
+    else PACKAGE_ROOT
 
 
 # thread-pool sizes of numeric libraries; set for workers unless the user's environment has them
@@ -149,7 +156,8 @@ class LocalProcessBackend(Backend):
         parent_sock, child_sock = socket.socketpair()
         env = dict(os.environ)
         env.update(self.spec.environment_variables)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        root = PACKAGE_ROOT if self.spec.python is None else ROOT_FOR_OTHER_PYTHONS
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         env.setdefault("PYTHONUNBUFFERED", "1")
         for name in _THREAD_VARIABLES:
             # Workers share the cores: numeric libraries' thread pools sized for the whole
@@ -281,6 +289,11 @@ class LocalProcessBackend(Backend):
                 name = f"signal {-code}"
             hint = " (out of memory?)" if name == "SIGKILL" else ""
             return f"worker process {worker.proc.pid} was killed by {name}{hint}"
+        if code == UNREADABLE_EXIT:
+            return (f"worker process {worker.proc.pid} could not read the mini-batches it was "
+                    "sent (a module their data needs is missing from the workers' environment?); "
+                    f"the traceback is in logs/user/stderr/{worker.slot.node_name}/"
+                    f"{worker.slot.process_name}.stderr.txt")
         return f"worker process {worker.proc.pid} exited with code {code}"
 
     def _reap(self, worker: _Worker) -> None:

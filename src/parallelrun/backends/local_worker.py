@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from multiprocessing.connection import Connection
 from typing import NoReturn
 
@@ -65,6 +66,10 @@ def main(fd: int) -> int:
     return 0
 
 
+#: exit status of a worker that cannot unpickle the mini-batches it was sent
+UNREADABLE_EXIT = 117  # an unusual status, not one a script exits with by habit
+
+
 def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
     """Reads mini-batches the moment they arrive, while the main thread runs earlier ones, and
     lets their payloads start fetching data (remote files download while run() computes).
@@ -73,9 +78,17 @@ def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
 
     while True:
         try:
-            message = pickle.loads(conn.recv_bytes())
+            data = conn.recv_bytes()
         except (EOFError, OSError):
             _end_process_group("its socket closed without the shutdown message")
+        try:
+            message = pickle.loads(data)
+        except Exception:  # noqa: BLE001 - e.g. a module the payload needs is not installed here
+            # The main thread would wait for these mini-batches forever: leave, and say why in
+            # the stderr log; the coordinator charges the try and names this exit code.
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(UNREADABLE_EXIT)
         if message:
             prefetch(message)
         inbox.put(message)

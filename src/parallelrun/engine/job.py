@@ -203,12 +203,15 @@ class _FirstFailure(ProgressListener):
         self.summary: FailureSummary | None = None
 
     def on_record(self, progress: JobProgress, record: MiniBatchRecord) -> None:
-        if self.summary is not None or not record.final or not record.failed:
+        # a final failed try counts even where its items are unknown (a table's rows are
+        # counted by the worker that reads them: a mini-batch that timed out has none)
+        if self.summary is not None or not record.final or \
+                (record.status == "RUN_DONE" and not record.failed):
             return
         message = (record.error_message or "").strip().splitlines()
         has_traceback = record.status != "RUN_DONE" or bool(record.error_message)
         self.summary = FailureSummary(
-            mini_batch=record.index, items=record.item_names or f"{record.items} items",
+            mini_batch=record.index, items=record.item_names or f"{record.items or '?'} items",
             error_type=record.error_type,
             message=message[0] if message else
             f"run() returned results for {record.succeeded} of {record.items} items",

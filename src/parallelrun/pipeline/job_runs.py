@@ -40,12 +40,15 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
+from parallelrun.backends import backend_of
+from parallelrun.backends.local import PACKAGE_ROOT
 from parallelrun.config import ParallelRunConfig
 from parallelrun.engine.job import JobResult
 from parallelrun.engine.job import run_job as run_engine_job
 from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import ConfigurationError, JobFailedError, ParallelRunError, WorkspaceError
+from parallelrun.pipeline.environment import materialise
 from parallelrun.pipeline.records import (JOB_KIND, TERMINAL, RunStore, hold_catalog_open,
                                           progress_fields)
 
@@ -54,7 +57,6 @@ RUN_LOG = "run.log"
 RUNNER_OUT = "runner.out"
 FLUSH_EVERY = 1.0
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _this_process_started: float | None = None
 
 
@@ -134,6 +136,11 @@ def record_job(config: ParallelRunConfig, inputs: Any, output: Any, arguments: A
         raise ConfigurationError("experiment_name", experiment_name,
                                  "1 to 255 letters, digits, '_' or '-', starting with a letter or "
                                  "digit (e.g. 'digit_identification')")
+    if config.environment is not None and engine_options.get("python") is None and \
+            backend_of(config.compute_target) == "local":
+        # the workers' own virtualenv (its pins resolved with what the worker needs), as a
+        # pipeline step's; Ray builds environments on its nodes from the same object
+        engine_options["python"] = materialise(config.environment)
     recorder = _recorder_for(config, inputs, output, arguments, workspace, experiment_name, say,
                              started_by, _resuming_run, engine_options)
     if recorder is None:
@@ -443,7 +450,7 @@ def resume_job_run(store: RunStore, record: dict) -> subprocess.Popen:
                             pid_started=None, host=None):
         raise ConfigurationError("run", run_id, "a stopped run; another process resumed it just now")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     command = [sys.executable, "-m", "parallelrun.pipeline.job_runs", run_id, "--workspace",
                store.workspace.path]
     cwd = record["cwd"] if os.path.isdir(record["cwd"]) else store.workspace.path

@@ -38,10 +38,10 @@ import threading
 import time
 import traceback
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from parallelrun.backends import backend_of, get_backend
+from parallelrun.backends.local import PACKAGE_ROOT, ROOT_FOR_OTHER_PYTHONS
 from parallelrun.data.base import AbstractDataset
 from parallelrun.data.local_copy import local_folder
 from parallelrun.engine.progress import JobProgress, ProgressListener
@@ -55,8 +55,6 @@ from parallelrun.pipeline.reuse import step_reuse_key
 PIPELINE_FILE = "pipeline.pkl"
 RUN_LOG = "run.log"
 FLUSH_EVERY = 1.0
-# the folder holding the parallelrun package, for child processes that run another Python
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def process_start_time(pid: int) -> float | None:
@@ -345,7 +343,8 @@ class RunExecutor:
         destination = output._destination
         if destination and destination[0] == "local":
             return {"datastore": None, "path_on_datastore": None,
-                    "local_path": os.path.abspath(destination[1]), "upload": False}
+                    "local_path": os.path.abspath(destination[1]), "upload": False,
+                    "owned": False}
         if destination:
             from parallelrun.workspace.datastore import Datastore
 
@@ -359,11 +358,13 @@ class RunExecutor:
         if getattr(store, "kind", "local") == "local" and not self._needs_upload(output):
             local = os.path.join(store.path_on_disk, *path.split("/"))
             upload = False
+            owned = not destination      # a path of this step run's own, not one the user named
         else:
             local = os.path.join(self.run_dir, "outputs", step_run_id, output.name)
             upload = True
+            owned = True
         return {"datastore": store.name, "path_on_datastore": path, "local_path": local,
-                "upload": upload}
+                "upload": upload, "owned": owned}
 
     def _upload(self, outputs: dict[str, dict], step) -> None:
         from parallelrun.workspace.datastore import Datastore
@@ -526,16 +527,20 @@ class RunExecutor:
         python = materialise(env, self.ws, log_file=os.path.join(self.run_dir, RUN_LOG)) \
             if env is not None else None
         for output in outputs.values():
-            # a script step always starts from empty output folders (also on resume)
-            shutil.rmtree(output["local_path"], ignore_errors=True)
+            # A script step starts from empty output folders (also on resume), where the folder
+            # is this step run's own; a folder the user named (a destination) is never cleared:
+            # parallelrun deletes only what it wrote, and the script writes over its own files.
+            if output.get("owned"):
+                shutil.rmtree(output["local_path"], ignore_errors=True)
             os.makedirs(output["local_path"], exist_ok=True)
         variables = dict(os.environ)
         variables.update({str(k): str(v) for k, v in (getattr(env, "environment_variables", None)
                                                       or {}).items()})
         variables.update(self._references(step, step_run_id, outputs))
         variables["AZUREML_RUN_ID"] = step_run_id
+        root = PACKAGE_ROOT if python is None else ROOT_FOR_OTHER_PYTHONS
         variables["PYTHONPATH"] = os.pathsep.join(
-            p for p in (PACKAGE_ROOT, variables.get("PYTHONPATH")) if p)
+            p for p in (root, variables.get("PYTHONPATH")) if p)
         variables.setdefault("PYTHONUNBUFFERED", "1")
         user = os.path.join(log_dir, "user")
         os.makedirs(user, exist_ok=True)
