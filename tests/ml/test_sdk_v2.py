@@ -4,6 +4,7 @@ same objects, and the client's operations (jobs, data, models, environments, com
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 import subprocess
@@ -147,8 +148,11 @@ def test_the_oj_sales_notebook_trains_one_model_per_store_and_brand(tmp_path, mo
         assert np.array_equal(saved.predict(features), direct.predict(features)), (store, brand)
     # the node's settings after the call reached the run: 3 x 2 workers, logging_level DEBUG
     logs = next(tmp_path.glob(".parallelrun/runs/*/steps/parallel-train/logs"))
-    assert "with 6 workers" in (logs / "sys" / "master_role.txt").read_text()
-    assert "|DEBUG|" in (logs / "sys" / "node" / "node0" / "process000.txt").read_text()
+    progress = [json.loads(line) for line in (logs / "sys" / "progress.jsonl").open()]
+    assert progress[-1]["workers_total"] == 6
+    first = json.loads((logs / "sys" / "job_report" / "tries.jsonl").open().readline())
+    worker_log = logs / "sys" / "node" / first["node"] / f"{first['process']}.txt"
+    assert "|DEBUG|" in worker_log.read_text()
 
 
 def test_a_pipeline_built_in_python_is_the_pipeline_its_yaml_loads(ws, tmp_path):
