@@ -184,3 +184,12 @@ def test_conda_package_specs_become_the_same_pip_requirements(tmp_path):
     assert from_file.python.conda_dependencies.get_python_version() is None
     with pytest.raises(ConfigurationError, match="conda_packages='_libgcc_mutex=0.1=main'.*pip"):
         from_file.packages()
+
+
+def test_a_job_environment_holds_the_storage_its_inputs_need():
+    from parallelrun import Dataset
+    from parallelrun.pipeline.environment import storage_requirements
+
+    assert storage_requirements([Dataset.File.from_files("az://c/x/*.png", validate=False),
+                                 "s3://bucket/t/", "data/local/*.csv"]) == ["adlfs", "s3fs"]
+    assert storage_requirements(Dataset.File.from_files("data/*.png", validate=False)) == []

@@ -29,7 +29,8 @@ from packaging.utils import canonicalize_name
 
 from parallelrun.errors import ConfigurationError
 # materialise is imported from here by the runner
-from parallelrun.pipeline.environment_build import environments_root, materialise  # noqa: F401
+from parallelrun.pipeline.environment_build import (  # noqa: F401
+    environments_root, materialise, storage_requirements)
 from parallelrun.pipeline.interpreters import find_interpreter
 
 log = logging.getLogger("parallelrun.pipeline.environment")

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -94,12 +94,42 @@ def environments_root(workspace: Any = None) -> str:
     return os.path.join(base, "parallelrun", "environments")
 
 
-def materialise(env: Environment | None, workspace: Any = None,
-                log_file: str | None = None) -> str | None:
+#: the fsspec implementation a worker needs to read inputs of a URL scheme (data/remote.py)
+STORAGE_REQUIREMENTS = {"az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "s3": "s3fs",
+                        "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}
+
+
+def storage_requirements(inputs: Any) -> list[str]:
+    """The fsspec implementations a job's workers need to read ``inputs`` (datasets, paths or
+    URLs): an environment holds them only where its job reads such URLs.
+
+    Example: ``storage_requirements([Dataset.File.from_files("az://c/x/*.png")]) == ["adlfs"]``
+    """
+    from parallelrun.data.base import AbstractDataset
+
+    items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    needs = set()
+    for item in items:
+        if isinstance(item, AbstractDataset):
+            paths = item.paths
+        elif isinstance(item, (str, os.PathLike)):
+            paths = [os.fspath(item)]
+        else:
+            continue   # a step's PipelineData: a local folder the runner hands over
+        for path in paths:
+            scheme = path.split("://", 1)[0] if "://" in path else ""
+            if scheme in STORAGE_REQUIREMENTS:
+                needs.add(STORAGE_REQUIREMENTS[scheme])
+    return sorted(needs)
+
+
+def materialise(env: Environment | None, workspace: Any = None, log_file: str | None = None,
+                extra_requirements: Sequence[str] = ()) -> str | None:
     """The interpreter for ``env``'s workers, making its virtualenv first if need be.
 
     None (the current interpreter) for no environment, or one without packages whose Python
-    pin (if any) the current interpreter meets. Example::
+    pin (if any) the current interpreter meets. ``extra_requirements`` are what this job's
+    workers need beyond the environment's own pins (``storage_requirements(inputs)``). Example::
 
         python = materialise(batch_env, ws)   # .../environments/<lock hash>/bin/python
     """
@@ -109,7 +139,7 @@ def materialise(env: Environment | None, workspace: Any = None,
     if env.python.user_managed_dependencies:
         path = env.python.interpreter_path
         return None if path in ("python", "python3", None) else path
-    planned = _plan(env, workspace)
+    planned = _plan(env, workspace, extra_requirements)
     if planned is None:
         return None
     interpreter, lock, root = planned
@@ -137,13 +167,15 @@ def resolve_environment(env: Environment | None, workspace: Any = None) -> str |
     return planned[1] if planned is not None else None
 
 
-def _plan(env: Environment, workspace: Any) -> tuple[Interpreter, str, str] | None:
+def _plan(env: Environment, workspace: Any,
+          extra_requirements: Sequence[str] = ()) -> tuple[Interpreter, str, str] | None:
     """(interpreter, lock, root) for ``env``, or None for the current interpreter as it is."""
     deps = env.python.conda_dependencies
     interpreter = find_interpreter(deps.get_python_version() if deps is not None else None)
-    packages = _installed_packages(env)
-    if not packages and interpreter.path == sys.executable:
+    own = _installed_packages(env)
+    if not own and interpreter.path == sys.executable:
         return None
+    packages = own + [r for r in extra_requirements if r not in own]
     root = environments_root(workspace)
     return interpreter, _resolve(env, interpreter, packages, root), root
 

@@ -48,7 +48,7 @@ from parallelrun.engine.job import run_job as run_engine_job
 from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import ConfigurationError, JobFailedError, ParallelRunError, WorkspaceError
-from parallelrun.pipeline.environment import materialise
+from parallelrun.pipeline.environment import materialise, storage_requirements
 from parallelrun.pipeline.records import (JOB_KIND, TERMINAL, RunStore, hold_catalog_open,
                                           progress_fields)
 
@@ -140,7 +140,8 @@ def record_job(config: ParallelRunConfig, inputs: Any, output: Any, arguments: A
             backend_of(config.compute_target) == "local":
         # the workers' own virtualenv (its pins resolved with what the worker needs), as a
         # pipeline step's; Ray builds environments on its nodes from the same object
-        engine_options["python"] = materialise(config.environment)
+        engine_options["python"] = materialise(config.environment,
+                                               extra_requirements=storage_requirements(inputs))
     recorder = _recorder_for(config, inputs, output, arguments, workspace, experiment_name, say,
                              started_by, _resuming_run, engine_options)
     if recorder is None:

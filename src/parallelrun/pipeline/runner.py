@@ -46,7 +46,7 @@ from parallelrun.data.base import AbstractDataset
 from parallelrun.data.local_copy import local_folder
 from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.errors import ParallelRunError
-from parallelrun.pipeline.environment import materialise
+from parallelrun.pipeline.environment import materialise, storage_requirements
 from parallelrun.pipeline.output_datasets import OutputDatasetConfig
 from parallelrun.pipeline.pipeline_data import PipelineData
 from parallelrun.pipeline.records import TERMINAL, RunStore, progress_fields
@@ -470,8 +470,9 @@ class RunExecutor:
         config = effective_config(step.parallel_run_config, self.ws)
         env = config.environment
         python = None
-        if getattr(config.compute_target, "backend", "local") == "local" and env is not None:
-            python = materialise(env, self.ws, log_file=os.path.join(self.run_dir, RUN_LOG))
+        if backend_of(config.compute_target) == "local" and env is not None:
+            python = materialise(env, self.ws, log_file=os.path.join(self.run_dir, RUN_LOG),
+                                 extra_requirements=storage_requirements(step.inputs))
         env_vars = {str(k): str(v) for k, v in (getattr(env, "environment_variables", None)
                                                 or {}).items()}
         env_vars.update(config.environment_variables or {})
