@@ -153,7 +153,7 @@ class RayCompute(ComputeTarget):
     ``runtime_env``: a Ray ``runtime_env`` dict for the worker actors (``pip``, ``env_vars``...),
     merged with the job's ``environment``. ``options``: further Ray backend options
     (``num_cpus_per_worker``, ``num_gpus_per_worker``, ``placement_timeout``,
-    ``shared_filesystem``; see ``parallelrun.backends.ray``).
+    ``shared_filesystem``, ``node_loss_timeout``; see ``parallelrun.backends.ray``).
     """
 
     address: str = "auto"
