@@ -217,3 +217,17 @@ def test_a_table_job_reads_an_mltable_folder_and_writes_a_local_output_file(
     run = Experiment(ws, "tables").submit(job)
     assert run.wait_for_completion() == "Finished"
     assert rows_of(tmp_path / "results" / "totals.txt") == ["apple 6", "pear 5", "plum 7"]
+
+
+def test_access_modes_are_azure_mls_and_each_has_its_local_meaning(job_folder):
+    text = JOB.replace("    path: ./data\n", "    path: ./data\n    mode: ro_mount\n").replace(
+        "  scores:\n    type: uri_folder\n", "  scores:\n    type: uri_folder\n    mode: upload\n")
+    (job_folder / "modes.yml").write_text(text)
+    assert load_job(job_folder / "modes.yml") is not None    # accepted as written
+    (job_folder / "bad.yml").write_text(text.replace("mode: upload", "mode: rw_mnt").replace(
+        "mode: ro_mount", "mode: mount"))
+    with pytest.raises(JobSpecError) as info:
+        load_job(job_folder / "bad.yml")
+    message = str(info.value)
+    assert "outputs.scores.mode" in message and "'rw_mnt': one of rw_mount, upload, direct" in message
+    assert "inputs.items.mode" in message and "'mount': one of ro_mount" in message

@@ -67,6 +67,11 @@ _RESOURCE_KEYS = {"instance_count", "instance_type", "properties", "shm_size", "
 _RETRY_KEYS = {"max_retries", "timeout"}
 _INPUT_KEYS = {"type", "path", "mode", "description", "optional", "default", "value"}
 _OUTPUT_KEYS = {"type", "path", "mode", "description", "name", "version"}
+# Azure ML's access modes. Here data is read where it lies (local paths) or fetched by the
+# workers (URLs), and outputs are written in place on a local datastore (rw_mount) or staged and
+# uploaded when the step ends (upload): each mode is accepted and has that one local meaning.
+_INPUT_MODES = ("ro_mount", "download", "direct", "eval_mount", "eval_download")
+_OUTPUT_MODES = ("rw_mount", "upload", "direct")
 _OUTPUT_TYPES = ("uri_folder", "uri_file", "mltable")
 _DATA_TYPES = {"uri_folder", "uri_file", "mltable"}
 _MODEL_TYPES = {"custom_model", "mlflow_model", "triton_model"}
@@ -212,6 +217,9 @@ class ParallelJob:
                 continue
             spec = spec or {}
             self._unknown_keys(spec, _OUTPUT_KEYS, f"outputs.{name}.")
+            if spec.get("mode", "rw_mount") not in _OUTPUT_MODES:
+                self.problem(f"outputs.{name}.mode",
+                             f"{spec.get('mode')!r}: one of {', '.join(_OUTPUT_MODES)}")
             if spec.get("type", "uri_folder") not in _OUTPUT_TYPES:
                 self.problem(f"outputs.{name}.type",
                              f"{spec.get('type')!r}: {', '.join(_OUTPUT_TYPES)}")
@@ -300,6 +308,8 @@ class ParallelJob:
         if not isinstance(spec, dict):
             return  # a literal value
         self._unknown_keys(spec, _INPUT_KEYS, f"{key}.")
+        if spec.get("mode", "ro_mount") not in _INPUT_MODES:
+            self.problem(f"{key}.mode", f"{spec.get('mode')!r}: one of {', '.join(_INPUT_MODES)}")
         if name in self.bound:
             return  # another node's output: it exists once that node ran
         kind = spec.get("type", "uri_folder")
