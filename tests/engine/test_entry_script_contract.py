@@ -60,25 +60,35 @@ def test_arguments_reach_argparse_in_init_and_sibling_files_by_file(make_script,
 
 
 def test_init_once_per_worker_and_shutdown_called(make_script, make_files, tmp_path):
+    # init() and shutdown() each append a line to a file named after the worker's pid: a worker
+    # that called init() per mini-batch (12 of them here) would hold several lines
     src = make_script("""
         import os
         from parallelrun import EntryScript
+        def calls(what):
+            return os.path.join(EntryScript().output_dir, f"{what}-{os.getpid()}")
         def init():
-            global pid
-            pid = os.getpid()
-            EntryScript().logger.info("init in %s", pid)
+            with open(calls("init"), "a") as fh:
+                fh.write("init\\n")
+            EntryScript().logger.info("init in %s", os.getpid())
         def run(mini_batch):
-            return [str(pid)] * len(mini_batch)
+            return [str(os.getpid())] * len(mini_batch)
         def shutdown():
-            open(os.path.join(EntryScript().output_dir, f"shutdown-{pid}"), "w").close()
+            with open(calls("shutdown"), "a") as fh:
+                fh.write("shutdown\\n")
     """)
     data = make_files(12)
     out = tmp_path / "out"
     result = run_job(config(src, mini_batch_size=1), [Dataset.File.from_files(str(data))], out)
-    pids = set(rows(result))
-    assert 1 <= len(pids) <= 2
-    shutdowns = {p.name for p in out.glob("shutdown-*")}
-    assert {f"shutdown-{p}" for p in pids} <= shutdowns and len(shutdowns) <= 2
+    assert result.status == "Finished" and result.minibatches_succeeded == 12
+    ran = set(rows(result))
+    inits = {p.name.split("-")[1]: p.read_text() for p in out.glob("init-*")}
+    shutdowns = {p.name.split("-")[1]: p.read_text() for p in out.glob("shutdown-*")}
+    # two workers (process_count_per_node=2), none replaced: init() once in each, shutdown()
+    # once in each, and every worker that ran a mini-batch is one of them
+    assert inits == {pid: "init\n" for pid in inits} and len(inits) == 2
+    assert shutdowns == {pid: "shutdown\n" for pid in inits}
+    assert ran and ran <= set(inits)
     logs = list((out / "logs/user/entry_script_log/node0").glob("*.log.txt"))
     text = "".join(p.read_text() for p in logs)
     assert "|ParallelRunStep.EntryScript|INFO|" in text and "|init()|init in" in text
