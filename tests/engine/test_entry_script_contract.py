@@ -205,20 +205,34 @@ def test_local_backend_refuses_several_nodes_and_points_at_ray(make_script, make
     assert not (tmp_path / "out" / "parallel_run_step.txt").exists()
 
 
-def test_workers_share_the_cores_between_thread_pools(make_script, make_files, tmp_path, monkeypatch):
+@pytest.mark.parametrize("cores, workers, threads", [
+    (8, 2, "4"),    # the cores split evenly
+    (8, 3, "2"),    # rounded down: 3 x 2 threads on 8 cores, never more threads than cores
+    (2, 4, "1"),    # more workers than cores: one thread each, never 0
+])
+def test_workers_share_the_cores_between_thread_pools(make_script, make_files, tmp_path,
+                                                      monkeypatch, cores, workers, threads):
+    # the coordinator's core count, not this machine's, so the split is seen on any machine
     import os
 
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
     src = make_script("""
         import os
         def init(): pass
         def run(mini_batch):
-            return [os.environ.get("OMP_NUM_THREADS")] * len(mini_batch)
+            sizes = {os.environ.get(name) for name in
+                     ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+            return [" ".join(sorted(map(str, sizes)))] * len(mini_batch)
     """)
-    result = run_job(config(src, process_count_per_node=os.cpu_count() * 2),
+    result = run_job(config(src, process_count_per_node=workers),
                      [Dataset.File.from_files(str(make_files(2)))], tmp_path / "out")
-    assert set(rows(result)) == {"1"}
-    mine = run_job(config(src, environment_variables={"OMP_NUM_THREADS": "3"}),
+    assert set(rows(result)) == {threads}
+    # the user's own setting wins
+    mine = run_job(config(src, process_count_per_node=workers,
+                          environment_variables={"OMP_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "3",
+                                                 "MKL_NUM_THREADS": "3"}),
                    [Dataset.File.from_files(str(make_files(2)))], tmp_path / "out2")
     assert set(rows(mine)) == {"3"}
 
