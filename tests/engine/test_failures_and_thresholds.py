@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import csv
+import os
+import random
 from pathlib import Path
 
 import pytest
@@ -136,19 +139,54 @@ def test_a_worker_that_always_hangs_ends_the_job_not_hangs_it(make_script, make_
     assert result.elapsed_seconds < 30
 
 
+#: run() dies (os._exit) on a try of a mini-batch when random.Random("<seed>:<first file>:<try>")
+#: draws below 0.3; the try's number is counted in a file per mini-batch, so the deaths are
+#: known beforehand from the seed alone
+DIES_BY_SEED = """
+    import os, random
+    SEED = os.environ["DEATH_SEED"]
+    def init(): pass
+    def run(mini_batch):
+        first = os.path.basename(mini_batch[0])
+        tries = os.path.join(os.path.dirname(mini_batch[0]), "..", "tries-" + first)
+        with open(tries, "a+") as fh:
+            fh.write("x")
+            fh.seek(0)
+            attempt = len(fh.read())
+        if random.Random(f"{SEED}:{first}:{attempt}").random() < 0.3:
+            os._exit(3)
+        return [int(open(p).read()) for p in mini_batch]
+"""
+
+
+def deaths_of(seed: str, first_files: list[str]) -> dict[str, int]:
+    """How many tries of each mini-batch (by its first file) DIES_BY_SEED kills before one lives."""
+    deaths = {}
+    for first in first_files:
+        attempt = 1
+        while random.Random(f"{seed}:{first}:{attempt}").random() < 0.3:
+            attempt += 1
+        deaths[first] = attempt - 1
+    return deaths
+
+
 def test_no_duplicate_rows_when_many_workers_die(make_script, make_files, tmp_path):
-    body = """
-        import os, random
-        def init(): pass
-        def run(mini_batch):
-            if random.random() < 0.3:
-                os._exit(3)
-            return [int(open(p).read()) for p in mini_batch]
-    """
-    result = job(make_script, make_files, tmp_path, body, files=30, mini_batch_size=2, run_max_try=10)
+    # PARALLELRUN_TEST_SEED replays a run; the seed is printed (pytest shows it on failure)
+    seed = os.environ.get("PARALLELRUN_TEST_SEED", "2")
+    print(f"seed of worker deaths: {seed} (rerun with PARALLELRUN_TEST_SEED={seed})")
+    firsts = [f"item_{i:04d}.txt" for i in range(0, 30, 2)]
+    deaths = deaths_of(seed, firsts)
+    assert sum(deaths.values()) >= 5 and max(deaths.values()) < 10  # many deaths, none fatal
+    result = job(make_script, make_files, tmp_path, DIES_BY_SEED, files=30, mini_batch_size=2,
+                 run_max_try=10, environment_variables={"DEATH_SEED": seed})
     lines = output_numbers(result)
     assert len(lines) == len(set(lines)) == result.items_succeeded
     assert result.status == "Finished" and lines == list(range(30))
+    # each death charged to the mini-batch that died, once; none to those queued behind it
+    assert result.retries == sum(deaths.values())
+    report = list(csv.DictReader(open(Path(result.log_dir) / "sys/job_report/processed_mini-batches.csv")))
+    died = collections.Counter(int(r["mini_batch_id"]) for r in report if r["status"] == "PROCESS_DIED")
+    assert died == collections.Counter({i: n for i, n in enumerate(deaths.values()) if n})
 
 
 def test_resume_runs_only_what_was_not_committed(make_script, make_files, tmp_path):
