@@ -3,25 +3,35 @@ allows. The devices need not exist for this: the worker reports what it was give
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
-#: slow enough that every worker gets mini-batches before the others finish them all
+#: every worker's first run() waits until WORKERS workers are inside run() (each leaves a file
+#: named after its pid in BARRIER), so each worker reports its device whatever the timing
 SCRIPT = """
 import os, time
 def init():
     pass
 def run(mini_batch):
-    time.sleep(0.3)
+    barrier = os.environ["BARRIER"]
+    open(os.path.join(barrier, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 60   # a worker that never comes fails the test, not hangs it
+    while len(os.listdir(barrier)) < int(os.environ["WORKERS"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return [f"{os.getpid()} {os.environ.get('CUDA_VISIBLE_DEVICES')}" for _ in mini_batch]
 """
 
 
-def _devices_by_worker(tmp_path, make_script, make_files, **overrides) -> dict[str, str]:
+def _devices_by_worker(tmp_path, make_script, make_files, workers: int,
+                       **overrides) -> dict[str, str]:
     src = make_script(SCRIPT)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
     values = dict(source_directory=str(src), entry_script="score.py", mini_batch_size=1,
-                  error_threshold=0, output_action="append_row")
+                  error_threshold=0, output_action="append_row",
+                  environment_variables={"BARRIER": str(barrier), "WORKERS": str(workers)})
     values.update(overrides)
     result = run_job(ParallelRunConfig(**values), [Dataset.File.from_files(str(make_files(12)))],
                      tmp_path / "out")
@@ -31,19 +41,23 @@ def _devices_by_worker(tmp_path, make_script, make_files, **overrides) -> dict[s
 
 def test_one_worker_per_visible_gpu_each_with_its_own(tmp_path, make_script, make_files,
                                                       monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    devices = _devices_by_worker(tmp_path, make_script, make_files)
-    assert sorted(devices.values()) == ["3", "5"]   # process_count_per_node defaults to 2 GPUs
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6")
+    # more cores than GPUs, so a count that followed the cores would show
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    devices = _devices_by_worker(tmp_path, make_script, make_files, workers=3)
+    assert sorted(devices.values()) == ["3", "5", "6"]  # process_count_per_node defaults to 3 GPUs
 
 
 def test_more_workers_than_gpus_share_them_round_robin(tmp_path, make_script, make_files,
                                                        monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
-    devices = _devices_by_worker(tmp_path, make_script, make_files, process_count_per_node=2)
+    devices = _devices_by_worker(tmp_path, make_script, make_files, workers=2,
+                                 process_count_per_node=2)
     assert sorted(devices.values()) == ["7", "7"]
 
 
 def test_no_gpu_visible_means_no_gpu_given(tmp_path, make_script, make_files, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
-    devices = _devices_by_worker(tmp_path, make_script, make_files, process_count_per_node=2)
+    devices = _devices_by_worker(tmp_path, make_script, make_files, workers=2,
+                                 process_count_per_node=2)
     assert sorted(devices.values()) == ["-1", "-1"]   # left as the user set it
