@@ -285,7 +285,28 @@ def test_requests_for_other_host_names_are_refused(ui_workspace):
         with TestClient(app, base_url=base) as client:
             assert client.get("/api/workspace").status_code == status, base
             assert client.get("/").status_code == status, base
+    # Host headers that only begin like an allowed name are read by their grammar, not cut at
+    # the last colon: refused, as a missing one is
+    with TestClient(app, base_url="http://127.0.0.1:8787") as client:
+        for host in ("127.0.0.1:8787@evil.example", "127.0.0.1:8787/evil.example",
+                     "localhost:8787:evil.example", "[::1]@evil.example:8787", ""):
+            response = client.get("/api/workspace", headers={"Host": host})
+            assert response.status_code == 421, host
+            assert "not served here" in response.json()["detail"], host
+            assert "default-src 'self'" in response.headers["content-security-policy"]
     # opened to other hosts (--host): any name
     with TestClient(create_app(ui_workspace.ws, allowed_hosts=None),
                     base_url="http://dashboard.lan:8787") as client:
         assert client.get("/api/workspace").status_code == 200
+
+
+def test_the_actions_document_the_token_they_need(client):
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    header = next(s for s in schemes.values() if s["type"] == "apiKey")
+    assert header["in"] == "header" and header["name"] == "X-Parallelrun-Token"
+    assert any(s["type"] == "http" and s["scheme"].lower() == "bearer" for s in schemes.values())
+    for path in ("/api/runs/{run_id}/cancel", "/api/published-pipelines/{pipeline_id}/submit"):
+        assert {name for need in spec["paths"][path]["post"]["security"] for name in need} == \
+            set(schemes), path
+    assert "security" not in spec["paths"]["/api/runs/{run_id}"]["get"]

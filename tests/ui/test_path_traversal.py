@@ -136,6 +136,24 @@ def test_no_id_reaches_outside_the_workspace_on_the_real_server(dashboard, ui_wo
     assert checked > 400
 
 
+def test_a_host_that_only_begins_with_this_machine_is_refused_on_the_real_server(
+        dashboard, ui_workspace):
+    """``Host: 127.0.0.1:PORT@evil.example`` names evil.example to anything that reads the
+    header by its grammar; cut at its last colon it looked like 127.0.0.1 and was served."""
+    host, port = dashboard.socket.getsockname()[:2]
+    for name in (f"127.0.0.1:{port}@evil.example", f"localhost:{port}/evil.example", "evil.example"):
+        for path in ("/api/workspace", f"/api/runs/{ui_workspace.run_id}", "/"):
+            connection = http.client.HTTPConnection(host, port, timeout=10)
+            connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+            connection.putheader("Host", name)
+            connection.endheaders()
+            response = connection.getresponse()
+            body = response.read().decode("utf-8", errors="replace")
+            connection.close()
+            assert response.status == 421, (name, path, response.status, body[:200])
+            assert ui_workspace.run_id not in body and "ui-tests" not in body, (name, path)
+
+
 def test_links_in_log_folders_are_neither_listed_nor_read(ui_workspace, planted):
     with TestClient(create_app(ui_workspace.ws), base_url="http://127.0.0.1") as client:
         listing = client.get(f"/api/steps/{ui_workspace.step_id}/logs",

@@ -69,7 +69,8 @@ class Dashboard:
 
     def __init__(self, workspace: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  token: str | None = None, poll_seconds: float = 1.0):
-        from parallelrun.ui.app import LOOPBACK_HOSTS, create_app, new_token
+        from parallelrun.ui.access import LOOPBACK_HOSTS, new_token
+        from parallelrun.ui.app import create_app
 
         self.workspace = workspace
         self.host = host
@@ -78,7 +79,9 @@ class Dashboard:
         self.socket = bind(host, port)
         self.port = self.socket.getsockname()[1]
         # a dashboard opened to the network answers to any host name it is reached by
-        allowed = LOOPBACK_HOSTS | {host} if self.loopback else None
+        # (an IPv6 address arrives in brackets: Host: [::1]:8787)
+        named = {host.strip("[]"), f"[{host.strip('[]')}]" if ":" in host else host}
+        allowed = LOOPBACK_HOSTS | named if self.loopback else None
         self.app = create_app(workspace, cancel_token=self.token, allowed_hosts=allowed,
                               poll_seconds=poll_seconds)
         self._server = None
@@ -122,7 +125,7 @@ class Dashboard:
         original = server.handle_exit
 
         def handle_exit(sig, frame):
-            self.app.state.closing.set()  # let open event streams end first
+            self.app.state.context.closing.set()  # let open event streams end first
             original(sig, frame)
 
         server.handle_exit = handle_exit
@@ -148,7 +151,7 @@ class Dashboard:
 
     def stop(self) -> None:
         self._stop_scheduler()
-        self.app.state.closing.set()  # event streams end at their next tick
+        self.app.state.context.closing.set()  # event streams end at their next tick
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
