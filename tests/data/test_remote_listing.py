@@ -53,12 +53,19 @@ def test_globs_match_what_the_same_local_glob_matches(blob_tree, pattern):
     assert remote == expected and remote
 
 
-def test_a_single_file_and_a_file_dataset_over_several_remote_paths(blob_tree):
-    _, options, url = blob_tree
-    assert [e.url for e in iter_remote_entries(f"{url}/a.txt", options)] == [f"{url}/a.txt"]
+def _register(url: str, options: dict, azurite) -> None:
+    """What a datastore does: options for the container's URLs, at its place on the account."""
     from parallelrun.data.remote import register_storage_options
 
-    register_storage_options(url.rsplit("/", 1)[0], options)  # what a datastore does
+    container = url.split("://", 1)[1].split("/", 1)[0]
+    register_storage_options(f"az://{container}", options,
+                             location=f"{azurite.account_url}/{container}")
+
+
+def test_a_single_file_and_a_file_dataset_over_several_remote_paths(blob_tree, azurite):
+    _, options, url = blob_tree
+    assert [e.url for e in iter_remote_entries(f"{url}/a.txt", options)] == [f"{url}/a.txt"]
+    _register(url, options, azurite)
     ds = Dataset.File.from_files([f"{url}/img/", f"{url}/b.txt"])
     assert _rel(list(ds.iter_files()), url) == ["img/1.png", "img/10.png", "img/2.png", "b.txt"]
     mini_batches = list(ds.plan(2))
@@ -69,15 +76,13 @@ def test_a_single_file_and_a_file_dataset_over_several_remote_paths(blob_tree):
 
 def test_no_match_and_missing_container_are_clear_errors(blob_tree, azurite):
     _, options, url = blob_tree
-    from parallelrun.data.remote import register_storage_options
-
-    register_storage_options(url.rsplit("/", 1)[0], options)
+    _register(url, options, azurite)
     with pytest.raises(DataError, match=rf"glob '{url}/\*.csv' matched no files"):
         Dataset.File.from_files(f"{url}/*.csv")
     lazy = Dataset.File.from_files(f"{url}/nothing/", validate=False)
     with pytest.raises(DataError, match="matched no files"):
         list(lazy.plan(1))
-    register_storage_options("az://nosuchcontainer", options)
+    _register("az://nosuchcontainer", options, azurite)
     with pytest.raises(StorageError, match="container 'nosuchcontainer' .* does not exist"):
         Dataset.File.from_files("az://nosuchcontainer/x/*.png")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from itertools import islice
+from itertools import islice, takewhile
 from typing import Any, Iterable, Iterator, Sequence
 
 from parallelrun.config import parse_file_count
@@ -19,6 +19,8 @@ from parallelrun.data.base import AbstractDataset
 from parallelrun.data.listing import any_local_file, has_magic, iter_local_files
 from parallelrun.data.minibatch import FileList, MiniBatch
 from parallelrun.data.partitions import PartitionPattern, PartitionPayload, has_keys, key_label
+from parallelrun.data.urls import is_remote as _is_remote
+from parallelrun.data.urls import is_url
 from parallelrun.errors import DataError
 
 
@@ -45,11 +47,6 @@ def path_list(path: Any, constructor: str) -> list:
     if not raw:
         raise DataError(f"{constructor}(path=[]) got no paths; give a file, folder or glob")
     return [item[0].path(item[1]) if _datastore_tuple(item) else item for item in raw]
-
-
-def _is_remote(spec: str) -> bool:
-    # cheap test first: the local fast path never imports the remote module
-    return "://" in spec and _remote().is_remote(spec)
 
 
 def _remote():
@@ -117,15 +114,27 @@ class FileDataset(AbstractDataset):
         return found
 
     def storage_options(self, spec: str) -> dict | None:
-        """Options (credentials, endpoint) to read ``spec``: from its datastore, else those
-        registered for its URL, else None (fsspec's defaults, e.g. environment variables)."""
+        """Options (credentials, endpoint) to read ``spec`` (one of :attr:`paths`, or a file
+        listed under one): from its datastore, else those registered for its URL, else None
+        (fsspec's defaults, e.g. environment variables)."""
         if not _is_remote(spec):
             return None
-        source = self.sources.get(spec)
+        source = self.sources.get(spec) or self._source_holding(spec)
         options = getattr(source, "storage_options", None)
         if options is not None:
             return dict(options)
         return _remote().registered_storage_options(spec)
+
+    def _source_holding(self, url: str) -> object | None:
+        # a listed file's URL -> the datastore path it was listed from (the deepest that holds
+        # it): a container of one name on two accounts gives both the same URLs, so only the
+        # path knows whose credentials read it
+        best, best_length = None, -1
+        for spec, source in self.sources.items():
+            folder = _fixed_folder(_listing(spec))
+            if (url == spec or url.startswith(folder)) and len(folder) > best_length:
+                best, best_length = source, len(folder)
+        return best
 
     def to_record(self) -> dict:
         """What re-creates this dataset (workspace registration): paths, datastore paths as
@@ -328,12 +337,22 @@ def _listing(spec: str) -> str:
     return PartitionPattern.parse(spec).glob if has_keys(spec) else spec
 
 
+def _fixed_folder(listing: str) -> str:
+    """The folder every file a listing names is under, with a trailing '/': ``az://c/a/*.png``
+    -> ``az://c/a/``, ``az://c/a/`` and ``az://c/a`` -> ``az://c/a/``."""
+    if has_magic(listing):
+        parts = listing.split("/")
+        fixed = list(takewhile(lambda part: not has_magic(part), parts))
+        return "/".join(fixed) + "/"
+    return listing.rstrip("/") + "/"
+
+
 def _common_folder(files: list[str]) -> str:
-    folders = [f.rsplit("/", 1)[0] if "://" in f else os.path.dirname(os.path.abspath(f))
+    folders = [f.rsplit("/", 1)[0] if is_url(f) else os.path.dirname(os.path.abspath(f))
                for f in files]
     if not folders:
         return ""
-    if any("://" in f for f in files):
+    if any(is_url(f) for f in files):
         parts = [f.split("/") for f in folders]
         common = []
         for items in zip(*parts):
@@ -345,7 +364,7 @@ def _common_folder(files: list[str]) -> str:
 
 
 def _relative(path: str, root: str) -> str:
-    if "://" in path:
+    if is_url(path):
         return path[len(root):].lstrip("/")
     return os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
 

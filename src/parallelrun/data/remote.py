@@ -44,6 +44,8 @@ import time
 from typing import Any, Iterator, NamedTuple
 
 from parallelrun.config import JOB_MARKER_NAME
+# the URL rule's owner is data/urls.py; is_remote is also asked here as remote.is_remote
+from parallelrun.data.urls import is_remote, split_url  # noqa: F401
 from parallelrun.errors import StorageError
 
 log = logging.getLogger("parallelrun.remote")
@@ -51,19 +53,6 @@ log = logging.getLogger("parallelrun.remote")
 #: URL scheme -> the parallelrun extra that installs its fsspec implementation
 EXTRAS = {"az": "azure", "abfs": "azure", "abfss": "azure", "s3": "s3", "s3a": "s3"}
 _MAGIC = re.compile(r"[*?\[]")
-
-
-def is_remote(spec: str) -> bool:
-    """True for a URL with a scheme other than ``file://`` (``az://c/x``, ``s3://b/k``)."""
-    scheme, sep, _ = spec.partition("://")
-    return bool(sep) and scheme not in ("file", "local") and "/" not in scheme
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """``az://container/a/b`` -> (``az``, ``container/a/b``); a plain path is ``file``'s
-    (a local datastore goes through the same calls as a remote one)."""
-    scheme, sep, rest = url.partition("://")
-    return (scheme, rest) if sep else ("file", url)
 
 
 class RemoteFile(NamedTuple):
@@ -75,28 +64,71 @@ class RemoteFile(NamedTuple):
 
 
 # Storage options registered for URL prefixes -----------------------------------------------------
-# Datastore paths carry their options explicitly; plain URL strings (a dataset re-created from
-# the catalog, a tabular reader) find theirs here, registered by the datastore that made them.
-_REGISTERED: dict[str, Any] = {}
+# Datastore paths carry their options (DataPath.storage_options, a dataset's sources, each
+# payload); a plain URL string (`parallelrun run --input az://...`, a dataset registered from
+# a URL) finds them here. Such a URL names a container or bucket but not the account or
+# endpoint, so each entry also says where its storage is (its *location*: account URL or
+# endpoint, and container or bucket): two accounts with a container of one name are two
+# locations, and a URL under both is refused as ambiguous, never read with either's
+# credentials. Entries are kept per owner (a datastore), so registering it again replaces its own.
+class _Registration(NamedTuple):
+    prefix: str
+    location: str
+    options: Any            # a dict, or a callable returning one when used
+    name: str               # what an error calls it ("datastore 'mnist'")
+    hint: str               # how to name this storage without ambiguity ("{path}" for the rest)
 
 
-def register_storage_options(prefix: str, options: Any) -> None:
+_REGISTERED: dict[str, _Registration] = {}  # owner -> its registration, latest last
+
+
+def register_storage_options(prefix: str, options: Any, *, location: str | None = None,
+                             owner: str | None = None, name: str | None = None,
+                             hint: str = "") -> None:
     """Use ``options`` (a dict, or a callable returning one at use) for URLs under ``prefix``.
 
-    Example: ``register_storage_options("az://sampledata/", lambda: {"account_name": ...})``.
+    ``location`` says where the storage is (``http://127.0.0.1:10000/devstoreaccount1/data``);
+    the default, ``prefix``, treats every registration of one prefix as the same storage.
+    ``owner`` identifies who registers (a datastore of a workspace), so registering again
+    replaces its entry; ``name`` is what errors call it and ``hint`` what an ambiguity error
+    offers instead of the plain URL (``{path}`` stands for the URL's rest below ``prefix``).
+
+    Example: ``register_storage_options("az://sampledata/", lambda: {"account_name": ...},
+    location="https://pipelinedata.blob.core.windows.net/sampledata")``.
     """
-    _REGISTERED[prefix.rstrip("/") + "/"] = options
+    prefix = prefix.rstrip("/") + "/"
+    location = location or prefix
+    owner = owner or f"{prefix} at {location}"
+    _REGISTERED.pop(owner, None)
+    _REGISTERED[owner] = _Registration(prefix, location, options, name or prefix, hint)
+
+
+def forget_storage_options(owner: str) -> None:
+    """Drop what ``owner`` registered (a datastore that was unregistered)."""
+    _REGISTERED.pop(owner, None)
 
 
 def registered_storage_options(url: str) -> dict | None:
-    """Options registered for the longest prefix of ``url``, or None."""
-    best = None
-    for prefix in _REGISTERED:
-        if (url + "/").startswith(prefix) and (best is None or len(prefix) > len(best)):
-            best = prefix
-    if best is None:
+    """Options registered for the longest prefix of ``url``, or None.
+
+    A :class:`~parallelrun.errors.StorageError` when that prefix belongs to two locations (a
+    container of that name on two accounts): the URL alone cannot say whose credentials apply.
+    """
+    under = [entry for entry in _REGISTERED.values() if (url + "/").startswith(entry.prefix)]
+    if not under:
         return None
-    options = _REGISTERED[best]
+    longest = max(len(entry.prefix) for entry in under)
+    # one entry per location, the latest registered (same storage, newest credentials)
+    by_location = {entry.location: entry for entry in under if len(entry.prefix) == longest}
+    if len(by_location) > 1:
+        rest = url[longest:]
+        where = ", ".join(f"{entry.name} ({entry.location})" for entry in by_location.values())
+        fixes = "; ".join(entry.hint.replace("{path}", rest) for entry in by_location.values()
+                          if entry.hint)
+        raise StorageError(f"{url!r} is under {len(by_location)} storage locations: {where}. A "
+                           "plain URL names the container or bucket but not the account or "
+                           f"endpoint; name the datastore instead{': ' + fixes if fixes else ''}")
+    options = next(iter(by_location.values())).options
     return dict(options() if callable(options) else options)
 
 

@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable, Sequence
 from parallelrun.backends import backend_of
 from parallelrun.backends.local import PACKAGE_ROOT
 from parallelrun.config import ParallelRunConfig
+from parallelrun.data.urls import is_url
 from parallelrun.engine.job import JobResult
 from parallelrun.engine.job import run_job as run_engine_job
 from parallelrun.engine.progress import JobProgress, ProgressListener
@@ -394,7 +395,9 @@ def _first_failure(result: Any) -> str | None:
 
 def _local_path(value: Any) -> str | None:
     """The absolute local path of an output or log folder; None for a URL or a datastore path."""
-    if isinstance(value, (str, os.PathLike)) and "://" not in os.fspath(value):
+    if getattr(value, "remote", False):
+        return None  # a path on a remote datastore (its os.fspath raises)
+    if isinstance(value, (str, os.PathLike)) and not is_url(os.fspath(value)):
         return os.path.abspath(os.fspath(value))
     return None
 

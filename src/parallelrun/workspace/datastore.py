@@ -207,16 +207,33 @@ class Datastore:
         store = Datastore(workspace, row["name"], row["kind"], json.loads(row["config"]),
                           json.loads(row["secret_env"]), names)
         if store.storage_kind.remote:
-            # plain URL strings under this datastore (a re-created dataset, `parallelrun run
-            # --input az://...`) find its options through the registry, read when used
-            remote.register_storage_options(store.root_url, lambda: store.storage_options)
+            # plain URL strings under this datastore (`parallelrun run --input az://...`) find
+            # its options through the registry, read when used; its own paths carry them
+            remote.register_storage_options(
+                store.root_url, lambda: store.storage_options, location=store.location,
+                owner=store._owner, name=f"datastore {store.name!r}",
+                hint=f"Datastore.get(ws, {store.name!r}).path('{{path}}') in Python, "
+                     f"azureml://datastores/{store.name}/paths/{{path}} in a job file")
         return store
+
+    @property
+    def location(self) -> str:
+        """Where the storage is, without secrets (``http://127.0.0.1:10000/devstoreaccount1/
+        data``): two datastores with one root URL (a container of one name on two accounts)
+        differ here."""
+        return self.storage_kind.location(self)
+
+    @property
+    def _owner(self) -> str:
+        # the registry's name for this datastore: one entry per datastore of a workspace
+        return f"datastore {self.name!r} of workspace {self.workspace.path}"
 
     def unregister(self) -> None:
         """Remove this datastore from the workspace (the data stays where it is)."""
         with self.workspace.catalog.write() as db:
             db.execute("DELETE FROM datastores WHERE name = ?", (self.name,))
             db.execute("DELETE FROM secrets WHERE owner = ?", (f"datastore:{self.name}",))
+        remote.forget_storage_options(self._owner)
 
     # Paths and storage ------------------------------------------------------------------------
     def path(self, path: str = "", data_reference_name: str | None = None) -> "DataPath":

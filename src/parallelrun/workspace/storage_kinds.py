@@ -35,6 +35,11 @@ class StorageKind:
         """fsspec options for the datastore's URLs, secrets included (resolved now)."""
         raise NotImplementedError
 
+    def location(self, store: "Datastore") -> str:
+        """Where the storage is, without secrets: what tells apart two datastores whose root
+        URLs are the same (a container of one name on two accounts)."""
+        raise NotImplementedError
+
     def default_credentials(self, config: dict) -> dict:
         """What ``describe()`` shows for a datastore registered without credentials."""
         return {}
@@ -68,6 +73,9 @@ class LocalFolder(StorageKind):
     def storage_options(self, store: "Datastore") -> dict:
         return {}
 
+    def location(self, store: "Datastore") -> str:
+        return store.path_on_disk
+
     def shown_config(self, store: "Datastore") -> dict:
         return {**super().shown_config(store), "path": store.path_on_disk}
 
@@ -93,6 +101,14 @@ class AzureBlob(StorageKind):
         return {**_azure_credentials(store.config, store._secrets()),
                 "assume_container_exists": False}
 
+    def location(self, store: "Datastore") -> str:
+        config = store.config
+        account = _account_url(config) or (
+            f"https://{config['account_name']}.blob.core.windows.net" if config.get("account_name")
+            # the account is only in the connection string (a secret): this datastore's own
+            else f"the connection string of datastore {store.name!r}")
+        return f"{account}/{config['container_name']}"
+
     def default_credentials(self, config: dict) -> dict:
         return {"anonymous": "public container"}
 
@@ -105,6 +121,10 @@ class S3(StorageKind):
 
     def storage_options(self, store: "Datastore") -> dict:
         return _s3_options(store.config, store._secrets())
+
+    def location(self, store: "Datastore") -> str:
+        endpoint = (store.config.get("endpoint_url") or "https://s3.amazonaws.com").rstrip("/")
+        return f"{endpoint}/{store.config['bucket']}"
 
     def default_credentials(self, config: dict) -> dict:
         if config.get("anonymous"):
