@@ -141,7 +141,8 @@ def test_a_host_that_only_begins_with_this_machine_is_refused_on_the_real_server
     """``Host: 127.0.0.1:PORT@evil.example`` names evil.example to anything that reads the
     header by its grammar; cut at its last colon it looked like 127.0.0.1 and was served."""
     host, port = dashboard.socket.getsockname()[:2]
-    for name in (f"127.0.0.1:{port}@evil.example", f"localhost:{port}/evil.example", "evil.example"):
+    for name in (f"127.0.0.1:{port}@evil.example", f"localhost:{port}/evil.example",
+                 "evil.example"):
         for path in ("/api/workspace", f"/api/runs/{ui_workspace.run_id}", "/"):
             connection = http.client.HTTPConnection(host, port, timeout=10)
             connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)

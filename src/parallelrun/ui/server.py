@@ -79,9 +79,7 @@ class Dashboard:
         self.socket = bind(host, port)
         self.port = self.socket.getsockname()[1]
         # a dashboard opened to the network answers to any host name it is reached by
-        # (an IPv6 address arrives in brackets: Host: [::1]:8787)
-        named = {host.strip("[]"), f"[{host.strip('[]')}]" if ":" in host else host}
-        allowed = LOOPBACK_HOSTS | named if self.loopback else None
+        allowed = LOOPBACK_HOSTS | {host} if self.loopback else None
         self.app = create_app(workspace, cancel_token=self.token, allowed_hosts=allowed,
                               poll_seconds=poll_seconds)
         self._server = None
