@@ -121,3 +121,44 @@ def test_cancel_stops_a_running_script_step(ws, make_script, tmp_path):
                    capture_output=True, cwd=tmp_path)
     assert Run.get(ws, run.id).get_status() == "Canceled"
     assert run.find_step_run("sleep")[0].get_status() == "Canceled"
+
+
+# a script step that records its pid; its first attempt then sleeps (the runner is killed
+# meanwhile), a later one ends at once
+RECORDS_PID_THEN_SLEEPS = """
+import os, sys, time
+pids = sys.argv[1]
+first = not os.listdir(pids)
+with open(os.path.join(pids, str(os.getpid())), "w") as fh:
+    fh.write("first" if first else "again")
+print("started", flush=True)
+if first:
+    time.sleep(120)
+"""
+
+
+def test_kill_9_of_the_run_process_ends_its_script_step_then_resume_runs_it_again(
+        ws, make_script, tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    scripts = make_script(RECORDS_PID_THEN_SLEEPS, name="sleep.py")
+    step = PythonScriptStep(script_name="sleep.py", name="sleep", arguments=[str(pids)],
+                            source_directory=str(scripts), allow_reuse=False)
+    run = Experiment(ws, "killed-script").submit(Pipeline(workspace=ws, steps=[step]))
+    wait_for(lambda: os.listdir(pids), timeout=60)
+    (script_pid,) = [int(name) for name in os.listdir(pids)]
+    try:
+        runner_pid = run._store.run(run.id)["pid"]
+        assert runner_pid != script_pid and psutil.Process(script_pid).ppid() == runner_pid
+        os.kill(runner_pid, signal.SIGKILL)
+        # the script's process dies with the runner: no orphan of the old run writes on
+        wait_for(lambda: not psutil.pid_exists(script_pid) or
+                 psutil.Process(script_pid).status() == psutil.STATUS_ZOMBIE, timeout=30)
+    finally:
+        if psutil.pid_exists(script_pid):
+            os.kill(script_pid, signal.SIGKILL)
+    wait_for(lambda: run.get_status() == "Failed", timeout=30)
+
+    run.resume()
+    assert run.wait_for_completion(timeout_seconds=60) == "Finished"
+    assert sorted(open(pids / name).read() for name in os.listdir(pids)) == ["again", "first"]

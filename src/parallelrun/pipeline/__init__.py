@@ -12,7 +12,9 @@ One module per concept:
 * :mod:`~parallelrun.pipeline.records` the runs in the workspace catalog;
 * :mod:`~parallelrun.pipeline.runs` ``Run``, ``PipelineRun``, ``StepRun``;
 * :mod:`~parallelrun.pipeline.experiment` ``Experiment(ws, name).submit(pipeline)``;
-* :mod:`~parallelrun.pipeline.runner` the background process that executes a run;
+* :mod:`~parallelrun.pipeline.runner` the background process that executes a run, with
+  :mod:`~parallelrun.pipeline.executor` (the run) and one execution per step kind
+  (:mod:`~parallelrun.pipeline.step_execution`);
 * :mod:`~parallelrun.pipeline.yaml_job` v2-style ``type: parallel`` job files;
 * :mod:`~parallelrun.pipeline.watch` what ``wait_for_completion(show_output=True)`` shows.
 

@@ -21,12 +21,14 @@ import time
 import uuid
 from typing import Any
 
+from parallelrun.backends.local import PACKAGE_ROOT
 from parallelrun.errors import BackendError, ConfigurationError
+from parallelrun.pipeline.compute import node_count_problem
 from parallelrun.pipeline.graph import Pipeline
 from parallelrun.pipeline.parameters import resolve_parameters
+from parallelrun.pipeline.processes import process_start_time
 from parallelrun.pipeline.records import RunStore
-from parallelrun.pipeline.runner import (PACKAGE_ROOT, PIPELINE_FILE, RUN_LOG, node_count_problem,
-                                         process_start_time)
+from parallelrun.pipeline.run_folder import PIPELINE_FILE, RUN_LOG, RUNNER_OUT
 from parallelrun.pipeline.runs import PipelineRun
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
@@ -185,7 +187,7 @@ def start_runner(workspace: Any, run_id: str, resume: bool) -> subprocess.Popen:
     command = [sys.executable, "-m", "parallelrun.pipeline.runner", run_id,
                "--workspace", workspace.path] + (["--resume"] if resume else [])
     cwd = record["cwd"] if os.path.isdir(record["cwd"]) else workspace.path
-    with open(os.path.join(record["run_dir"], "runner.out"), "ab") as out:
+    with open(os.path.join(record["run_dir"], RUNNER_OUT), "ab") as out:
         try:
             process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                        stdout=out, stderr=subprocess.STDOUT,

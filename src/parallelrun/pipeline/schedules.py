@@ -410,7 +410,7 @@ class Scheduler:
         self.submitted: list[tuple[str, str | None, str | None]] = []
 
     def check_in(self) -> None:
-        from parallelrun.pipeline.runner import process_start_time
+        from parallelrun.pipeline.processes import process_start_time
 
         now = time.time()
         with self.workspace.catalog.write() as db:

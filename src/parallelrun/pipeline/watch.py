@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from parallelrun.engine.logs import progress_line
 from parallelrun.engine.progress import JobProgress
 from parallelrun.pipeline.records import TERMINAL
-from parallelrun.pipeline.runner import RUN_LOG
+from parallelrun.pipeline.run_folder import RUN_LOG
 
 _PROGRESS_FIELDS = {f.name for f in dataclasses.fields(JobProgress)} - {"workers"}
 PLAIN_EVERY = 10.0
