@@ -5,6 +5,8 @@ datastore's data reads its own account's files with its own credentials."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -78,3 +80,29 @@ def test_a_plain_url_under_two_accounts_is_refused_naming_both_datastores(twin_s
     second.unregister()
     dataset = Dataset.File.from_files(path=f"az://{container}/labels/")
     assert [url.rsplit("/", 1)[-1] for url in dataset.iter_files()] == ["en.txt", "fr.txt"]
+
+
+def test_parallelrun_run_reads_a_plain_url_with_the_one_datastore_holding_it(twin_stores, ws,
+                                                                             make_script, tmp_path):
+    container, _, second = twin_stores
+    make_script("""
+        def init(): pass
+        def run(mini_batch):
+            return [open(path).read() for path in mini_batch]
+    """)
+
+    def run_cli():
+        return subprocess.run(
+            [sys.executable, "-m", "parallelrun.cli.__main__", "run", "--source-directory",
+             "scripts", "--entry-script", "score.py", "--input", f"az://{container}/labels/",
+             "--output", "out", "--workspace", str(ws.path), "--quiet"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    refused = run_cli()
+    assert refused.returncode == 2
+    assert "datastore 'first'" in refused.stderr and "datastore 'second'" in refused.stderr
+    second.unregister()
+    result = run_cli()
+    assert result.returncode == 0, result.stderr
+    rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines()
+    assert sorted(rows) == ["first en", "first fr"]

@@ -26,6 +26,7 @@ from parallelrun.cli.common import key_values, print_error
 from parallelrun.cli.hints import HintingCommand
 from parallelrun.cli.progress_view import TerminalProgress
 from parallelrun.config import ParallelRunConfig, default_text
+from parallelrun.data.urls import is_remote
 from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import ParallelRunError
 
@@ -175,11 +176,11 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
             partition_keys=[k.strip() for k in partition_keys.split(",")] if partition_keys else None,
             environment_variables=key_values(env_vars, "--environment-variables") or None,
             **config_values)
-        if any("://" in p for p in (*inputs, output, log_dir or "")):
-            # URLs under a datastore of the workspace here use that datastore's credentials
+        if any(is_remote(p) for p in (*inputs, output, log_dir)):
+            # URLs under a datastore of the job's workspace use that datastore's credentials
             from parallelrun.cli.workspace import use_workspace_datastores
 
-            use_workspace_datastores()
+            use_workspace_datastores(workspace_path)
         if input_format == "file":
             datasets = [FileDataset.from_files(path) for path in inputs]
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from parallelrun.data.base import AbstractDataset
+from parallelrun.data.urls import is_url
 from parallelrun.errors import DataError
 
 
@@ -26,8 +27,8 @@ def local_folder(dataset: AbstractDataset, staging: str) -> str:
             return os.path.abspath(path)
     os.makedirs(staging, exist_ok=True)
     files = list(dataset.iter_files())
-    local = [os.path.abspath(f) for f in files if "://" not in f]
-    remote = [f for f in files if "://" in f]
+    local = [os.path.abspath(f) for f in files if not is_url(f)]
+    remote = [f for f in files if is_url(f)]
     staged: dict[str, str] = {}  # name in the staging folder -> the file staged there
     for source, name in _relative_names(local) + _relative_names(remote):
         if staged.setdefault(name, source) != source:
@@ -37,7 +38,7 @@ def local_folder(dataset: AbstractDataset, staging: str) -> str:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if os.path.lexists(target):
             continue
-        if "://" not in source:
+        if not is_url(source):
             os.symlink(source, target)
         else:
             from parallelrun.data import remote as remote_files

@@ -27,6 +27,7 @@ import os
 from typing import Any
 
 from parallelrun.data.records import split_records
+from parallelrun.data.urls import is_remote, local_path  # is_remote: also asked as readers.is_remote
 from parallelrun.errors import DataError
 
 BAD_ROWS_ACTIONS = ("count", "skip", "error")
@@ -218,10 +219,6 @@ def _filtered(frame, values: dict):
     return frame[mask].reset_index(drop=True)
 
 
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 def open_binary(path: str, storage_options: dict | None = None):
     """A local path or an fsspec URL (``az://``, ``s3://``...), opened for reading bytes."""
     if is_remote(path):
@@ -232,7 +229,7 @@ def open_binary(path: str, storage_options: dict | None = None):
             return fs.open(key, "rb")
         except Exception as exc:  # noqa: BLE001 - named, with the fix, by the remote module
             raise remote.storage_error(exc, path, "reading") from exc
-    return open(path[7:] if path.startswith("file://") else path, "rb")
+    return open(local_path(path), "rb")
 
 
 def file_size(path: str, storage_options: dict | None = None) -> int:
@@ -244,7 +241,7 @@ def file_size(path: str, storage_options: dict | None = None) -> int:
             return int(fs.size(key))
         except Exception as exc:  # noqa: BLE001
             raise remote.storage_error(exc, path, "reading") from exc
-    return os.path.getsize(path[7:] if path.startswith("file://") else path)
+    return os.path.getsize(local_path(path))
 
 
 def read_part(spec: ReadSpec, part: TablePart):

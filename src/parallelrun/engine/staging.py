@@ -24,6 +24,7 @@ import sys
 import tempfile
 from typing import Any, Callable
 
+from parallelrun.data.urls import is_remote
 from parallelrun.errors import ConfigurationError, StorageError
 
 log = logging.getLogger("parallelrun.staging")
@@ -33,15 +34,11 @@ def _remote_target(value: Any) -> tuple[str, dict | None] | None:
     """(url, storage options) when ``value`` names remote storage, else None."""
     if value is None:
         return None
-    url = getattr(value, "url", None)
-    if url is None:
-        if not isinstance(value, str) or "://" not in value:
-            return None
-        url = value
+    url = getattr(value, "url", value)
+    if not is_remote(url):
+        return None
     from parallelrun.data import remote
 
-    if not remote.is_remote(str(url)):
-        return None
     options = getattr(value, "storage_options", None)
     if options is None:
         options = remote.registered_storage_options(str(url))
