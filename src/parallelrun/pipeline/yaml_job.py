@@ -52,6 +52,7 @@ from typing import Any
 
 import yaml
 
+from parallelrun.data.urls import is_url
 from parallelrun.errors import ConfigurationError, JobSpecError, ParallelRunError  # noqa: F401 (re-exported)
 from parallelrun.pipeline.pipeline_data import PipelineData
 
@@ -234,7 +235,7 @@ class ParallelJob:
                 if text.startswith("azureml://") and not _DATASTORE_PATH.fullmatch(text):
                     self.problem(f"outputs.{name}.path",
                                  f"{path!r}: azureml://datastores/<name>/paths/<path>")
-                elif "://" in text and not text.startswith("azureml://"):
+                elif is_url(text) and not text.startswith("azureml://"):
                     self.problem(f"outputs.{name}.path", f"{path!r}: a local folder or "
                                  "azureml://datastores/<name>/paths/<path>")
         ref = self._reference("input_data", data.get("input_data"), "inputs", inputs, required=True)
@@ -573,7 +574,7 @@ class ParallelJob:
 
             name, version = _name_version(path[len("azureml:"):])
             return Dataset.get_by_name(workspace, name, version=version)
-        if "://" in path:
+        if is_url(path):
             return FileDataset.from_files(path)
         return FileDataset.from_files(self._local(path))
 
@@ -588,7 +589,7 @@ class ParallelJob:
     def _mltable(self, workspace: Any, path: str) -> Any:
         from parallelrun.data.mltable import load_mltable
 
-        if "://" in path:
+        if is_url(path):
             raise ConfigurationError("path", path, "a local folder holding an MLTable file")
         return load_mltable(self._local(path))
 
@@ -607,7 +608,7 @@ class ParallelJob:
                                  f"{path!r}: azureml://datastores/<name>/paths/<path>")
                 else:
                     data._destination = ("datastore", match.group(1), match.group(2))
-            elif "://" in path:
+            elif is_url(path):
                 self.problem(f"outputs.{name}.path", f"{path!r}: a local folder or "
                              "azureml://datastores/<name>/paths/<path>")
             else:
@@ -699,7 +700,7 @@ def _number(text: str) -> int | float | None:
 
 
 def _is_reference(path: str) -> bool:
-    return path.startswith("azureml:") or "://" in path
+    return path.startswith("azureml:") or is_url(path)
 
 
 def _name_version(text: str) -> tuple[str, str]:
