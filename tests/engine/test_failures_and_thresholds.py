@@ -184,7 +184,8 @@ def test_no_duplicate_rows_when_many_workers_die(make_script, make_files, tmp_pa
     assert result.status == "Finished" and lines == list(range(30))
     # each death charged to the mini-batch that died, once; none to those queued behind it
     assert result.retries == sum(deaths.values())
-    report = list(csv.DictReader(open(Path(result.log_dir) / "sys/job_report/processed_mini-batches.csv")))
+    with open(Path(result.log_dir) / "sys/job_report/processed_mini-batches.csv", newline="") as fh:
+        report = list(csv.DictReader(fh))
     died = collections.Counter(int(r["mini_batch_id"]) for r in report if r["status"] == "PROCESS_DIED")
     assert died == collections.Counter({i: n for i, n in enumerate(deaths.values()) if n})
 
