@@ -48,6 +48,7 @@ import yaml
 from parallelrun.data.base import AbstractDataset
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.data.readers import PATH_COLUMN
+from parallelrun.data.urls import is_url
 from parallelrun.errors import DataError
 
 MLTABLE_FILE = "MLTable"
@@ -165,7 +166,7 @@ def _paths(folder: str, spec: dict) -> list[str]:
         if target.startswith("azureml://") or target.startswith("http"):
             raise DataError(f"{folder}/MLTable: {target!r}: paths must be local (relative to the "
                             "MLTable file) or fsspec URLs (az://, s3://)")
-        paths.append(target if "://" in target else os.path.normpath(os.path.join(folder, target)))
+        paths.append(target if is_url(target) else os.path.normpath(os.path.join(folder, target)))
     if not paths:
         raise DataError(f"{folder}/MLTable: no paths; add e.g. paths: [{{file: ./data.csv}}]")
     return paths

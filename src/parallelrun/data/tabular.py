@@ -49,6 +49,7 @@ from parallelrun.data.readers import (
     is_remote, open_binary, read_part,
 )
 from parallelrun.data.records import first_record_end, plan_cuts, scan_boundaries
+from parallelrun.data.urls import is_url
 from parallelrun.errors import DataError
 
 DEFAULT_MINI_BATCH_SIZE = "1MB"
@@ -598,10 +599,10 @@ class _Planner:
         pattern = self.pattern
         listing = spec
         if "{" in spec and _KEY_RE.search(spec):
-            inline = PartitionPattern.parse(spec if "://" in spec else os.path.abspath(spec))
+            inline = PartitionPattern.parse(spec if is_url(spec) else os.path.abspath(spec))
             pattern = pattern or inline
             listing = inline.glob
-        folder = not has_magic(listing) and "://" not in listing and os.path.isdir(listing)
+        folder = not has_magic(listing) and not is_url(listing) and os.path.isdir(listing)
         options = self.ds.storage_options(spec)
         for path in iter_files(listing, options, self.exclude):
             if options is not None:
@@ -620,7 +621,7 @@ class _Planner:
         for spec in self.ds.paths:
             pattern = self.pattern
             if pattern is None and "{" in spec and _KEY_RE.search(spec):
-                pattern = PartitionPattern.parse(spec if "://" in spec else os.path.abspath(spec))
+                pattern = PartitionPattern.parse(spec if is_url(spec) else os.path.abspath(spec))
             empty = True
             for path in self.files_of(spec):
                 empty = False

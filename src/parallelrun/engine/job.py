@@ -26,6 +26,7 @@ from parallelrun.data.base import AbstractDataset
 from parallelrun.data.files import FileDataset
 from parallelrun.data.local_copy import local_folder
 from parallelrun.data.minibatch import MiniBatch
+from parallelrun.data.urls import is_url
 from parallelrun.engine.job_folders import job_fingerprint, job_folders
 from parallelrun.engine.journal import Commit, Journal
 from parallelrun.engine.logs import JobLogs, traceback_file
@@ -167,7 +168,7 @@ def _side_input_paths(side_inputs: Any, staging: str) -> dict[str, str]:
         name = str(name or f"side_input_{index}")
         if isinstance(item, AbstractDataset):
             paths[name] = local_folder(item, os.path.join(staging, name))
-        elif isinstance(item, (str, os.PathLike)) and "://" not in os.fspath(item):
+        elif isinstance(item, (str, os.PathLike)) and not is_url(os.fspath(item)):
             path = os.path.abspath(os.fspath(item))
             if not os.path.exists(path):
                 raise ConfigurationError("side_inputs", os.fspath(item),

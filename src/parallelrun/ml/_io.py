@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from parallelrun.data.urls import is_url
+
 #: input types that hold a value rather than data
 LITERAL_TYPES = ("string", "integer", "number", "boolean")
 
@@ -17,7 +19,7 @@ def absolute(path: Any, base: str | None = None) -> Any:
     if not isinstance(path, (str, os.PathLike)):
         return path
     text = os.fspath(path)
-    if "${{" in text or "://" in text or text.startswith("azureml:") or os.path.isabs(text):
+    if "${{" in text or is_url(text) or text.startswith("azureml:") or os.path.isabs(text):
         return text
     return os.path.normpath(os.path.join(base or os.getcwd(), text))
 

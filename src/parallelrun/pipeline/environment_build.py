@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from parallelrun.data.urls import scheme_of
 from parallelrun.errors import BackendError, ConfigurationError
 from parallelrun.pipeline.interpreters import Interpreter, find_interpreter
 
@@ -117,7 +118,7 @@ def storage_requirements(inputs: Any) -> list[str]:
         else:
             continue   # a step's PipelineData: a local folder the runner hands over
         for path in paths:
-            scheme = path.split("://", 1)[0] if "://" in path else ""
+            scheme = (scheme_of(path) or "").lower()
             if scheme in STORAGE_REQUIREMENTS:
                 needs.add(STORAGE_REQUIREMENTS[scheme])
     return sorted(needs)

@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from parallelrun.data.urls import is_url
 from parallelrun.errors import ParallelRunError
 from parallelrun.pipeline.pipeline_data import PipelineData
 from parallelrun.pipeline.yaml_job import (
@@ -304,7 +305,7 @@ class PipelineJob:
                 path = spec.get("path")
                 if path is None and not spec.get("optional"):
                     self.problem(f"{key}.inputs.{input_name}", "required: a path or a binding")
-                elif isinstance(path, str) and "://" not in path and "${{" not in path and \
+                elif isinstance(path, str) and not is_url(path) and "${{" not in path and \
                         not path.startswith("azureml:") and not os.path.exists(path):
                     self.problem(f"{key}.inputs.{input_name}.path", f"{path!r}: no such file or folder")
 
@@ -389,7 +390,7 @@ class PipelineJob:
                 path = spec.get("path")
                 if path and node["type"] == "command":
                     data._destination = ("local", _local(str(path), self.folder)) \
-                        if "://" not in str(path) else None
+                        if not is_url(str(path)) else None
                 if node["type"] == "parallel" and path:
                     continue   # the parallel node makes it from its spec (tokens in the path)
                 made[(name, output)] = data
@@ -514,7 +515,7 @@ def absolute_input(spec: Any, folder: str) -> Any:
     from ``folder`` (the file's); bindings, URLs, ``azureml:`` names and literals kept."""
     if isinstance(spec, dict) and isinstance(spec.get("path"), str):
         path = spec["path"]
-        if "${{" not in path and "://" not in path and not path.startswith("azureml:"):
+        if "${{" not in path and not is_url(path) and not path.startswith("azureml:"):
             return {**spec, "path": _local(path, folder)}
     return spec
 
