@@ -6,7 +6,7 @@ import pytest
 
 from parallelrun import (AmlCompute, ComputeTarget, ComputeTargetException, ConfigurationError,
                          Workspace)
-from parallelrun.pipeline.compute import effective_config
+from parallelrun.pipeline.step_compute import effective_config
 
 
 def test_the_documents_compute_code_makes_a_registered_local_cluster(ws, monkeypatch, capsys):

@@ -23,13 +23,13 @@ from typing import Any
 
 from parallelrun.backends.local import PACKAGE_ROOT
 from parallelrun.errors import BackendError, ConfigurationError
-from parallelrun.pipeline.compute import node_count_problem
 from parallelrun.pipeline.graph import Pipeline
 from parallelrun.pipeline.parameters import resolve_parameters
 from parallelrun.pipeline.processes import process_start_time
 from parallelrun.pipeline.records import RunStore
 from parallelrun.pipeline.run_folder import PIPELINE_FILE, RUN_LOG, RUNNER_OUT
 from parallelrun.pipeline.runs import PipelineRun
+from parallelrun.pipeline.step_compute import node_count_problem
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 # runner processes this process started; polled so that they never linger as zombies

@@ -12,12 +12,12 @@ import os
 from typing import Any
 
 from parallelrun.backends import backend_of
-from parallelrun.pipeline.compute import effective_config
 from parallelrun.pipeline.environment import materialise, storage_requirements
 from parallelrun.pipeline.output_datasets import OutputDatasetConfig
 from parallelrun.pipeline.pipeline_data import PipelineData
 from parallelrun.pipeline.records import progress_fields
 from parallelrun.pipeline.run_folder import RUN_LOG, step_default_output_dir
+from parallelrun.pipeline.step_compute import effective_config
 from parallelrun.pipeline.step_execution import StepContext, StepExecution, StepOutcome
 
 

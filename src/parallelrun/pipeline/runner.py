@@ -16,7 +16,7 @@ run) and, should it fail, the run recorded Failed with why. The work is split by
 * :mod:`~parallelrun.pipeline.run_watcher` live counts to the catalog, the cancel flag from it;
 * :mod:`~parallelrun.pipeline.processes` (and :mod:`~parallelrun.pipeline.child_launcher`)
   child processes that die with the runner;
-* :mod:`~parallelrun.pipeline.compute` the compute a step runs on;
+* :mod:`~parallelrun.pipeline.step_compute` the compute a step runs on;
 * :mod:`~parallelrun.pipeline.run_folder` the run folder's layout and ``run.log``.
 """
 

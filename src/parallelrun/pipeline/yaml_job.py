@@ -519,7 +519,7 @@ class ParallelJob:
         return options, rest
 
     def _check_nodes(self, workspace: Any, config: Any) -> None:
-        from parallelrun.pipeline.compute import node_count_problem
+        from parallelrun.pipeline.step_compute import node_count_problem
 
         target, problem = node_count_problem(config, workspace)
         if problem:
