@@ -102,4 +102,5 @@ def test_a_job_on_an_80_column_terminal_ends_with_its_counts_and_its_first_failu
     assert any(line.startswith("elapsed: 0:00:") for line in lines)
     # the summary after the view: the failure, which mini-batch, why, where its traceback is
     assert "first failure: mini-batch 3 [" in screen and "ValueError: unreadable digit" in screen
-    assert all(len(line) <= 80 for line in lines if "━" in line)
+    too_wide = [line for line in lines if "━" in line and len(line) > 80]
+    assert not too_wide, screen
