@@ -323,31 +323,14 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
             progress: JobProgress | None = None, python: str | None = None,
             run_id: str | None = None, workspace_path: str | None = None,
             raise_on_failure: bool = False) -> JobResult:
-    """Run the entry script over ``inputs`` in parallel and gather the results in ``output``.
+    """Run the entry script over ``inputs`` in parallel and gather the results in ``output``:
+    the engine's half of :func:`parallelrun.run_job`, whose docstring says what each argument
+    does and what a job guarantees (that function also records the job as a run; pipeline steps
+    call this one, their runs being recorded by the pipeline).
 
-    Example::
-
-        result = run_job(config, inputs=[Dataset.File.from_files("data/*.png")], output="out/")
-        print(result.status, result.items_succeeded, result.output_file)
-        if result.first_failure:
-            print(result.first_failure)   # which mini-batch, the exception, its traceback file
-
-    ``side_inputs`` (datasets, local paths, or a dict of name to path) reach every worker
-    whole, by name: ``Run.get_context().input_datasets[name]`` and the variable
-    ``AZUREML_DATAREFERENCE_<name>`` hold the local path. Everything is checked before any
-    worker starts.
-
-    parallelrun deletes only what it wrote: an output folder holding an earlier job's results is
-    refused unless ``overwrite=True`` (replace them) or ``resume=True`` (continue that job, whose
-    coordinator died or was stopped: committed mini-batches are not run again and the output keeps
-    each row once; the job must be the same, see :mod:`parallelrun.engine.job_folders`). One job
-    at a time writes into a folder.
-
-    The job's outcome is in the returned :class:`JobResult`, and ``job_result.txt`` in the log
-    folder, on every way out. With ``raise_on_failure=True`` a failed job raises JobFailedError.
-    Called on the main thread of a program that has not set its own signal handlers, the first
-    Ctrl-C or SIGTERM stops the job gracefully (Canceled, resumable) and is then raised
-    (KeyboardInterrupt, SystemExit); a second Ctrl-C stops it at once.
+    In order: everything that can be refused is checked without writing; the output and log
+    folders are claimed (engine/job_folders.py); the workers are prepared; then one ExitStack
+    holds the job until its result is written, whichever way it ends.
     """
     started = time.time()
     args = check_arguments(arguments)

@@ -49,8 +49,8 @@ from parallelrun.data.urls import is_url
 from parallelrun.errors import ParallelRunError
 from parallelrun.pipeline.pipeline_data import PipelineData
 from parallelrun.pipeline.yaml_job import (
-    _DATA_TYPES, _LITERAL_TYPES, _MODEL_TYPES, _REF, JobSpecError, ParallelJob, _line_map,
-    new_job_name,
+    _DATA_TYPES, _LITERAL_TYPES, _MODEL_TYPES, _REF, JobFile, JobSpecError, ParallelJob,
+    _line_map, new_job_name,
 )
 
 _TOP_KEYS = {"$schema", "type", "name", "display_name", "description", "tags", "experiment_name",
@@ -80,7 +80,7 @@ def step_name_of(node: str) -> str:
     return name if len(name) >= 3 else f"{name}-job"
 
 
-class PipelineJob:
+class PipelineJob(JobFile):
     """A parsed, checked ``type: pipeline`` file; ``Experiment(ws, job.experiment_name).submit(job)``
     runs it (``to_pipeline`` builds the steps).
 
@@ -91,33 +91,9 @@ class PipelineJob:
     """
 
     def __init__(self, path: str | os.PathLike, data: dict, lines: dict[str, int]):
-        self.path = os.path.abspath(os.fspath(path))
-        self.folder = os.path.dirname(self.path)
-        self.data = data
-        self.lines = lines
-        self.problems: list[tuple[int | None, str, str]] = []
+        super().__init__(path, data, lines)
         #: node name -> its resolved definition (component merged, parent inputs filled in)
         self.nodes: dict[str, dict] = {}
-
-    # problems -----------------------------------------------------------------------------------
-    def problem(self, key: str, message: str) -> None:
-        line, probe = self.lines.get(key), key
-        while line is None and "." in probe:
-            probe = probe.rsplit(".", 1)[0]
-            line = self.lines.get(probe)
-        self.problems.append((line, key, message))
-
-    def raise_problems(self) -> None:
-        if self.problems:
-            raise JobSpecError(os.path.relpath(self.path), self.problems)
-
-    @property
-    def experiment_name(self) -> str:
-        name = self.data.get("experiment_name")
-        if name:
-            return str(name)
-        base = re.sub(r"[^A-Za-z0-9_-]+", "_", os.path.basename(self.folder)).strip("_-")
-        return base or "default"
 
     @property
     def step_name(self) -> str:

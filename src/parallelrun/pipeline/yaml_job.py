@@ -129,7 +129,45 @@ def _line_map(text: str) -> dict[str, int]:
     return lines
 
 
-class ParallelJob:
+class JobFile:
+    """What every v2 job file has: its path and folder, its data and the line of each key, and
+    the problems found in it, each reported with its line."""
+
+    #: where this job sits in its file: "" for a whole file, "jobs.<node>." for a node of a
+    #: pipeline job (keys in messages and line numbers carry it)
+    key_prefix = ""
+
+    def __init__(self, path: str | os.PathLike, data: dict, lines: dict[str, int],
+                 folder: str | None = None):
+        self.path = os.path.abspath(os.fspath(path))
+        #: relative paths in the job (code, inputs) are relative to this folder
+        self.folder = folder or os.path.dirname(self.path)
+        self.data = data
+        self.lines = lines
+        self.problems: list[tuple[int | None, str, str]] = []
+
+    def problem(self, key: str, message: str) -> None:
+        key = self.key_prefix + key
+        line, probe = self.lines.get(key), key
+        while line is None and "." in probe:
+            probe = probe.rsplit(".", 1)[0]
+            line = self.lines.get(probe)
+        self.problems.append((line, key, message))
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            raise JobSpecError(os.path.relpath(self.path), self.problems)
+
+    @property
+    def experiment_name(self) -> str:
+        name = self.data.get("experiment_name")
+        if name:
+            return str(name)
+        base = re.sub(r"[^A-Za-z0-9_-]+", "_", os.path.basename(self.folder)).strip("_-")
+        return base or "default"
+
+
+class ParallelJob(JobFile):
     """A parsed, checked job file. ``Experiment(ws, job.experiment_name).submit(job)`` runs it.
 
     Example::
@@ -141,33 +179,14 @@ class ParallelJob:
     def __init__(self, path: str | os.PathLike, data: dict, lines: dict[str, int],
                  key_prefix: str = "", bound: dict[str, Any] | None = None,
                  folder: str | None = None):
-        self.path = os.path.abspath(os.fspath(path))
-        #: relative paths in the job (code, inputs) are relative to this folder
-        self.folder = folder or os.path.dirname(self.path)
-        self.data = data
-        self.lines = lines
-        #: where this job sits in its file: "" for a parallel job file, "jobs.<node>." for a
-        #: node of a pipeline job (keys in messages and line numbers carry it)
+        super().__init__(path, data, lines, folder)
         self.key_prefix = key_prefix
         #: inputs bound to other nodes' outputs (pipeline jobs): name -> PipelineData
         self.bound: dict[str, Any] = dict(bound or {})
-        self.problems: list[tuple[int | None, str, str]] = []
         #: parallel options of program_arguments that mean nothing here (for run.log)
         self.notes: list[str] = []
 
     # problems -----------------------------------------------------------------------------------
-    def problem(self, key: str, message: str) -> None:
-        key = self.key_prefix + key
-        line = self.lines.get(key)
-        probe = key
-        while line is None and "." in probe:
-            probe = probe.rsplit(".", 1)[0]
-            line = self.lines.get(probe)
-        self.problems.append((line, key, message))
-
-    def raise_problems(self) -> None:
-        if self.problems:
-            raise JobSpecError(os.path.relpath(self.path), self.problems)
 
     def _unknown_keys(self, mapping: dict, allowed: set[str], prefix: str) -> None:
         for key in mapping:
@@ -178,14 +197,6 @@ class ParallelJob:
                 self.problem(f"{prefix}{key}", f"unknown key{hint}")
 
     # names --------------------------------------------------------------------------------------
-    @property
-    def experiment_name(self) -> str:
-        name = self.data.get("experiment_name")
-        if name:
-            return str(name)
-        base = re.sub(r"[^A-Za-z0-9_-]+", "_", os.path.basename(self.folder)).strip("_-")
-        return base or "default"
-
     @property
     def step_name(self) -> str:
         raw = str(self.data.get("display_name") or self.data.get("name") or "parallel-job")
