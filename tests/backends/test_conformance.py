@@ -215,3 +215,18 @@ def test_init_failing_everywhere_fails_the_job_with_its_traceback(backend, make_
     assert result.status == "Failed"
     assert "init() failed 3 times" in result.error and "OSError: model file missing" in result.error
     assert not output_lines(result)
+
+
+def test_every_part_asks_one_rule_which_backend_a_target_means():
+    # an object that is no compute target is refused the same way wherever it is given
+    from parallelrun import ConfigurationError
+    from parallelrun.backends import backend_choice, backend_of
+
+    class NotATarget:
+        pass
+
+    assert backend_choice(None) == ("local", {}) and backend_of("ray") == "ray"
+    with pytest.raises(ConfigurationError, match="compute_target"):
+        backend_of(NotATarget())
+    with pytest.raises(ConfigurationError, match="compute_target"):
+        backend_choice(NotATarget())

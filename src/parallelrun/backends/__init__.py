@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 from parallelrun.backends.base import Backend, Slot, WorkerSpec
-from parallelrun.errors import BackendError
+from parallelrun.errors import BackendError, ConfigurationError
 
 BACKENDS: dict[str, str] = {
     "local": "parallelrun.backends.local:LocalProcessBackend",
@@ -29,15 +29,31 @@ class BackendTarget:
     backend_options: dict = dataclasses.field(default_factory=dict)
 
 
+def backend_choice(compute_target: Any) -> tuple[str, dict]:
+    """The backend a compute target runs on, and its options: ``"local"`` for None, a name as it
+    is, a target object's ``backend`` and ``backend_options``; anything else is refused.
+
+    Example: ``backend_choice(ws.compute_targets["ray-cluster"])`` ->
+    ``("ray", {"address": "auto"})``.
+    """
+    if compute_target is None:
+        return "local", {}
+    if isinstance(compute_target, str):
+        return compute_target, {}
+    name = getattr(compute_target, "backend", None)
+    if not name:
+        raise ConfigurationError("compute_target", compute_target,
+                                 "a compute target (ws.compute_targets[name]) or a backend name "
+                                 "such as 'local' or 'ray'")
+    return name, dict(getattr(compute_target, "backend_options", None) or {})
+
+
 def backend_of(compute_target: Any) -> str:
-    """The name of the backend a compute target runs on: a name as it is, a target object's
-    ``backend``, ``"local"`` for None (or an object without one).
+    """The name of the backend a compute target runs on (see :func:`backend_choice`).
 
     Example: ``backend_of(ws.compute_targets["ray-cluster"])`` -> ``"ray"``.
     """
-    if isinstance(compute_target, str):
-        return compute_target
-    return getattr(compute_target, "backend", "local")
+    return backend_choice(compute_target)[0]
 
 
 def register_backend(name: str, target: str) -> None:
@@ -63,5 +79,6 @@ def get_backend(name: str) -> type[Backend]:
     return getattr(module, class_name)
 
 
-__all__ = ["BACKENDS", "Backend", "BackendTarget", "Slot", "WorkerSpec", "backend_of", "get_backend",
+__all__ = ["BACKENDS", "Backend", "BackendTarget", "Slot", "WorkerSpec", "backend_choice",
+           "backend_of", "get_backend",
            "register_backend"]

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from parallelrun.backends import WorkerSpec, get_backend
+from parallelrun.backends import WorkerSpec, backend_choice, get_backend
 from parallelrun.config import ParallelRunConfig, check_arguments
 from parallelrun.data.base import AbstractDataset
 from parallelrun.data.files import FileDataset
@@ -300,20 +300,6 @@ def _finish_unstarted(output_dir: str, log_dir: str, started: float, error: str,
     return result
 
 
-def _backend_choice(compute_target: Any) -> tuple[str, dict]:
-    """Backend name and options for a compute target: None, a name, or a ComputeTarget object."""
-    if compute_target is None:
-        return "local", {}
-    if isinstance(compute_target, str):
-        return compute_target, {}
-    name = getattr(compute_target, "backend", None)
-    if not name:
-        raise ConfigurationError("compute_target", compute_target,
-                                 "a compute target (ws.compute_targets[name]) or a backend name "
-                                 "such as 'local' or 'ray'")
-    return name, dict(getattr(compute_target, "backend_options", {}) or {})
-
-
 @stage_remote_outputs  # output/log_dir on a datastore: written locally, uploaded at the end
 def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, arguments:
             Sequence[str] | None = None, *, log_dir: str | os.PathLike | None = None,
@@ -339,7 +325,7 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
     for dataset in datasets:
         dataset.check_mini_batch_size(config.mini_batch_size)
     model_paths = _model_paths(models)
-    backend_name, backend_options = _backend_choice(config.compute_target)
+    backend_name, backend_options = backend_choice(config.compute_target)
     backend_class = get_backend(backend_name)
     output_dir = os.path.abspath(os.fspath(output))
     log_path = os.path.abspath(os.fspath(log_dir)) if log_dir else os.path.join(output_dir, "logs")
