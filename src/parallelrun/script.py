@@ -32,6 +32,13 @@ from parallelrun.errors import BadResultError, EntryScriptError  # noqa: F401 (r
 LOG_FORMAT = "%(asctime)s|%(name)s|%(levelname)s|%(process)d|%(thread)d|%(funcName)s()|%(message)s"
 
 
+def utc_formatter(fmt: str = LOG_FORMAT, datefmt: str | None = None) -> logging.Formatter:
+    """The formatter of every log file parallelrun writes: times in UTC, as Azure ML's logs."""
+    formatter = logging.Formatter(fmt, datefmt)
+    formatter.converter = time.gmtime
+    return formatter
+
+
 def inspect_entry_script(path: str | os.PathLike) -> None:
     """Check, without running it, that ``path`` parses and defines ``init`` and ``run``.
 
@@ -136,9 +143,7 @@ class EntryScript:
             logger.propagate = False
             ctx.user_log_path.parent.mkdir(parents=True, exist_ok=True)
             handler = logging.FileHandler(ctx.user_log_path, encoding="utf-8")
-            formatter = logging.Formatter(LOG_FORMAT)
-            formatter.converter = time.gmtime
-            handler.setFormatter(formatter)
+            handler.setFormatter(utc_formatter())
             logger.addHandler(handler)
             EntryScript._logger = logger
         return EntryScript._logger

@@ -14,7 +14,7 @@ import traceback
 from parallelrun.backends.base import Slot, WorkerSpec
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.script import (EntryScriptRunner, MiniBatchContext, RunOutcome, WorkerContext,
-                                set_context, LOG_FORMAT)
+                                set_context, utc_formatter)
 
 log = logging.getLogger("parallelrun.worker")
 
@@ -31,9 +31,7 @@ def setup_worker_logging(spec: WorkerSpec, slot: Slot) -> None:
     path = os.path.join(spec.log_dir, "sys", "node", slot.node_name, f"{slot.process_name}.txt")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
-    formatter = logging.Formatter(LOG_FORMAT)
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
+    handler.setFormatter(utc_formatter())
     root = logging.getLogger("parallelrun")
     root.handlers[:] = [handler]
     root.setLevel(spec.logging_level)

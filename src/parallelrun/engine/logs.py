@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
-from parallelrun.script import LOG_FORMAT
+from parallelrun.script import utc_formatter
 
 # A constant, not the module docstring: ``python -OO`` strips docstrings.
 README = """\
@@ -227,9 +227,7 @@ class JobLogs(ProgressListener):
         logger.setLevel(self.level)
         logger.propagate = False
         handler = _QuietFileHandler(self.dir / "sys/master_role.txt", encoding="utf-8")
-        formatter = logging.Formatter(LOG_FORMAT)
-        formatter.converter = time.gmtime
-        handler.setFormatter(formatter)
+        handler.setFormatter(utc_formatter())
         logger.addHandler(handler)
         return logger
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-import time
+
+from parallelrun.script import utc_formatter
 
 PIPELINE_FILE = "pipeline.pkl"
 RUN_LOG = "run.log"
@@ -47,9 +48,7 @@ def open_run_log(run_dir: str, run_id: str) -> logging.Logger:
     """The logger writing the run's ``run.log`` (UTC times), this process's only handler of it."""
     logger = logging.getLogger(f"parallelrun.pipeline.run.{run_id}")
     handler = logging.FileHandler(os.path.join(run_dir, RUN_LOG), encoding="utf-8")
-    formatter = logging.Formatter("%(asctime)sZ %(message)s", "%Y-%m-%d %H:%M:%S")
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
+    handler.setFormatter(utc_formatter("%(asctime)sZ %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
