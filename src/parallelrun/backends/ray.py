@@ -35,6 +35,15 @@ shares; only the carrying changes:
   when it has one (pip packages, environment variables), merged with a ``runtime_env`` dict
   given in the compute target's ``backend_options``.
 
+This module holds :class:`RayBackend` and its book of the calls in flight to each actor (one
+concept, ~500 lines: what is sent, what came back, what a lost actor leaves). The rest of the
+backend is in sibling modules, one job each: ``ray_connection`` (the process's ``ray.init``,
+token auth, a reachability check), ``ray_sizing`` (workers per node and what each reserves),
+``ray_placement`` (a bundle per node, moved when its node is lost), ``ray_runtime_env``
+(``Environment`` to ``runtime_env``, the upload of local folders) and ``ray_worker`` (the actor,
+the code that runs on the nodes). The names this module held before the split are still
+importable from here.
+
 Backend options (``BackendTarget("ray", {...})`` or ``RayCompute``):
 
 ``address``
@@ -58,15 +67,9 @@ Backend options (``BackendTarget("ray", {...})`` or ``RayCompute``):
 from __future__ import annotations
 
 import collections
-import dataclasses
-import inspect
 import logging
-import math
 import os
-import socket
 import sys
-import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -80,399 +83,26 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from parallelrun.backends.base import (
     Backend, Event, MiniBatchDone, Slot, WorkerInitFailed, WorkerLost, WorkerReady, WorkerSpec,
 )
+from parallelrun.backends.ray_connection import CONNECT_TIMEOUT, connection
 from parallelrun.backends.ray_placement import NODE_LOSS_TIMEOUT, NodeGroup, Placement, NoRoom
+from parallelrun.backends.ray_runtime_env import (
+    environment_runtime_env, merge_runtime_env, upload_local_paths,
+)
+from parallelrun.backends.ray_sizing import (
+    Sizing, alive_nodes, describe_nodes, free_resources, size_workers,
+)
+from parallelrun.backends.ray_worker import OUTCOME_GROUP_SECONDS, RayWorker, probe_shared_files
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.errors import BackendError, DataError
+
+# the names this module held before it was split, still importable from here
+__all__ = ["CONNECT_TIMEOUT", "OUTCOME_GROUP_SECONDS", "RayBackend", "RayWorker", "Sizing",
+           "alive_nodes", "environment_runtime_env", "merge_runtime_env", "size_workers"]
 
 log = logging.getLogger("parallelrun.backends.ray")
 
 # the folder holding the parallelrun package: shipped to nodes that do not share our files
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
-#: seconds to wait for a Ray cluster's address to answer before the job fails
-CONNECT_TIMEOUT = 10.0
-#: how Ray Client reports that its proxy could not start a server for this client
-_CLIENT_SERVER_FAILED = "Starting Ray client server failed"
-
-
-# Connection ----------------------------------------------------------------------------------
-
-class _Connection:
-    """Process-wide ``ray.init`` shared by the jobs of this process (a pipeline runs several).
-
-    Ray allows one connection per process. The first job that needs it connects; the last one
-    to finish disconnects, but only if a job made the connection: a connection the user made
-    with ``ray.init`` is theirs to keep.
-    """
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.users = 0
-        self.ours = False
-
-    def acquire(self, address: str | None) -> None:
-        with self.lock:
-            if not ray.is_initialized():
-                _ray_init(address)
-                self.ours = True
-            self.users += 1
-
-    def release(self) -> None:
-        with self.lock:
-            self.users = max(0, self.users - 1)
-            if self.users == 0 and self.ours:
-                self.ours = False
-                ray.shutdown()
-
-
-_connection = _Connection()
-
-
-def _ray_init(address: str | None) -> None:
-    address = address or os.environ.get("RAY_ADDRESS") or "auto"
-    kwargs: dict[str, Any] = dict(log_to_driver=False, configure_logging=False)
-    if address == "local":
-        # a private cluster for this job: nobody asked for Ray's telemetry or dashboard
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        kwargs.update(address="local", include_dashboard=False)
-    else:
-        kwargs["address"] = address
-    hint = ("Start one with `ray start --head`, or use address='local' to start a private "
-            "cluster for this job" if address == "auto" else
-            "Check the address (e.g. 'ray://head:10001' or 'head:6379') and that the cluster "
-            "is up (`ray status` on its head)")
-    if address.startswith("ray://"):
-        _client_token_auth()
-    elif address != "local" and "RAY_AUTH_MODE" not in os.environ:
-        hint += (". If the cluster uses token authentication (`ray start` turns it on where "
-                 "~/.ray/auth_token exists), run with RAY_AUTH_MODE=token and its token (`ray "
-                 "get-auth-token` on the head) in ~/.ray/auth_token or RAY_AUTH_TOKEN")
-    if address != "local":
-        # ray.init retries an unreachable address for ever; a job must fail instead of hanging
-        reason = _unreachable(address)
-        if reason:
-            raise BackendError(f"cannot connect to a Ray cluster at address={address!r}: {reason}. "
-                               f"{hint}")
-    for attempt in (1, 2):
-        try:
-            ray.init(**kwargs)
-            return
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            if attempt == 1 and address.startswith("ray://") and _CLIENT_SERVER_FAILED in str(exc):
-                # Ray Client's proxy at times takes the server it just started for each client
-                # (a child process) for one that failed at once; the next try gets a new one
-                log.warning("Ray Client: %s; connecting again", str(exc).splitlines()[-1][:200])
-                ray.shutdown()
-                continue
-            raise BackendError(f"cannot connect to a Ray cluster at address={address!r}: {exc}. "
-                               f"{hint}") from exc
-
-
-def _client_token_auth() -> None:
-    """Ray Client in token mode when this machine has a Ray authentication token.
-
-    Ray (2.52 and later) turns token authentication on for clusters started where a token
-    exists, and Ray Client sends the token only in token mode (RAY_AUTH_MODE=token); without it
-    the connection times out. A Ray Client process serves nothing the cluster calls back, so
-    token mode is harmless where the cluster has no authentication (it ignores the token).
-    Not so for a driver connecting by GCS address: its own servers would then refuse the
-    cluster's workers, so there the user sets RAY_AUTH_MODE (the connection error says so).
-    The helper is Ray's CLI's own, not public: without it, the user sets RAY_AUTH_MODE.
-    """
-    if "RAY_AUTH_MODE" in os.environ:
-        return
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available)
-    except ImportError:
-        return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-
-
-def _unreachable(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
-    """Why ``address`` cannot be reached (None when a TCP connection opens, or unknown)."""
-    target = address
-    if address == "auto":
-        try:  # where "auto" points: RAY_ADDRESS or the cluster `ray start` left a note of
-            from ray._private.services import canonicalize_bootstrap_address
-
-            target = canonicalize_bootstrap_address("auto")
-        except Exception:  # noqa: BLE001 - Ray's own error, with its message, comes from ray.init
-            return None
-        if not target:
-            return None
-    host, _, port = target.split("://", 1)[-1].rpartition(":")
-    if not host or not port.isdigit():
-        return None
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        return f"nothing answers at {host}:{port} ({exc.strerror or exc})"
-    return None
-
-
-# Sizing --------------------------------------------------------------------------------------
-
-def _floor4(value: float) -> float:
-    # Ray keeps resource amounts to 4 decimals; rounding up could ask for more than a node has.
-    return math.floor(value * 10000) / 10000
-
-
-@dataclasses.dataclass
-class Sizing:
-    """How many workers go on each node and what each reserves."""
-
-    node_count: int
-    per_node: int
-    cpus: float
-    gpus: float
-
-    @property
-    def bundle(self) -> dict[str, float]:
-        bundle = {"CPU": _floor4(self.cpus * self.per_node) or self.cpus}
-        if self.gpus:
-            bundle["GPU"] = _floor4(self.gpus * self.per_node) or self.gpus
-        return bundle
-
-
-def alive_nodes() -> list[dict]:
-    """The cluster's alive nodes that can host workers (some CPU), biggest first."""
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
-    nodes.sort(key=lambda n: (n["Resources"].get("GPU", 0), n["Resources"].get("CPU", 0)),
-               reverse=True)
-    return nodes
-
-
-def _describe_nodes(nodes: list[dict]) -> str:
-    return ", ".join(
-        f"{n.get('NodeManagerAddress')} ({n['Resources'].get('CPU', 0):g} CPU"
-        + (f", {n['Resources']['GPU']:g} GPU" if n["Resources"].get("GPU") else "") + ")"
-        for n in nodes) or "none"
-
-
-def size_workers(nodes: list[dict], node_count: int, process_count_per_node: int | None,
-                 cpus_per_worker: float | None = None, gpus_per_worker: float | None = None) -> Sizing:
-    """Workers per node and resources per worker, from the ``node_count`` biggest nodes.
-
-    ``process_count_per_node`` defaults to the GPUs of a node when the nodes have GPUs (each
-    worker then gets one), else to its cores.
-    """
-    if len(nodes) < node_count:
-        raise BackendError(
-            f"node_count={node_count}, but the Ray cluster has {len(nodes)} alive node(s) with "
-            f"CPUs: {_describe_nodes(nodes)}. Lower node_count to at most {len(nodes)}, or add "
-            "nodes to the cluster (ray start --address=<head> on each)")
-    chosen = nodes[:node_count]
-    cpus = min(n["Resources"].get("CPU", 0) for n in chosen)
-    gpus = min(n["Resources"].get("GPU", 0) for n in chosen)
-    per_node = process_count_per_node or int(gpus) or max(1, int(cpus))
-    if cpus_per_worker is None:
-        cpus_per_worker = _floor4(min(1.0, cpus / per_node))
-    if gpus_per_worker is None:
-        gpus_per_worker = _floor4(min(1.0, gpus / per_node)) if gpus >= 1 else 0.0
-    if cpus_per_worker <= 0:
-        raise BackendError(f"num_cpus_per_worker={cpus_per_worker}: must be > 0")
-    return Sizing(node_count, per_node, cpus_per_worker, gpus_per_worker)
-
-
-# Runtime environment -------------------------------------------------------------------------
-
-def environment_runtime_env(environment: Any) -> dict:
-    """Ray's ``runtime_env`` for a parallelrun ``Environment`` (or anything shaped like one).
-
-    Uses ``environment.to_runtime_env()`` when it exists; otherwise reads the Azure ML shape:
-    ``environment.environment_variables`` and the pip packages of
-    ``environment.python.conda_dependencies``.
-
-    Example: ``environment_runtime_env(env)`` -> ``{"pip": ["pillow"], "env_vars": {"A": "1"}}``
-    """
-    if environment is None:
-        return {}
-    if isinstance(environment, dict):
-        return dict(environment)
-    to_runtime_env = getattr(environment, "to_runtime_env", None)
-    if callable(to_runtime_env):
-        return dict(to_runtime_env() or {})
-    result: dict[str, Any] = {}
-    env_vars = getattr(environment, "environment_variables", None)
-    if env_vars:
-        result["env_vars"] = {str(k): str(v) for k, v in dict(env_vars).items()}
-    deps = getattr(getattr(environment, "python", None), "conda_dependencies", None)
-    pip = None
-    if deps is not None:
-        getter = getattr(deps, "pip_packages", None)
-        pip = getter() if callable(getter) else getter
-    if pip:
-        result["pip"] = [str(p) for p in pip]
-    return result
-
-
-def merge_runtime_env(*envs: dict) -> dict:
-    """Later dicts win; ``env_vars`` are merged key by key and ``pip`` lists are joined."""
-    merged: dict[str, Any] = {}
-    for env in envs:
-        for key, value in (env or {}).items():
-            if key == "env_vars" and isinstance(merged.get(key), dict):
-                merged[key] = {**merged[key], **value}
-            elif key == "pip" and isinstance(merged.get(key), list) and isinstance(value, list):
-                merged[key] = merged[key] + [p for p in value if p not in merged[key]]
-            else:
-                merged[key] = value
-    return merged
-
-
-def _upload_local_paths(env: dict) -> dict:
-    """Upload local ``working_dir`` / ``py_modules`` folders to the cluster, as ``ray.init`` does.
-
-    Ray accepts local folders only in a job-level ``runtime_env``; for actors they must already
-    be URIs. The helpers that ``ray.init`` uses for that are not public, so their absence (a
-    future Ray) becomes a clear error instead of a crash.
-    """
-    try:
-        from ray._private.runtime_env.py_modules import upload_py_modules_if_needed
-        from ray._private.runtime_env.working_dir import upload_working_dir_if_needed
-    except ImportError as exc:
-        raise BackendError(
-            "this Ray version cannot upload the source directory for nodes that do not share "
-            f"this machine's files ({exc}); install parallelrun on the nodes and pass "
-            "runtime_env={'working_dir': '<a zip URI: s3://..., gs://..., https://...>'}") from exc
-    for upload in (upload_py_modules_if_needed, upload_working_dir_if_needed):
-        kwargs: dict[str, Any] = {"scratch_dir": os.getcwd(), "logger": log}
-        if "include_gitignore" in inspect.signature(upload).parameters:
-            kwargs["include_gitignore"] = True
-        env = upload(env, **kwargs)
-    return env
-
-
-# The worker actor ----------------------------------------------------------------------------
-
-class RayWorker:
-    """One worker on a Ray node: the body of each worker actor (``ray.remote`` at use).
-
-    It runs ``worker_loop`` as a local worker process does; its stdout and stderr go to the
-    same files under ``logs/user/`` (written straight there on a shared filesystem, otherwise
-    into a folder on its node that :meth:`stop` sends back).
-    """
-
-    def __init__(self):
-        self._runner = None
-        self._spec: WorkerSpec | None = None
-        self._local_logs: str | None = None
-
-    def start(self, spec: WorkerSpec, slot: Slot, shared: bool) -> tuple:
-        from parallelrun.backends import worker_loop
-
-        if not shared:
-            self._local_logs = tempfile.mkdtemp(prefix="parallelrun-logs-")
-            # Ray unpacked the source directory (runtime_env working_dir) into our cwd
-            here = os.getcwd()
-            script = os.path.join(here, os.path.relpath(spec.script_path, spec.source_dir))
-            spec = dataclasses.replace(spec, log_dir=self._local_logs, source_dir=here,
-                                       script_path=script)
-        self._spec = spec
-        _redirect_output(spec.log_dir, slot)
-        info = {"node_ip": ray.util.get_node_ip_address(), "hostname": socket.gethostname(),
-                "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-                "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
-        try:
-            self._runner = worker_loop.start_worker(spec, slot)
-        except worker_loop.WorkerStartError as exc:
-            _flush_output()
-            return ("init_failed", exc.traceback_text, exc.fatal, info)
-        logging.getLogger("parallelrun.worker").info(
-            "Ray actor on node %s (%s, node id %s), GPUs %s", info["node_ip"], info["hostname"],
-            info["node_id"], info["gpu_ids"] or "none")
-        return ("ready", info)
-
-    @ray.method(num_returns="streaming")
-    def run(self, minibatches: list[MiniBatch]):
-        """Run mini-batches in order, each outcome streamed back as soon as it is known.
-
-        One call per group the scheduler hands out (not per mini-batch) keeps the coordinator's
-        cost per mini-batch low, and streaming keeps per-mini-batch timing: the scheduler sees
-        each result when it happens, and a worker that dies loses none that finished before.
-        """
-        yield from self._outcome_groups(minibatches)
-
-    def run_whole(self, minibatches: list[MiniBatch]) -> list:
-        """``run`` for Ray Client connections (``ray://``), which cannot stream: all outcomes
-        in one reply. A call carries what the scheduler handed out since the last one (about
-        ``queue_seconds / 2`` of work), so outcomes come back that much later."""
-        return [outcome for group in self._outcome_groups(minibatches) for outcome in group]
-
-    def _outcome_groups(self, minibatches: list[MiniBatch]):
-        from parallelrun.backends.worker_loop import run_minibatch
-        from parallelrun.data.minibatch import prefetch
-
-        prefetch(minibatches)  # remote files of the later ones download while the first runs
-        outcomes, since = [], time.perf_counter()
-        for number, minibatch in enumerate(minibatches, 1):
-            outcomes.append(run_minibatch(self._runner, minibatch))
-            now = time.perf_counter()
-            # Each streamed item costs the coordinator a Ray round of its own, so the outcomes
-            # of quick mini-batches go back together, at most OUTCOME_GROUP_SECONDS of work at
-            # a time: a worker that dies loses no more than that of finished work (run again).
-            if now - since >= OUTCOME_GROUP_SECONDS or number == len(minibatches):
-                yield outcomes
-                outcomes, since = [], now
-
-    def stop(self) -> dict[str, bytes] | None:
-        """Call the script's shutdown(); returns the log files when they are not shared."""
-        from parallelrun.backends.worker_loop import stop_worker
-
-        if self._runner is not None:
-            stop_worker(self._runner)
-            self._runner = None
-        _flush_output()
-        if self._local_logs is None:
-            return None
-        files = {}
-        for path in Path(self._local_logs).rglob("*"):
-            if path.is_file():
-                files[str(path.relative_to(self._local_logs))] = path.read_bytes()
-        return files
-
-    def probe(self, token_path: str, token: str, source_dir: str) -> dict:
-        return _probe(token_path, token, source_dir)
-
-
-def _probe(token_path: str, token: str, source_dir: str) -> dict:
-    """Does this node see the coordinator's files? Reads the token it wrote in the log folder."""
-    try:
-        seen = Path(token_path).read_text(encoding="utf-8") == token
-    except OSError:
-        seen = False
-    return {"shared": seen and os.path.isdir(source_dir), "node_ip": ray.util.get_node_ip_address(),
-            "hostname": socket.gethostname()}
-
-
-def _redirect_output(log_dir: str, slot: Slot) -> None:
-    """Point this process's stdout/stderr (file descriptors, so C output too) at its log files."""
-    for fd, kind in ((1, "stdout"), (2, "stderr")):
-        path = Path(log_dir, "user", kind, slot.node_name, f"{slot.process_name}.{kind}.txt")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stream = sys.stdout if fd == 1 else sys.stderr
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(target, fd)
-        os.close(target)
-
-
-def _flush_output() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-
-
-# The backend ---------------------------------------------------------------------------------
-
-#: seconds of finished mini-batches an actor gathers before streaming their outcomes back
-OUTCOME_GROUP_SECONDS = 0.025
 
 
 class _Call:
@@ -559,7 +189,7 @@ class RayBackend(Backend):
 
     # Planning --------------------------------------------------------------------------------
     def plan_slots(self, node_count: int, process_count_per_node: int | None) -> list[Slot]:
-        _connection.acquire(self.address)
+        connection.acquire(self.address)
         self._connected = True
         self._streaming = not ray_client.is_connected()
         try:
@@ -583,8 +213,8 @@ class RayBackend(Backend):
             raise BackendError(
                 f"the Ray cluster has no room for {node_count} node(s) x {sizing.per_node} "
                 f"workers ({sizing.bundle} per node, each on its own node) after waiting "
-                f"placement_timeout={self.placement_timeout:g} s; nodes: {_describe_nodes(nodes)}; "
-                f"free now: {_free_resources()}. Lower process_count_per_node or node_count, set "
+                f"placement_timeout={self.placement_timeout:g} s; nodes: {describe_nodes(nodes)}; "
+                f"free now: {free_resources()}. Lower process_count_per_node or node_count, set "
                 "num_cpus_per_worker lower, or free the cluster") from None
         if self._shared is None:
             self._shared = self._probe_shared_filesystem()
@@ -608,7 +238,7 @@ class RayBackend(Backend):
         token_path = Path(self.spec.log_dir, "sys", f".shared_fs_probe_{token}")
         token_path.parent.mkdir(parents=True, exist_ok=True)
         token_path.write_text(token, encoding="utf-8")
-        probe = ray.remote(num_cpus=0)(_probe)
+        probe = ray.remote(num_cpus=0)(probe_shared_files)
         try:
             refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
                     .remote(str(token_path), token, self.spec.source_dir) for node in others]
@@ -631,7 +261,7 @@ class RayBackend(Backend):
             if _PACKAGE_DIR not in modules:
                 modules.append(_PACKAGE_DIR)
             env["py_modules"] = modules
-            env = _upload_local_paths(env)
+            env = upload_local_paths(env)
         elif self.spec.python and os.path.realpath(self.spec.python) != os.path.realpath(sys.executable) \
                 and "py_executable" not in env and "pip" not in env and "conda" not in env:
             # an Environment materialised as a virtualenv the nodes can see
@@ -642,7 +272,7 @@ class RayBackend(Backend):
         sizing = self._sizing
         ips = {n["NodeID"]: n.get("NodeManagerAddress") for n in nodes}
         lines = [f"Ray cluster: {ray.get_runtime_context().gcs_address}",
-                 f"nodes: {_describe_nodes(nodes)}",
+                 f"nodes: {describe_nodes(nodes)}",
                  (f"a lost node's workers wait for another node at most "
                   f"node_loss_timeout={self.node_loss_timeout:g} s; moves are listed below"),
                  f"workers: {sizing.node_count} node(s) x {sizing.per_node}, each reserving "
@@ -879,13 +509,5 @@ class RayBackend(Backend):
     def _release(self) -> None:
         if self._connected:
             self._connected = False
-            _connection.release()
+            connection.release()
 
-
-def _free_resources() -> str:
-    try:
-        free = ray.available_resources()
-    except RayError:
-        return "unknown"
-    return ", ".join(f"{k} {v:g}" for k, v in sorted(free.items())
-                     if k in ("CPU", "GPU") or k.startswith("memory")) or "nothing"
