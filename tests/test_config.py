@@ -241,3 +241,21 @@ def test_the_cli_refuses_them_with_exit_2_and_no_traceback(script, tmp_path, fla
     assert flag in done.stderr            # the CLI names its flag (cli/common.py's in_cli_words)
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "logs").exists()          # refused before any work
+
+
+@given(st.one_of(st.integers(-5, 10**6), st.text(max_size=8),
+                 st.from_regex(r"\A\s?[0-9]{1,4}(kb|KB|mb|Mb|gb|GB|B|tb)?\s?\Z")))
+def test_a_job_files_mini_batch_size_is_what_one_dataset_kind_or_the_other_takes(value):
+    # job files check mini_batch_size before the dataset's kind is known: config.py's one rule
+    from parallelrun.config import is_mini_batch_size, parse_data_size, parse_file_count
+
+    def takes(parse) -> bool:
+        try:
+            parse(value)
+        except ConfigurationError:
+            return False
+        return True
+
+    # never refuses what a dataset kind would take (a count of 0 passes here and fails there)
+    if takes(parse_data_size) or takes(parse_file_count):
+        assert is_mini_batch_size(value)

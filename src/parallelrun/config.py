@@ -63,6 +63,13 @@ def parse_data_size(value: int | str) -> int:
     return size
 
 
+def is_mini_batch_size(value: Any) -> bool:
+    """Whether ``value`` can be a mini_batch_size before the dataset's kind is known: a count of
+    files (``5``, ``"5"``) or a data size (``"1MB"``). Job files check with it; the dataset's kind
+    decides the rest (:func:`parse_file_count`, :func:`parse_data_size`)."""
+    return not isinstance(value, bool) and bool(_MINI_BATCH_SIZE_RE.match(str(value).strip()))
+
+
 def parse_file_count(value: int | str) -> int:
     """Files per mini-batch in a file dataset's mini_batch_size: ``5`` or ``"5"``, at least 1."""
     text = str(value).strip()

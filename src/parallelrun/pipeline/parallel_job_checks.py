@@ -13,6 +13,7 @@ import re
 import shlex
 from typing import Any
 
+from parallelrun.config import LOGGING_LEVELS, is_mini_batch_size
 from parallelrun.data.urls import is_url
 from parallelrun.errors import ConfigurationError
 from parallelrun.pipeline.job_file import _DATA_TYPES, _LITERAL_TYPES, _MODEL_TYPES, _REF, JobFile
@@ -149,7 +150,7 @@ class ParallelJobFile(JobFile):
         self._check_int("error_threshold", -1)
         self._check_int("max_concurrency_per_instance", 1)
         size = data.get("mini_batch_size")
-        if size is not None and not re.match(r"^\d+([kKmMgG][bB])?$", str(size).strip()):
+        if size is not None and not is_mini_batch_size(size):   # config.py's rule
             self.problem("mini_batch_size", f"{size!r}: a count of files ('10') or a data size "
                          "('1MB', '10KB') for tables")
         keys = data.get("partition_keys")
@@ -157,8 +158,9 @@ class ParallelJobFile(JobFile):
                                  or not all(isinstance(k, str) for k in keys)):
             self.problem("partition_keys", "a list of column names, e.g. [region, date]")
         level = data.get("logging_level")
-        if level is not None and str(level).upper() not in ("WARNING", "INFO", "DEBUG"):
-            self.problem("logging_level", f"{level!r}: WARNING, INFO or DEBUG")
+        if level is not None and str(level).upper() not in LOGGING_LEVELS:
+            self.problem("logging_level", f"{level!r}: {', '.join(LOGGING_LEVELS[:-1])} or "
+                         f"{LOGGING_LEVELS[-1]}")
         for section, allowed in (("resources", _RESOURCE_KEYS), ("retry_settings", _RETRY_KEYS)):
             value = data.get(section)
             if value is None:
