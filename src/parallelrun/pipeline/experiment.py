@@ -14,20 +14,17 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from typing import Any
 
-from parallelrun.backends.local import PACKAGE_ROOT
 from parallelrun.errors import BackendError, ConfigurationError
 from parallelrun.pipeline.graph import Pipeline
 from parallelrun.pipeline.parameters import resolve_parameters
-from parallelrun.pipeline.processes import process_start_time
+from parallelrun.pipeline.processes import start_run_process
 from parallelrun.pipeline.records import RunStore
-from parallelrun.pipeline.run_folder import PIPELINE_FILE, RUN_LOG, RUNNER_OUT
+from parallelrun.pipeline.run_folder import PIPELINE_FILE, RUN_LOG
 from parallelrun.pipeline.runs import PipelineRun
 from parallelrun.pipeline.step_compute import node_count_problem
 
@@ -181,22 +178,9 @@ def start_runner(workspace: Any, run_id: str, resume: bool) -> subprocess.Popen:
         if child.poll() is not None:
             _CHILDREN.remove(child)
     store = RunStore(workspace)
-    record = store.run(run_id)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "parallelrun.pipeline.runner", run_id,
-               "--workspace", workspace.path] + (["--resume"] if resume else [])
-    cwd = record["cwd"] if os.path.isdir(record["cwd"]) else workspace.path
-    with open(os.path.join(record["run_dir"], RUNNER_OUT), "ab") as out:
-        try:
-            process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                       stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-        except OSError as exc:
-            store.update_run(run_id, status="Failed", finished_at=time.time(),
-                             error=f"could not start the run's process: {exc}")
-            raise BackendError(f"could not start the run's process ({command[0]}): {exc}") from exc
+    process = start_run_process(
+        store, store.run(run_id), ["parallelrun.pipeline.runner", run_id, "--workspace",
+                                   workspace.path] + (["--resume"] if resume else []),
+        "the run's process")
     _CHILDREN.append(process)
-    store.update_run(run_id, only_if_status=("Queued",), pid=process.pid,
-                     pid_started=process_start_time(process.pid), host=socket.gethostname())
     return process

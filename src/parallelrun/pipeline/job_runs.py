@@ -41,7 +41,6 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 from parallelrun.backends import backend_of
-from parallelrun.backends.local import PACKAGE_ROOT
 from parallelrun.config import ParallelRunConfig
 from parallelrun.data.urls import is_url
 from parallelrun.engine.job import JobResult
@@ -50,6 +49,7 @@ from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import ConfigurationError, JobFailedError, ParallelRunError, WorkspaceError
 from parallelrun.pipeline.environment import materialise, storage_requirements
+from parallelrun.pipeline.processes import process_start_time, start_run_process
 from parallelrun.pipeline.records import (JOB_KIND, TERMINAL, RunStore, hold_catalog_open,
                                           progress_fields)
 
@@ -421,12 +421,7 @@ def _describe_inputs(inputs: Any) -> list[str]:
 def _process_started() -> float | None:
     global _this_process_started
     if _this_process_started is None:
-        import psutil
-
-        try:
-            _this_process_started = psutil.Process(os.getpid()).create_time()
-        except psutil.Error:
-            return None
+        _this_process_started = process_start_time(os.getpid())
     return _this_process_started
 
 
@@ -453,22 +448,9 @@ def resume_job_run(store: RunStore, record: dict) -> subprocess.Popen:
                             cancel_requested=0, error=None, finished_at=None, pid=None,
                             pid_started=None, host=None):
         raise ConfigurationError("run", run_id, "a stopped run; another process resumed it just now")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "parallelrun.pipeline.job_runs", run_id, "--workspace",
-               store.workspace.path]
-    cwd = record["cwd"] if os.path.isdir(record["cwd"]) else store.workspace.path
-    with open(os.path.join(record["run_dir"], RUNNER_OUT), "ab") as out:
-        try:
-            process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                       stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-        except OSError as exc:
-            store.update_run(run_id, status="Failed", finished_at=time.time(),
-                             error=f"could not start the job's process: {exc}")
-            raise
-    store.update_run(run_id, only_if_status=("Queued",), pid=process.pid,
-                     host=socket.gethostname())
+    process = start_run_process(store, record, ["parallelrun.pipeline.job_runs", run_id,
+                                                 "--workspace", store.workspace.path],
+                                "the job's process")
     return process
 
 

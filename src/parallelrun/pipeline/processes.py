@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import psutil
+
+from parallelrun.backends.local import PACKAGE_ROOT
+from parallelrun.errors import BackendError
+from parallelrun.pipeline.run_folder import RUNNER_OUT
 
 LAUNCHER = str(Path(__file__).with_name("child_launcher.py"))
 
@@ -31,6 +37,30 @@ def process_start_time(pid: int) -> float | None:
         return psutil.Process(pid).create_time()
     except psutil.Error:
         return None
+
+
+def start_run_process(store: Any, record: dict, module_args: list[str],
+                      what: str) -> subprocess.Popen:
+    """Start ``python -m MODULE ARGS...`` for the Queued run ``record`` in a session of its own
+    (it outlives its caller), its output appended to the run folder's ``runner.out``; record its
+    pid, start time and host, or mark the run Failed and raise BackendError if it cannot start.
+    ``what`` names the process in messages ("the run's process")."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", *module_args]
+    cwd = record["cwd"] if os.path.isdir(record["cwd"]) else store.workspace.path
+    with open(os.path.join(record["run_dir"], RUNNER_OUT), "ab") as out:
+        try:
+            process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        except OSError as exc:
+            store.update_run(record["id"], status="Failed", finished_at=time.time(),
+                             error=f"could not start {what}: {exc}")
+            raise BackendError(f"could not start {what} ({command[0]}): {exc}") from exc
+    store.update_run(record["id"], only_if_status=("Queued",), pid=process.pid,
+                     pid_started=process_start_time(process.pid), host=socket.gethostname())
+    return process
 
 
 def start_tied_process(command: list[str], *, cwd: str, env: dict[str, str]) -> subprocess.Popen:
