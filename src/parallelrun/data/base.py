@@ -8,6 +8,7 @@ import importlib
 from typing import Any, Iterable, Iterator
 
 from parallelrun.data.minibatch import MiniBatch
+from parallelrun.data.registry import DatasetWorkspace, dataset_registry
 from parallelrun.errors import DataError
 
 #: dataset kind -> class, filled as dataset classes are defined (``to_record()["kind"]``)
@@ -84,9 +85,9 @@ class AbstractDataset(abc.ABC):
 
     as_download = as_mount
 
-    # Registration in a workspace (Azure ML's names). The workspace object does the work: the
-    # data layer never imports the workspace layer, it calls what the object passed in offers.
-    def register(self, workspace: Any, name: str, description: str | None = None,
+    # Registration in a workspace (Azure ML's names). The workspace's dataset registry does the
+    # work, through the Protocol in data/registry.py: the data layer never imports the workspace.
+    def register(self, workspace: DatasetWorkspace, name: str, description: str | None = None,
                  tags: dict | None = None, create_new_version: bool = False) -> "AbstractDataset":
         """Register this dataset in ``workspace`` as ``name``; returns the registered version.
 
@@ -94,21 +95,22 @@ class AbstractDataset(abc.ABC):
         ``create_new_version=False`` an existing name is an error unless it holds the same
         definition (then that version is returned).
         """
-        return workspace._register_dataset(self, name, description=description, tags=tags,
-                                           create_new_version=create_new_version)
+        return dataset_registry(workspace).register(self, name, description=description,
+                                                    tags=tags,
+                                                    create_new_version=create_new_version)
 
     @staticmethod
-    def get_by_name(workspace: Any, name: str, version: int | str = "latest") -> "AbstractDataset":
+    def get_by_name(workspace: DatasetWorkspace, name: str, version: int | str = "latest") -> "AbstractDataset":
         """A registered dataset by name; ``version`` is a number or ``"latest"``.
 
         Example: ``Dataset.get_by_name(ws, "mnist_sample_data", version="latest")``.
         """
-        return workspace._get_dataset_by_name(name, version)
+        return dataset_registry(workspace).get_by_name(name, version)
 
     @staticmethod
-    def get_by_id(workspace: Any, id: str) -> "AbstractDataset":
+    def get_by_id(workspace: DatasetWorkspace, id: str) -> "AbstractDataset":
         """A registered dataset version by its id (``ds.id``)."""
-        return workspace._get_dataset_by_id(id)
+        return dataset_registry(workspace).get_by_id(id)
 
     @property
     def id(self) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from parallelrun.data.base import AbstractDataset
 from parallelrun.data.files import FileDataset
+from parallelrun.data.registry import DatasetWorkspace
 
 
 class _FileFactory:
@@ -44,11 +46,11 @@ class Dataset:
     Tabular = _TabularFactory
 
     @staticmethod
-    def get_by_name(workspace, name: str, version: int | str = "latest"):
+    def get_by_name(workspace: DatasetWorkspace, name: str, version: int | str = "latest"):
         """A registered dataset: ``Dataset.get_by_name(ws, "mnist_sample_data", version="latest")``."""
-        return workspace._get_dataset_by_name(name, version)
+        return AbstractDataset.get_by_name(workspace, name, version)
 
     @staticmethod
-    def get_by_id(workspace, id: str):
+    def get_by_id(workspace: DatasetWorkspace, id: str):
         """A registered dataset version by id: ``Dataset.get_by_id(ws, ds.id)``."""
-        return workspace._get_dataset_by_id(id)
+        return AbstractDataset.get_by_id(workspace, id)

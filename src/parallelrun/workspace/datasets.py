@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from parallelrun.data import remote
@@ -174,3 +175,47 @@ def list_versions(ws: Workspace, name: str | None = None, latest: bool = False) 
             last[row["name"]] = row
         rows = list(last.values())
     return rows
+
+
+class DatasetRegistry(Mapping):
+    """A workspace's registered datasets (``ws.datasets``): the interface the data layer calls.
+
+    As a mapping (Azure ML's ``ws.datasets``) it gives the latest version of each name:
+    ``ws.datasets["mnist"]``, ``list(ws.datasets)``. Its methods are what
+    ``ds.register(ws, ...)``, ``Dataset.get_by_name(ws, ...)`` and ``Dataset.get_by_id(ws, ...)``
+    call (typed there by :class:`parallelrun.data.registry.DatasetWorkspace`, so the data layer
+    never imports this one).
+
+    Example: ``ws.datasets.get_by_name("mnist", version=2)``.
+    """
+
+    def __init__(self, workspace: Workspace):
+        self._ws = workspace
+
+    def register(self, dataset: AbstractDataset, name: str, description: str | None = None,
+                 tags: dict | None = None, create_new_version: bool = False) -> AbstractDataset:
+        """Register ``dataset`` as ``name``; the registered version comes back (see
+        ``AbstractDataset.register``)."""
+        return register(self._ws, dataset, name, description=description, tags=tags,
+                        create_new_version=create_new_version)
+
+    def get_by_name(self, name: str, version: int | str = "latest") -> AbstractDataset:
+        """The dataset registered as ``name`` at ``version`` (a number or ``"latest"``)."""
+        return get_by_name(self._ws, name, version)
+
+    def get_by_id(self, id: str) -> AbstractDataset:
+        """The registered version with id ``id`` (``ds.id``)."""
+        return get_by_id(self._ws, id)
+
+    def __getitem__(self, name: str) -> AbstractDataset:
+        return get_by_name(self._ws, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(names(self._ws))
+
+    def __len__(self) -> int:
+        return len(names(self._ws))
+
+    def __repr__(self) -> str:
+        return f"DatasetRegistry({names(self._ws)!r})"
+

@@ -19,11 +19,14 @@ import os
 import re
 import time
 from collections.abc import MutableMapping
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from parallelrun.compute import COMPUTE_KINDS, ComputeTarget, LocalCompute
 from parallelrun.errors import UnknownNameError, WorkspaceError  # noqa: F401 (re-exported)
 from parallelrun.workspace.catalog import Catalog
+
+if TYPE_CHECKING:
+    from parallelrun.workspace.datasets import DatasetRegistry
 
 CONFIG_FILE = "config.json"
 STATE_DIR = ".parallelrun"
@@ -258,11 +261,13 @@ class Workspace:
 
     # Datasets and models ----------------------------------------------------------------------
     @property
-    def datasets(self) -> dict:
-        """The latest version of every registered dataset, by name."""
-        from parallelrun.workspace import datasets
+    def datasets(self) -> "DatasetRegistry":
+        """Registered datasets: as a mapping, the latest version of each by name
+        (``ws.datasets["mnist"]``); ``register``, ``get_by_name``, ``get_by_id`` are what
+        ``ds.register(ws, ...)`` and ``Dataset.get_by_name(ws, ...)`` call."""
+        from parallelrun.workspace.datasets import DatasetRegistry
 
-        return {name: datasets.get_by_name(self, name) for name in datasets.names(self)}
+        return DatasetRegistry(self)
 
     @property
     def models(self) -> dict:
@@ -273,24 +278,6 @@ class Workspace:
         for model in Model.list(self, latest=True):
             latest[model.name] = model
         return latest
-
-    # Hooks the data layer calls (duck typing: data/ never imports this layer) ------------------
-    def _register_dataset(self, dataset, name, description=None, tags=None,
-                          create_new_version=False):
-        from parallelrun.workspace import datasets
-
-        return datasets.register(self, dataset, name, description=description, tags=tags,
-                                 create_new_version=create_new_version)
-
-    def _get_dataset_by_name(self, name, version="latest"):
-        from parallelrun.workspace import datasets
-
-        return datasets.get_by_name(self, name, version)
-
-    def _get_dataset_by_id(self, id):
-        from parallelrun.workspace import datasets
-
-        return datasets.get_by_id(self, id)
 
     # Compute targets ---------------------------------------------------------------------------
     @property
