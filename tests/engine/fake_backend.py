@@ -99,7 +99,8 @@ class Scenario:
 
     ``tries`` maps (mini-batch index, its n-th try on this backend) to what that try does;
     others are ``default``. ``running_known`` is what the backend says about a lost or timed-out
-    worker (False: outcomes come back in groups, as Ray's). ``log`` holds
+    worker (False: outcomes come back in groups, as Ray's); ``known_when_alone``: it can tell
+    when the worker held one mini-batch (as Ray's, whose call then held one). ``log`` holds
     ``("start" | "kill", slot, time)``, ``("submit", slot, [indexes], time)`` and
     ``("ran", index, try, slot, what it did: "Done", "Raises", "Dies", "killed")`` in order.
     """
@@ -107,6 +108,7 @@ class Scenario:
     tries: dict[tuple[int, int], Behaviour] = dataclasses.field(default_factory=dict)
     default: Behaviour = dataclasses.field(default_factory=Done)
     running_known: bool = True
+    known_when_alone: bool = False
     init_seconds: float = 0.1
     #: give run_job this, so workers become ready only once the whole plan is queued: what
     #: each worker gets is then the same every time
@@ -183,7 +185,9 @@ class FakeBackend(Backend):
             self._start_head(worker, self.clock.now)
 
     def running_known(self, slot: Slot) -> bool:
-        return self.scenario.running_known
+        worker = self.workers.get(slot.id)
+        alone = worker is not None and len(worker.queue) <= 1
+        return self.scenario.running_known or (self.scenario.known_when_alone and alone)
 
     def kill_worker(self, slot: Slot) -> None:
         worker = self.workers.pop(slot.id, None)
@@ -240,9 +244,10 @@ class FakeBackend(Backend):
             self.scenario.log.append(("ran", mb.index, attempt, worker.slot.id,
                                       type(behaviour).__name__))
             if isinstance(behaviour, Dies):
+                known = self.running_known(worker.slot)
                 del self.workers[worker.slot.id]
                 events.append(WorkerLost(worker.slot.id, "worker process died (scripted)",
-                                         running_known=self.scenario.running_known))
+                                         running_known=known))
                 return events
             worker.queue.popleft()
             events.append(MiniBatchDone(worker.slot.id, self._outcome(mb, behaviour)))

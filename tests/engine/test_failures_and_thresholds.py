@@ -11,17 +11,19 @@ from pathlib import Path
 import pytest
 
 from fixtures.scripts import SHORT_AND_RAISE
+from fixtures.timeout_clock import TimeoutClock, use_timeout_clock
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
 
-def job(make_script, make_files, tmp_path, body, files=10, **overrides):
+def job(make_script, make_files, tmp_path, body, files=10, listeners=(), **overrides):
     src = make_script(body)
     values = dict(source_directory=str(src), entry_script="score.py", mini_batch_size=1,
                   error_threshold=-1, output_action="append_row", process_count_per_node=2,
                   run_invocation_timeout=30, run_max_try=2)
     values.update(overrides)
     data = make_files(files)
-    return run_job(ParallelRunConfig(**values), [Dataset.File.from_files(str(data))], tmp_path / "out")
+    return run_job(ParallelRunConfig(**values), [Dataset.File.from_files(str(data))], tmp_path / "out",
+                   listeners=listeners)
 
 
 def output_numbers(result) -> list[int]:
@@ -112,9 +114,16 @@ MISBEHAVE_ONCE = """
     ("import ctypes; ctypes.string_at(0)", "PROCESS_DIED"),
 ])
 def test_hung_or_dying_worker_is_replaced_and_the_batch_retried_once(make_script, make_files, tmp_path,
-                                                                      misbehave, status):
+                                                                      monkeypatch, misbehave, status):
+    # run() times out on a scripted clock, only once mini-batch 3 hangs (its "tried" marker
+    # written) and is the one its worker runs: however slow the machine, no other try times
+    # out, and a dying worker is not overtaken by a timeout. One worker: a timeout there is
+    # exactly the hung try.
+    hangs = "sleep" in misbehave
+    clock = TimeoutClock(tmp_path / "tried" if hangs else None, hung_index=3)
+    use_timeout_clock(monkeypatch, clock)
     result = job(make_script, make_files, tmp_path, MISBEHAVE_ONCE.format(misbehave=misbehave),
-                 files=8, run_invocation_timeout=2)
+                 files=8, run_invocation_timeout=2, process_count_per_node=1, listeners=[clock])
     assert result.status == "Finished"
     assert output_numbers(result) == list(range(8))  # every row exactly once
     assert result.retries == 1 and result.items_failed == 0

@@ -92,6 +92,25 @@ def test_when_the_backend_cannot_tell_which_ran_none_is_charged_and_all_go_back(
     assert [e[2] for e in fake.ran(0)] == [1, 2]   # ran again, its failed try not counted
 
 
+def test_after_a_loss_none_could_be_charged_for_the_held_run_alone_so_a_repeat_culprit_is_charged(
+        fake, make_script, make_files, tmp_path):
+    # a backend that knows which mini-batch ran only when its worker held one (Ray's grouped
+    # outcomes); mini-batch 0 kills its worker on every try
+    fake.running_known, fake.known_when_alone = False, True
+    for attempt in range(1, 6):
+        fake.tries[(0, attempt)] = Dies()
+    result = run(fake, make_script, make_files, tmp_path)
+
+    assert result.status == "Finished" and result.minibatches_failed == 1
+    # the first loss (0 and 1 held) charged none; then 0 ran alone and was charged each time
+    assert "which of its 2 mini-batches was running is not known" in coordinator_log(result)
+    assert tries(result)[0] == [("1", "PROCESS_DIED"), ("2", "PROCESS_DIED"), ("3", "PROCESS_DIED")]
+    assert all(tries(result)[i] == [("1", "RUN_DONE")] for i in range(1, 8))
+    sent_with_0 = [e[2] for e in fake.log if e[0] == "submit" and 0 in e[2]]
+    assert sent_with_0 == [[0, 1], [0], [0], [0]]
+    assert [e[2] for e in fake.log if e[0] == "submit" and 1 in e[2]][1] == [1]  # alone too
+
+
 def test_a_queued_mini_batch_s_clock_starts_when_the_one_before_it_ends(
         fake, make_script, make_files, tmp_path):
     # each run() takes 4 s of a 5 s timeout: the second in a queue has been queued 8 s when

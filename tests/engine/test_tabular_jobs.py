@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fixtures.timeout_clock import TimeoutClock, use_timeout_clock
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
 # Scores each row; rows whose id is in SHORT are left out (returned short), a mini-batch holding
@@ -217,24 +218,30 @@ def _jsonl(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_timed_out_mini_batch_counts_its_planned_rows_as_failed(make_script, tmp_path):
+def test_a_timed_out_mini_batch_counts_its_planned_rows_as_failed(make_script, tmp_path,
+                                                                   monkeypatch):
     pq.write_table(pa.table({"id": list(range(400)), "x": [0.5] * 400}), tmp_path / "p.parquet",
                    row_group_size=100, compression="none")
-    src = make_script("""
+    src = make_script(f"""
         import time
         import pyarrow.parquet, pandas   # at import, so the first run() is not slowed by them
         def init(): pass
         def run(df):
             if 150 in set(df["id"]):
+                open({str(tmp_path / "hung")!r}, "w").close()
                 time.sleep(60)
             return df
     """)
+    # the timeout on a scripted clock: it fires once the piece of rows 150-199 (mini-batch 3)
+    # hangs and is the one its worker runs, never for a slow piece on a loaded machine
+    clock = TimeoutClock(tmp_path / "hung", hung_index=3)
+    use_timeout_clock(monkeypatch, clock)
     config = ParallelRunConfig(source_directory=str(src), entry_script="score.py",
                                error_threshold=-1, output_action="append_row",
-                               process_count_per_node=2, mini_batch_size="1KB",
+                               process_count_per_node=1, mini_batch_size="1KB",
                                run_invocation_timeout=2, run_max_try=1)
     result = run_job(config, [Dataset.Tabular.from_parquet_files(str(tmp_path / "p.parquet"))],
-                     tmp_path / "out")
+                     tmp_path / "out", listeners=[clock])
     assert result.status == "Finished" and result.minibatches_failed == 1
     assert result.items_failed == 50 and result.items_succeeded == 350    # pieces of 50 rows
 
