@@ -45,7 +45,7 @@ import uuid
 from typing import Any
 
 from parallelrun.errors import ConfigurationError
-from parallelrun.pipeline.pipeline_data import PipelineData
+from parallelrun.pipeline.pipeline_data import DatastorePlacement, PipelineData
 
 DEFAULT_DESTINATION = "dataset/{run-id}/{output-name}"
 MOUNT, UPLOAD = "mount", "upload"
@@ -78,7 +78,7 @@ class OutputDatasetConfig(PipelineData):
         self.reading: tuple[str, dict] = ("files", {})
         #: keep_columns / drop_columns applied to the table, in order
         self.column_steps: tuple = ()
-        self._destination = ("datastore", store, path)
+        self.place_at(DatastorePlacement(store, path))
         self._as_input_name: str | None = None
 
     # Azure ML's builders: each returns a changed copy ------------------------------------------
@@ -146,7 +146,7 @@ class OutputDatasetConfig(PipelineData):
 
     def path_on_datastore(self, step_run_id: str) -> str:
         """The destination path for the step run ``step_run_id``, placeholders filled in."""
-        path = self._destination[2]
+        path = self.placement.path
         return path.replace("{run-id}", step_run_id).replace("{output-name}", self.name).strip("/")
 
     def dataset_at(self, location: Any) -> Any:
@@ -186,7 +186,7 @@ class OutputDatasetConfig(PipelineData):
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, mode={self.mode!r}, "
-                f"destination={self._destination[1:]!r})")
+                f"destination={(self.placement.datastore, self.placement.path)!r})")
 
 
 class OutputFileDatasetConfig(OutputDatasetConfig):

@@ -23,7 +23,7 @@ import os
 from typing import Any
 
 from parallelrun.pipeline.output_datasets import OutputDatasetConfig
-from parallelrun.pipeline.pipeline_data import PipelineData
+from parallelrun.pipeline.pipeline_data import DatastorePlacement, LocalPlacement, PipelineData
 from parallelrun.pipeline.run_folder import staged_output_folder
 
 
@@ -73,38 +73,38 @@ class OutputPlacement:
             return Datastore.get(self.ws, store)
         return store
 
-    def _destination_store(self, destination: tuple):
+    def _placement_store(self, placement: DatastorePlacement):
         from parallelrun.workspace.datastore import Datastore
 
-        return Datastore.get(self.ws, destination[1]) if destination[1] is not None \
+        return Datastore.get(self.ws, placement.datastore) if placement.datastore is not None \
             else self.ws.get_default_datastore()
 
     def _needs_upload(self, output: PipelineData) -> bool:
-        destination = output._destination
-        if destination and destination[0] == "local":
+        placement = output.placement
+        if isinstance(placement, LocalPlacement):
             return False
         if isinstance(output, OutputDatasetConfig) and output.mode == "upload":
             return True   # written in the run's folder, copied when the step finishes
-        store = self._destination_store(destination) if destination else self._datastore(output)
+        store = self._placement_store(placement) if placement else self._datastore(output)
         return getattr(store, "kind", "local") != "local"
 
     def _new_output(self, output: PipelineData, step_run_id: str) -> dict:
-        destination = output._destination
-        if destination and destination[0] == "local":
+        placement = output.placement
+        if isinstance(placement, LocalPlacement):
             return {"datastore": None, "path_on_datastore": None,
-                    "local_path": os.path.abspath(destination[1]), "upload": False,
+                    "local_path": os.path.abspath(placement.folder), "upload": False,
                     "owned": False}
-        if destination:
-            store = self._destination_store(destination)
+        if placement is not None:
+            store = self._placement_store(placement)
             path = output.path_on_datastore(step_run_id) if isinstance(
-                output, OutputDatasetConfig) else destination[2].strip("/")
+                output, OutputDatasetConfig) else placement.path.strip("/")
         else:
             store = self._datastore(output)
             path = f"azureml/{step_run_id}/{output.name}"
         if getattr(store, "kind", "local") == "local" and not self._needs_upload(output):
             local = os.path.join(store.path_on_disk, *path.split("/"))
             upload = False
-            owned = not destination      # a path of this step run's own, not one the user named
+            owned = placement is None   # a path of this step run's own, not one the user named
         else:
             local = staged_output_folder(self.run_dir, step_run_id, output.name)
             upload = True

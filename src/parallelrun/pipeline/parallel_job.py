@@ -16,7 +16,7 @@ from parallelrun.data.urls import is_url
 from parallelrun.errors import ConfigurationError, ParallelRunError
 from parallelrun.pipeline.job_file import _LITERAL_TYPES, _MODEL_TYPES, _REF, new_job_name
 from parallelrun.pipeline.parallel_job_checks import _DATASTORE_PATH, _PATH_TOKEN, ParallelJobFile
-from parallelrun.pipeline.pipeline_data import PipelineData
+from parallelrun.pipeline.pipeline_data import DatastorePlacement, LocalPlacement, PipelineData
 
 
 class ParallelJob(ParallelJobFile):
@@ -220,12 +220,12 @@ class ParallelJob(ParallelJobFile):
                     self.problem(f"outputs.{name}.path",
                                  f"{path!r}: azureml://datastores/<name>/paths/<path>")
                 else:
-                    data._destination = ("datastore", match.group(1), match.group(2))
+                    data.place_at(DatastorePlacement(match.group(1), match.group(2)))
             elif is_url(path):
                 self.problem(f"outputs.{name}.path", f"{path!r}: a local folder or "
                              "azureml://datastores/<name>/paths/<path>")
             else:
-                data._destination = ("local", self._local(path))
+                data.place_at(LocalPlacement(self._local(path)))
         return data
 
     def _compute(self, workspace: Any, default: Any = None) -> Any:

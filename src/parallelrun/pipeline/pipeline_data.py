@@ -14,14 +14,36 @@ step sees the real folder (its path is in the step's arguments and in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
-from typing import Any
+from typing import Any, Union
 
 from parallelrun.errors import ConfigurationError, StorageError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalPlacement:
+    """An output written straight into a folder of this machine (a v2 job's local
+    ``outputs.x.path``); the folder is the user's, so it is never cleared."""
+
+    folder: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DatastorePlacement:
+    """An output delivered to ``path`` on ``datastore`` (None: the workspace's default); the
+    path may hold ``{run-id}`` and ``{output-name}`` (an ``OutputFileDatasetConfig``'s)."""
+
+    datastore: str | None
+    path: str
+
+
+#: where an output goes instead of ``azureml/<step run id>/<name>`` on its datastore
+Placement = Union[LocalPlacement, DatastorePlacement]  # noqa: UP007 (a runtime alias)
 
 
 class PipelineData:
@@ -60,9 +82,24 @@ class PipelineData:
         self.data_type = data_type or "AnyDirectory"
         self.is_directory = True if is_directory is None else is_directory
         self.pipeline_output_name = pipeline_output_name
-        # [parallelrun] a fixed place instead of azureml/<step run id>/<name> (YAML jobs'
-        # `outputs.x.path`): ("datastore", name, path) or ("local", folder)
-        self._destination: tuple | None = None
+        self._placement: Placement | None = None
+
+    # [parallelrun] a fixed place instead of azureml/<step run id>/<name> (v2 jobs'
+    # `outputs.x.path`, an OutputFileDatasetConfig's destination)
+    def place_at(self, placement: Placement | None) -> None:
+        """Write this output at ``placement`` (a LocalPlacement or DatastorePlacement) instead
+        of ``azureml/<step run id>/<name>`` on its datastore; None undoes it."""
+        if placement is not None and not isinstance(placement, (LocalPlacement,
+                                                                DatastorePlacement)):
+            raise ConfigurationError(f"{self.name}: placement", placement,
+                                     "LocalPlacement(folder) or DatastorePlacement(datastore, "
+                                     "path)")
+        self._placement = placement
+
+    @property
+    def placement(self) -> Placement | None:
+        """Where :meth:`place_at` put this output; None for the default place."""
+        return self._placement
 
     # Azure ML's ways of passing it on; the folder is always a local folder here.
     def as_input(self, input_name: str | None = None) -> "PipelineData":

@@ -47,7 +47,7 @@ import yaml
 
 from parallelrun.data.urls import is_url
 from parallelrun.errors import ParallelRunError
-from parallelrun.pipeline.pipeline_data import PipelineData
+from parallelrun.pipeline.pipeline_data import LocalPlacement, PipelineData
 from parallelrun.pipeline.yaml_job import (
     _DATA_TYPES, _LITERAL_TYPES, _MODEL_TYPES, _REF, JobFile, JobSpecError, ParallelJob,
     _line_map, new_job_name,
@@ -364,9 +364,8 @@ class PipelineJob(JobFile):
                 data = PipelineData(data_name, data_type="MLTable"
                                     if spec.get("type") == "mltable" else None)
                 path = spec.get("path")
-                if path and node["type"] == "command":
-                    data._destination = ("local", _local(str(path), self.folder)) \
-                        if not is_url(str(path)) else None
+                if path and node["type"] == "command" and not is_url(str(path)):
+                    data.place_at(LocalPlacement(_local(str(path), self.folder)))
                 if node["type"] == "parallel" and path:
                     continue   # the parallel node makes it from its spec (tokens in the path)
                 made[(name, output)] = data
