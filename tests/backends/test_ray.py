@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from parallelrun import (BackendError, Dataset, Experiment, JobProgress, ParallelRunConfig,
-                         ParallelRunStep, Pipeline, PipelineData, ProgressListener, RayCompute,
-                         Workspace, run_job)
+from parallelrun import (BackendError, Dataset, Environment, Experiment, JobProgress,
+                         ParallelRunConfig, ParallelRunStep, Pipeline, PipelineData,
+                         ProgressListener, RayCompute, Workspace, run_job)
 from parallelrun.backends import BackendTarget, WorkerSpec, get_backend
 from parallelrun.backends.base import MiniBatchDone, WorkerReady
 from parallelrun.data.minibatch import FileList, MiniBatch
@@ -82,11 +82,10 @@ def test_node_count_beyond_the_cluster_is_a_clear_error(ray_cluster, make_script
                 tmp_path / "out")
 
 
-class _AzureMLStyleEnvironment:
-    """The shape the Environment class gives the Ray backend: ``to_runtime_env()``."""
-
-    def to_runtime_env(self):
-        return {"env_vars": {"FROM_ENV": "env"}}
+def _environment_with_a_variable() -> Environment:
+    env = Environment(name="ray-env")
+    env.environment_variables = {"FROM_ENV": "env"}
+    return env
 
 
 def test_default_workers_environment_and_compute_target(ray_cluster, make_script, make_files, tmp_path):
@@ -94,7 +93,7 @@ def test_default_workers_environment_and_compute_target(ray_cluster, make_script
     target = RayCompute.attach(None, "ray-cluster", address="auto",
                                runtime_env={"env_vars": {"FROM_TARGET": "target"}})
     progress = JobProgress()
-    result = run_job(config(src, compute_target=target, environment=_AzureMLStyleEnvironment()),
+    result = run_job(config(src, compute_target=target, environment=_environment_with_a_variable()),
                      [Dataset.File.from_files(str(make_files(8)))], tmp_path / "out", progress=progress)
     assert result.status == "Finished", result.error
     assert progress.workers_total == 2  # the node's 2 cores
@@ -248,7 +247,7 @@ def test_without_a_shared_filesystem_the_source_travels_and_logs_come_back(ray_c
     try:
         backend.start_worker(slot)
         _wait_for(backend, WorkerReady)
-        backend.submit(slot, MiniBatch(1, 1, FileList(["az://container/a.png"]), "remote"))
+        backend.submit_many(slot, [MiniBatch(1, 1, FileList(["az://container/a.png"]), "remote")])
         outcome = _wait_for(backend, MiniBatchDone).outcome
     finally:
         backend.shutdown()

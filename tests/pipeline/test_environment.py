@@ -48,7 +48,9 @@ def test_the_spec_reads_pip_packages_conda_files_and_requirements(tmp_path):
     env.python.conda_dependencies = deps
     assert env.packages() == ["pillow", "scikit-learn>=1.3", "numpy==1.26"]
     env.environment_variables = {"OMP_NUM_THREADS": "1"}
-    assert env.to_runtime_env() == {"pip": env.packages(), "env_vars": {"OMP_NUM_THREADS": "1"}}
+    runtime = env.runtime_spec()
+    assert (runtime.pip, runtime.environment_variables) == (tuple(env.packages()),
+                                                            {"OMP_NUM_THREADS": "1"})
 
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     spec_file = tmp_path / "env.yml"

@@ -10,10 +10,26 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, Union
 
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.script import ResultEncoder, RunOutcome
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeSpec:
+    """The workers' Python environment as the engine and backends read it: plain values that
+    the pipeline layer makes from an ``Environment`` (``pipeline.environment.runtime_spec``).
+
+    ``python``: the interpreter made for it on this machine (a virtualenv), None for the
+    coordinator's; ``pip``: the packages it installs, for backends that build environments on
+    their nodes (Ray's ``runtime_env``); ``environment_variables``: set in every worker.
+    """
+
+    python: str | None = None
+    pip: tuple[str, ...] = ()
+    environment_variables: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -124,13 +140,9 @@ class Backend(abc.ABC):
         """Start a worker in ``slot`` without waiting; WorkerReady or a failure event follows."""
 
     @abc.abstractmethod
-    def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
-        """Queue ``minibatch`` on the worker in ``slot``; it runs them in the order given."""
-
     def submit_many(self, slot: Slot, minibatches: list[MiniBatch]) -> None:
-        """Queue several mini-batches at once; backends that can send them together override this."""
-        for minibatch in minibatches:
-            self.submit(slot, minibatch)
+        """Queue ``minibatches`` on the worker in ``slot``, together where the backend can (one
+        message); the worker runs them in the order given."""
 
     @abc.abstractmethod
     def poll(self, timeout: float | None) -> list[Event]:

@@ -31,16 +31,17 @@ shares; only the carrying changes:
   the actors' ``runtime_env`` ``working_dir``, logs come back to the coordinator at shutdown,
   and local paths the workers would need (inputs, side inputs, models) are refused before any
   worker starts (``check_local_paths``) with an error that points to datastores.
-* **Environment.** ``Environment`` becomes Ray's ``runtime_env``: ``environment.to_runtime_env()``
-  when it has one (pip packages, environment variables), merged with a ``runtime_env`` dict
-  given in the compute target's ``backend_options``.
+* **Environment.** The job's ``RuntimeSpec`` (the option ``environment``, which the pipeline
+  layer makes from an ``Environment``) becomes Ray's ``runtime_env`` (pip packages, environment
+  variables), merged with a ``runtime_env`` dict given in the compute target's
+  ``backend_options``.
 
 This module holds :class:`RayBackend` and its book of the calls in flight to each actor (one
 concept, ~500 lines: what is sent, what came back, what a lost actor leaves). The rest of the
 backend is in sibling modules, one job each: ``ray_connection`` (the process's ``ray.init``,
 token auth, a reachability check), ``ray_sizing`` (workers per node and what each reserves),
 ``ray_placement`` (a bundle per node, moved when its node is lost), ``ray_runtime_env``
-(``Environment`` to ``runtime_env``, the upload of local folders) and ``ray_worker`` (the actor,
+(``RuntimeSpec`` to ``runtime_env``, the upload of local folders) and ``ray_worker`` (the actor,
 the code that runs on the nodes). The names this module held before the split are still
 importable from here.
 
@@ -86,7 +87,7 @@ from parallelrun.backends.base import (
 from parallelrun.backends.ray_connection import CONNECT_TIMEOUT, connection
 from parallelrun.backends.ray_placement import NODE_LOSS_TIMEOUT, NodeGroup, Placement, NoRoom
 from parallelrun.backends.ray_runtime_env import (
-    environment_runtime_env, merge_runtime_env, upload_local_paths,
+    merge_runtime_env, runtime_env_of, upload_local_paths,
 )
 from parallelrun.backends.ray_sizing import (
     Sizing, alive_nodes, describe_nodes, free_resources, size_workers,
@@ -97,7 +98,7 @@ from parallelrun.errors import BackendError, DataError
 
 # the names this module held before it was split, still importable from here
 __all__ = ["CONNECT_TIMEOUT", "OUTCOME_GROUP_SECONDS", "RayBackend", "RayWorker", "Sizing",
-           "alive_nodes", "environment_runtime_env", "merge_runtime_env", "size_workers"]
+           "alive_nodes", "merge_runtime_env", "runtime_env_of", "size_workers"]
 
 log = logging.getLogger("parallelrun.backends.ray")
 
@@ -252,7 +253,7 @@ class RayBackend(Backend):
         return all(r["shared"] for r in results)
 
     def _build_runtime_env(self) -> dict:
-        env = merge_runtime_env(environment_runtime_env(self.options.get("environment")),
+        env = merge_runtime_env(runtime_env_of(self.options.get("environment")),
                                 self.options.get("runtime_env") or {})
         if not self._shared:
             # the nodes cannot see our files: ship the script's folder, and parallelrun itself
@@ -300,9 +301,6 @@ class RayBackend(Backend):
         actor = _Actor(slot, handle)
         self._actors[slot.id] = actor
         actor.calls.append(_Call("start", handle.start.remote(self.spec, slot, bool(self._shared))))
-
-    def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
-        self.submit_many(slot, [minibatch])
 
     def submit_many(self, slot: Slot, minibatches: list[MiniBatch]) -> None:
         actor = self._actors.get(slot.id)

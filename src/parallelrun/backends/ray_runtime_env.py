@@ -1,9 +1,9 @@
-"""A job's ``Environment`` as Ray's ``runtime_env`` for the worker actors, and the upload of local
+"""A job's ``RuntimeSpec`` as Ray's ``runtime_env`` for the worker actors, and the upload of local
 folders in it.
 
-Separate from the backend because it converts data shapes (an ``Environment``, or the Azure ML
-shape of one, into a ``runtime_env`` dict) and calls Ray's private upload helpers, which a
-future Ray may move; the backend only decides what goes in.
+Separate from the backend because it converts data shapes (the plain ``RuntimeSpec`` the
+pipeline layer makes from an ``Environment``, into a ``runtime_env`` dict) and calls Ray's
+private upload helpers, which a future Ray may move; the backend only decides what goes in.
 """
 
 from __future__ import annotations
@@ -13,39 +13,31 @@ import logging
 import os
 from typing import Any
 
+from parallelrun.backends.base import RuntimeSpec
 from parallelrun.errors import BackendError
 
 # the Ray backend's one logger, whichever of its modules writes
 log = logging.getLogger("parallelrun.backends.ray")
 
 
-def environment_runtime_env(environment: Any) -> dict:
-    """Ray's ``runtime_env`` for a parallelrun ``Environment`` (or anything shaped like one).
+def runtime_env_of(runtime: RuntimeSpec | None) -> dict:
+    """Ray's ``runtime_env`` for the job's ``RuntimeSpec``: its pip packages and variables.
 
-    Uses ``environment.to_runtime_env()`` when it exists; otherwise reads the Azure ML shape:
-    ``environment.environment_variables`` and the pip packages of
-    ``environment.python.conda_dependencies``.
-
-    Example: ``environment_runtime_env(env)`` -> ``{"pip": ["pillow"], "env_vars": {"A": "1"}}``
+    Example: ``runtime_env_of(RuntimeSpec(pip=("pillow",), environment_variables={"A": "1"}))``
+    -> ``{"pip": ["pillow"], "env_vars": {"A": "1"}}``
     """
-    if environment is None:
+    if runtime is None:
         return {}
-    if isinstance(environment, dict):
-        return dict(environment)
-    to_runtime_env = getattr(environment, "to_runtime_env", None)
-    if callable(to_runtime_env):
-        return dict(to_runtime_env() or {})
+    if not isinstance(runtime, RuntimeSpec):
+        raise BackendError(
+            f"environment={runtime!r}: the Ray backend takes a RuntimeSpec, which "
+            "parallelrun.run_job and pipeline steps make from an Environment; run the job "
+            "through those, or pass RuntimeSpec(pip=..., environment_variables=...)")
     result: dict[str, Any] = {}
-    env_vars = getattr(environment, "environment_variables", None)
-    if env_vars:
-        result["env_vars"] = {str(k): str(v) for k, v in dict(env_vars).items()}
-    deps = getattr(getattr(environment, "python", None), "conda_dependencies", None)
-    pip = None
-    if deps is not None:
-        getter = getattr(deps, "pip_packages", None)
-        pip = getter() if callable(getter) else getter
-    if pip:
-        result["pip"] = [str(p) for p in pip]
+    if runtime.pip:
+        result["pip"] = list(runtime.pip)
+    if runtime.environment_variables:
+        result["env_vars"] = dict(runtime.environment_variables)
     return result
 
 

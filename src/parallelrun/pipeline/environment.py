@@ -17,6 +17,7 @@ names (there is no conda here), with a note, and one PyPI does not have is an er
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from parallelrun.backends.base import RuntimeSpec
 from parallelrun.errors import ConfigurationError
 # materialise is imported from here by the runner
 from parallelrun.pipeline.environment_build import (  # noqa: F401
@@ -350,14 +352,16 @@ class Environment:
         deps = self.python.conda_dependencies or CondaDependencies()
         return deps.pip_packages + [_conda_to_pip(p) for p in deps.conda_packages]
 
-    def to_runtime_env(self) -> dict:
-        """Ray's ``runtime_env`` for this environment: ``{"pip": [...], "env_vars": {...}}``."""
-        runtime_env: dict[str, Any] = {}
-        if self.packages():
-            runtime_env["pip"] = self.packages()
-        if self.environment_variables:
-            runtime_env["env_vars"] = {str(k): str(v) for k, v in self.environment_variables.items()}
-        return runtime_env
+    def runtime_spec(self, python: str | None = None) -> RuntimeSpec:
+        """What the engine and its backends are given of this environment: plain values
+        (``python``: the interpreter :func:`materialise` made for it, None for the
+        coordinator's).
+
+        Example: ``env.runtime_spec().pip`` -> ``("pillow",)``
+        """
+        return RuntimeSpec(python=python, pip=tuple(self.packages()),
+                           environment_variables={str(k): str(v) for k, v in
+                                                  (self.environment_variables or {}).items()})
 
     def validate(self) -> None:
         """Check what can be checked without installing: variables and the Python version."""
@@ -409,6 +413,8 @@ def _pip_form(spec: str) -> str | None:
     spec that pip cannot express). pip's form (``numpy>=1.26``) is kept as written; conda's forms
     are translated: ``numpy=1.26`` and ``numpy 1.26`` pin (``numpy==1.26``), ``numpy=1.26=py311_0``
     drops the build, ``conda-forge::numpy`` the channel, ``numpy 1.26*`` is ``numpy==1.26.*``."""
+    # pip's form goes to packaging; conda's match specs are translated here by hand, as no
+    # small, kept library parses them (conda's own parser comes only with conda)
     spec = spec.strip().rsplit("::", 1)[-1]
     if _requirement_or_none(spec) is not None:
         return spec
@@ -485,3 +491,37 @@ def check_python_version(env: Environment) -> None:
     wanted = deps.get_python_version() if deps is not None else None
     if wanted and not env.python.user_managed_dependencies:
         find_interpreter(wanted)
+
+
+def runtime_spec(environment: Any, python: str | None = None) -> RuntimeSpec | None:
+    """``ParallelRunConfig.environment`` as the engine takes it: None, or a RuntimeSpec made from
+    an Environment (one already made passes through); anything else is refused by name.
+
+    Example: ``dataclasses.replace(config, environment=runtime_spec(config.environment, python))``
+    """
+    if environment is None or isinstance(environment, RuntimeSpec):
+        return environment
+    return check_environment(environment).runtime_spec(python)
+
+
+def check_environment(environment: Any) -> Environment:
+    """``environment`` when it is an Environment; ConfigurationError naming it otherwise."""
+    if not isinstance(environment, Environment):
+        raise ConfigurationError("environment", environment,
+                                 "an Environment, e.g. Environment(name='batch_environment') or "
+                                 "Environment.from_conda_specification(name, 'conda.yml')")
+    return environment
+
+
+def engine_config(config: Any, python: str | None = None) -> Any:
+    """A ``ParallelRunConfig`` as the engine takes it: its Environment as a RuntimeSpec, and
+    that environment's variables under the config's own ``environment_variables`` (which win).
+
+    Example: ``run_job(engine_config(config, materialise(config.environment)), ...)``
+    """
+    runtime = runtime_spec(config.environment, python)
+    if runtime is None or runtime is config.environment:
+        return config
+    return dataclasses.replace(config, environment=runtime, environment_variables={
+        **runtime.environment_variables, **(config.environment_variables or {})})
+

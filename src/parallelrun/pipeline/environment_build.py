@@ -134,9 +134,11 @@ def materialise(env: Environment | None, workspace: Any = None, log_file: str | 
 
         python = materialise(batch_env, ws)   # .../environments/<lock hash>/bin/python
     """
+    from parallelrun.pipeline.environment import check_environment  # it imports this module
+
     if env is None:
         return None
-    env.validate()
+    check_environment(env).validate()
     if env.python.user_managed_dependencies:
         path = env.python.interpreter_path
         return None if path in ("python", "python3", None) else path
@@ -295,6 +297,8 @@ def _explain_conflict(env: Environment, interpreter: Interpreter, packages: list
             f"requirements that can be installed together for Python "
             f"{interpreter.version_text}; environment {env.name!r}'s own requirements cannot: "
             f"{_uv_reason(alone.stderr)}")
+    # uv explains a failed resolution only in prose (no machine-readable report): the package
+    # names it mentions pick out whose pins are in the conflict
     mentioned = set(re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", said.lower()))
     mentioned = {canonicalize_name(word) for word in mentioned}
     users = [p for p in packages if _name_of(p) in mentioned] or packages

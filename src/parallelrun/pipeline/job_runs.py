@@ -48,7 +48,7 @@ from parallelrun.engine.job import run_job as run_engine_job
 from parallelrun.engine.progress import JobProgress, ProgressListener
 from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import ConfigurationError, JobFailedError, ParallelRunError, WorkspaceError
-from parallelrun.pipeline.environment import materialise, storage_requirements
+from parallelrun.pipeline.environment import engine_config, materialise, storage_requirements
 from parallelrun.pipeline.processes import process_start_time, start_run_process
 from parallelrun.pipeline.records import (JOB_KIND, TERMINAL, RunStore, hold_catalog_open,
                                           progress_fields)
@@ -143,10 +143,12 @@ def record_job(config: ParallelRunConfig, inputs: Any, output: Any, arguments: A
         # pipeline step's; Ray builds environments on its nodes from the same object
         engine_options["python"] = materialise(config.environment,
                                                extra_requirements=storage_requirements(inputs))
+    # the engine takes the Environment as a plain RuntimeSpec; the run records the config given
+    job_config = engine_config(config, engine_options.get("python"))
     recorder = _recorder_for(config, inputs, output, arguments, workspace, experiment_name, say,
                              started_by, _resuming_run, engine_options)
     if recorder is None:
-        result = run_engine_job(config, inputs, output, arguments,
+        result = run_engine_job(job_config, inputs, output, arguments,
                                 raise_on_failure=raise_on_failure, **engine_options)
         return result
     engine_options["cancel"] = recorder.cancel
@@ -156,7 +158,7 @@ def record_job(config: ParallelRunConfig, inputs: Any, output: Any, arguments: A
     engine_options["workspace_path"] = engine_options.get("workspace_path") or \
         recorder.store.workspace.path
     try:
-        result = run_engine_job(config, inputs, output, arguments, **engine_options)
+        result = run_engine_job(job_config, inputs, output, arguments, **engine_options)
     except BaseException as exc:
         recorder.abandon(exc)   # a refusal (never recorded), or a crash after the start
         raise

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from parallelrun.backends import backend_of
-from parallelrun.pipeline.environment import materialise, storage_requirements
+from parallelrun.pipeline.environment import engine_config, materialise, storage_requirements
 from parallelrun.pipeline.output_datasets import OutputDatasetConfig
 from parallelrun.pipeline.pipeline_data import PipelineData
 from parallelrun.pipeline.records import progress_fields
@@ -45,9 +45,8 @@ class ParallelStepExecution(StepExecution):
             python = materialise(env, context.workspace,
                                  log_file=os.path.join(context.run_dir, RUN_LOG),
                                  extra_requirements=storage_requirements(step.inputs))
-        env_vars = {str(k): str(v) for k, v in (getattr(env, "environment_variables", None)
-                                                or {}).items()}
-        env_vars.update(config.environment_variables or {})
+        config = engine_config(config, python)   # the Environment as a plain RuntimeSpec
+        env_vars = dict(config.environment_variables or {})
         env_vars.update(context.references(step, self.folder_inputs(step)))
         env_vars.setdefault("AZUREML_RUN_ID", context.step_run_id)
         config = dataclasses.replace(config, environment_variables=env_vars)
