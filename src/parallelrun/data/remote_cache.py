@@ -89,6 +89,8 @@ def cache_base() -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    # os.kill(pid, 0), not psutil.pid_exists: this runs in workers, whose environment need not
+    # hold psutil (pipeline/environment_build.WORKER_REQUIREMENTS)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

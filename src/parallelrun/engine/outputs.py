@@ -50,8 +50,9 @@ import os
 import threading
 
 from parallelrun.config import APPEND_ROW_FORMATS as CONFIG_APPEND_ROW_FORMATS
+from parallelrun.config import OUTPUT_ACTIONS
 from parallelrun.engine.journal import fdatasync, sync_directory, write_all
-from parallelrun.errors import DataError
+from parallelrun.errors import ConfigurationError, DataError
 from parallelrun.script import NullEncoder, ResultEncoder
 
 
@@ -178,13 +179,6 @@ class AppendRowOutput(OutputAction):
             finally:
                 os.close(self._fd)
                 self._fd = None
-
-
-#: output_action name -> class; every class takes (output_dir, file_name, encoder)
-OUTPUT_ACTIONS: dict[str, type[OutputAction]] = {
-    "append_row": AppendRowOutput,
-    "summary_only": OutputAction,
-}
 
 
 # append_row formats (the rules are in the module docstring) -------------------------------
@@ -488,10 +482,14 @@ _FORMAT_ACTIONS: dict[str, type[AppendRowOutput]] = {
 
 def make_output_action(output_action: str, output_dir: str, file_name: str,
                        append_row_format: str = "text") -> OutputAction:
-    """The output action of a job: ``OUTPUT_ACTIONS[output_action]``, in the chosen format.
+    """The output action of a job, for one of ``config.OUTPUT_ACTIONS`` (the names' one owner):
+    ``append_row`` in the chosen format, or ``summary_only``, which commits nothing.
 
     Example: ``make_output_action("append_row", "out/", "rows.csv", "csv").path == "out/rows.csv"``
     """
-    if output_action == "append_row":
-        return _FORMAT_ACTIONS[append_row_format](output_dir, file_name)
-    return OUTPUT_ACTIONS[output_action](output_dir, file_name)
+    match output_action:
+        case "append_row":
+            return _FORMAT_ACTIONS[append_row_format](output_dir, file_name)
+        case "summary_only":
+            return OutputAction(output_dir, file_name)
+    raise ConfigurationError("output_action", output_action, f"one of {', '.join(OUTPUT_ACTIONS)}")

@@ -23,8 +23,8 @@ from typing import Any
 
 from parallelrun.data import remote
 from parallelrun.data.base import AbstractDataset, dataset_class
-from parallelrun.errors import DataError, WorkspaceError
-from parallelrun.workspace.workspace import UnknownNameError, Workspace, known
+from parallelrun.errors import DataError, UnknownNameError, WorkspaceError
+from parallelrun.workspace.workspace import Workspace, known
 
 
 def fingerprint(dataset: AbstractDataset) -> dict:

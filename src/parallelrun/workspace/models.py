@@ -439,17 +439,11 @@ def _checked_members(archive: str, tar: tarfile.TarFile) -> list[tarfile.TarInfo
     return members
 
 
-def check_archive(archive: str) -> list[tarfile.TarInfo]:
-    """Every member of ``archive`` if all land inside the extraction folder and the archive is
-    within :data:`MAX_ARCHIVE_ENTRIES` and :data:`MAX_ARCHIVE_BYTES`; else
-    :class:`UnsafeArchiveError` naming the first offending entry or the limit."""
-    with tarfile.open(archive, "r:*") as tar:
-        return _checked_members(archive, tar)
-
-
 def extract_archive(archive: str, folder: str) -> None:
-    """Extract a tar archive into ``folder`` safely (see :func:`check_archive`): every entry
-    is checked before the first is written."""
+    """Extract a tar archive into ``folder`` safely: every entry is checked before the first is
+    written (all land inside ``folder``, within :data:`MAX_ARCHIVE_ENTRIES` and
+    :data:`MAX_ARCHIVE_BYTES`; else :class:`UnsafeArchiveError` naming the first offending entry
+    or the limit)."""
     with tarfile.open(archive, "r:*") as tar:
         members = _checked_members(archive, tar)
         if hasattr(tarfile, "data_filter"):
