@@ -15,42 +15,24 @@ Each listing enters a real folder (device and inode) at most once for the same g
 so a second link to a folder lists nothing twice and a link loop (``loop -> ..``) ends. Folders
 passed as ``exclude`` (a job's own output and log folders) are never entered; an input that *is*
 one of them is a DataError.
+
+Which names a pattern matches, hidden names, the job marker and the order are
+``data/globbing.py``'s rule, whose engine walks this module's tree (:class:`_Walk`). The tree
+is read with ``os.scandir``, not fsspec's local filesystem: fsspec's ``ls`` stats every entry,
+and a folder of a million files must start yielding within a second (``bench/bench_listing.py``).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import functools
-import glob as _glob
 import heapq
 import itertools
 import os
-import re
 from typing import Iterable, Iterator
 
-from parallelrun.config import JOB_MARKER_NAME
+from parallelrun.data import globbing
+# has_magic is asked here by data/files.py; the rule is globbing's
+from parallelrun.data.globbing import has_magic  # noqa: F401
 from parallelrun.errors import DataError
-
-
-def has_magic(path: str) -> bool:
-    return _glob.has_magic(path)
-
-
-def _split_pattern(pattern: str) -> tuple[str, list[str]]:
-    """``/data/*/x/*.png`` -> (``/data``, [``*``, ``x``, ``*.png``]): the fixed base and the rest."""
-    parts = pattern.split(os.sep)
-    base: list[str] = []
-    for i, part in enumerate(parts):
-        if has_magic(part):
-            rest = parts[i:]
-            break
-        base.append(part)
-    else:
-        rest = []
-    root = os.sep.join(base) or (os.sep if pattern.startswith(os.sep) else ".")
-    if pattern.startswith(os.sep) and not root.startswith(os.sep):
-        root = os.sep + root
-    return root, rest
 
 
 #: a folder with more names than this yields its first HEAD names before sorting the rest
@@ -73,8 +55,6 @@ def _entries(directory: str) -> tuple[list[str], set[str]]:
             names = [e.name for e in it if e.is_file(follow_symlinks=False) or others.append(e)]
     except (FileNotFoundError, NotADirectoryError):
         return [], set()
-    if JOB_MARKER_NAME in names:  # a job's bookkeeping, never data: a step's output read as input
-        names.remove(JOB_MARKER_NAME)
     dirs = set()
     for entry in others:
         try:
@@ -117,7 +97,13 @@ class _Walk:
             return None
         return self._excluded.get((st.st_dev, st.st_ino))
 
-    def entries(self, directory: str, parts: tuple[str, ...] = ()) -> tuple[list[str], set[str]]:
+    # the globbing.Tree interface: a local path for a child folder and for a listed file
+    child = item = staticmethod(os.path.join)
+
+    def release(self, directory: str) -> None:
+        """Nothing to let go: a local folder's names live in the engine's frames only."""
+
+    def children(self, directory: str, parts: tuple[str, ...] = ()) -> tuple[list[str], set[str]]:
         """``_entries(directory)``, or none when the folder is excluded or was entered before
         with the same ``parts`` left to match."""
         if directory in self._excluded_paths:
@@ -155,96 +141,29 @@ def _in_order(names: list[str]) -> Iterator[str]:
     yield from itertools.islice(names, HEAD, None)
 
 
-def _filter_names(part: str, names: list[str]) -> list[str]:
-    """The names matching one glob component; plain str methods for ``*.png`` and ``img_*``
-    (a comprehension, not a call per name: this runs over every name of a huge folder)."""
-    body, head = part[1:], part[:-1]
-    if part.startswith("*") and not has_magic(body):
-        matched = [n for n in names if n.endswith(body)]
-    elif part.endswith("*") and not has_magic(head):
-        matched = [n for n in names if n.startswith(head)]
-    else:
-        match = _component_regex(part)
-        matched = [n for n in names if match(n) is not None]
-    if part.startswith("."):
-        return matched
-    return [n for n in matched if n[:1] != "."]  # as shell globs do, wildcards skip hidden names
-
-
-@functools.lru_cache(maxsize=64)
-def _component_regex(part: str):
-    # translated once per component: _any_match tests a folder's names one at a time, and
-    # fnmatch.translate costs ~15 us, several times the test itself
-    return re.compile(fnmatch.translate(part)).match
-
-
 def walk_files(directory: str, walk: _Walk | None = None) -> Iterator[str]:
     """Every file under ``directory``, recursively, in sorted order, hidden files included;
     links to folders followed once per real folder (``walk`` remembers them)."""
-    walk = walk or _Walk()
-    names, dirs = walk.entries(directory)
-    for name in _in_order(names):
-        path = os.path.join(directory, name)
-        if name in dirs:
-            yield from walk_files(path, walk)
-        else:
-            yield path
-
-
-def _match(directory: str, parts: tuple[str, ...], walk: _Walk) -> Iterator[str]:
-    part, rest = parts[0], parts[1:]
-    if parts == ("**",):
-        # every file below, as a folder's listing (one rule, and one memory of folders entered)
-        yield from walk_files(directory, walk)
-        return
-    names, dirs = walk.entries(directory, parts)
-    if part == "**":
-        names.sort()
-        # Name by name, so the order stays sorted: ``rest`` matched here (zero folders deep),
-        # then ``**/rest`` inside the folder of that name.
-        for name in names:
-            yield from _match_names(directory, [name], dirs, rest, walk)
-            if name in dirs and not name.startswith("."):
-                yield from _match(os.path.join(directory, name), parts, walk)
-        return
-    yield from _match_names(directory, names, dirs, parts, walk)
-
-
-def _match_names(directory: str, names: list[str], dirs: set[str], parts: tuple[str, ...],
-                 walk: _Walk) -> Iterator[str]:
-    """Paths under ``directory`` whose next component is one of ``names`` and matches ``parts``."""
-    part, rest = parts[0], parts[1:]
-    if has_magic(part):
-        names = _filter_names(part, names)
-    else:
-        names = [n for n in names if n == part]
-    for name in _in_order(names):
-        path = os.path.join(directory, name)
-        if rest:
-            if name in dirs:
-                yield from _match(path, rest, walk)
-        elif name not in dirs:
-            yield path
+    return globbing.iter_tree(walk or _Walk(), directory, _in_order)
 
 
 def _any_match(directory: str, parts: list[str]) -> bool:
     """Whether a file under ``directory`` matches ``parts`` (no ``**``): stops at the first,
     reading entries as they come, so a million-file folder answers at once."""
     part, rest = parts[0], parts[1:]
-    magic = has_magic(part)
     try:
         entries = os.scandir(directory)
     except OSError:
         return False
     with entries:
         for entry in entries:
-            if not (_filter_names(part, [entry.name]) if magic else entry.name == part):
+            if not globbing.matches(part, entry.name):
                 continue
             try:
                 if rest:
                     if entry.is_dir() and _any_match(entry.path, rest):
                         return True
-                elif entry.is_file():
+                elif entry.is_file() and not globbing.is_job_marker(entry.name):
                     return True
             except OSError:
                 continue
@@ -253,7 +172,7 @@ def _any_match(directory: str, parts: list[str]) -> bool:
 
 def _any_file_under(directory: str, walk: _Walk) -> bool:
     """Whether ``directory`` holds a file at any depth (in no particular order, no sort)."""
-    names, dirs = walk.entries(directory)
+    names, dirs = globbing.children_of(walk, directory)
     if len(names) > len(dirs):
         return True
     return any(_any_file_under(os.path.join(directory, name), walk) for name in dirs)
@@ -265,11 +184,11 @@ def any_local_file(spec: str) -> bool:
     if not has_magic(spec):
         if os.path.isdir(spec):
             return _any_file_under(spec, _Walk())
-        return os.path.isfile(spec)
-    root, parts = _split_pattern(spec)
+        return os.path.isfile(spec) and not globbing.is_job_marker(os.path.basename(spec))
+    root, parts = globbing.split_pattern(spec, os.sep)
     if "**" not in parts:
         return _any_match(root, parts)
-    return next(_match(root, tuple(parts), _Walk()), None) is not None
+    return next(globbing.iter_matches(_Walk(), root, parts, _in_order), None) is not None
 
 
 def iter_local_files(spec: str, exclude: Iterable[str | os.PathLike] = ()) -> Iterator[str]:
@@ -284,9 +203,9 @@ def iter_local_files(spec: str, exclude: Iterable[str | os.PathLike] = ()) -> It
         if os.path.isdir(spec):
             walk.check_root(spec, spec)
             yield from walk_files(spec, walk)
-        elif os.path.isfile(spec):
+        elif os.path.isfile(spec) and not globbing.is_job_marker(os.path.basename(spec)):
             yield spec
         return
-    root, parts = _split_pattern(spec)
+    root, parts = globbing.split_pattern(spec, os.sep)
     walk.check_root(spec, root)
-    yield from _match(root, tuple(parts), walk)
+    yield from globbing.iter_matches(walk, root, parts, _in_order)

@@ -5,25 +5,22 @@ listing at a time, so planning starts before a big tree is listed. A missing con
 bucket, refused credentials and a missing package become
 :class:`~parallelrun.errors.StorageError` naming the URL and the fix (``remote_storage``).
 
-Separate from local listing because it walks fsspec's folder listings, not the file system,
-and from the workers' fetches (``remote_cache``), which never list. Callers import these names
-from :mod:`parallelrun.data.remote`.
+Which names a pattern matches, hidden names, the job marker, the order and how a path is
+normalised are ``data/globbing.py``'s rule; its engine walks fsspec's folder listings here
+(:class:`_FsspecTree`), local disk in ``data/listing.py``. Separate from the workers' fetches
+(``remote_cache``), which never list. Callers import these names from
+:mod:`parallelrun.data.remote`.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import itertools
 import os
-import re
 from typing import Iterator, NamedTuple
 
-from parallelrun.config import JOB_MARKER_NAME
+from parallelrun.data import globbing
 from parallelrun.data.remote_storage import _missing_root_error, filesystem, storage_error
 from parallelrun.data.urls import split_url
 from parallelrun.errors import StorageError
-
-_MAGIC = re.compile(r"[*?\[]")
 
 
 class RemoteFile(NamedTuple):
@@ -46,11 +43,13 @@ def _entries(fs, path: str) -> list[dict]:
     """One folder's entries sorted by name; the folder itself (S3 folder markers) left out."""
     path = path.rstrip("/")
     entries = [e for e in fs.ls(path, detail=True) if e["name"].rstrip("/") != path]
-    entries.sort(key=lambda e: e["name"])
+    entries.sort(key=_name)
     return entries
 
 
 def _walk(fs, path: str) -> Iterator[dict]:
+    """Every file's entry under ``path``, in listing order, the job marker included: for copying
+    a whole tree (``remote_trees``), which is no listing of data."""
     for entry in _entries(fs, path):
         if entry.get("type") == "directory":
             yield from _walk(fs, entry["name"])
@@ -62,43 +61,38 @@ def _name(entry: dict) -> str:
     return entry["name"].rstrip("/").rsplit("/", 1)[-1]
 
 
-def _match(fs, base: str, parts: list[str]) -> Iterator[dict]:
-    """Entries under ``base`` matching the glob components ``parts`` (local listing's rules)."""
-    try:
-        entries = _entries(fs, base)
-    except FileNotFoundError:
-        return
-    part, rest = parts[0], parts[1:]
-    if part == "**":
+class _FsspecTree:
+    """A :class:`~parallelrun.data.globbing.Tree` over an fsspec filesystem: one ``ls`` per
+    folder; a file is listed as its ``ls`` entry (size, etag), kept until its folder is done."""
+
+    def __init__(self, fs):
+        self.fs = fs
+        self._files: dict[str, dict[str, dict]] = {}    # folder -> file name -> its entry
+
+    def children(self, folder: str, parts: tuple[str, ...] = ()) -> tuple[list[str], set[str]]:
+        try:
+            entries = _entries(self.fs, folder)
+        except FileNotFoundError:
+            return [], set()
+        names, dirs, files = [], set(), {}
         for entry in entries:
-            if not rest:
-                yield from _walk(fs, entry["name"]) if entry.get("type") == "directory" else (entry,)
-                continue
-            # name by name, so the order stays sorted: ``rest`` matched here (zero folders
-            # deep), then ``**/rest`` inside the folder of that name
-            yield from _match_entries(fs, [entry], rest)
-            if entry.get("type") == "directory" and not _name(entry).startswith("."):
-                yield from _match(fs, entry["name"], parts)
-        return
-    yield from _match_entries(fs, entries, parts)
+            name = _name(entry)
+            names.append(name)
+            if entry.get("type") == "directory":
+                dirs.add(name)
+            else:
+                files[name] = entry
+        self._files[folder] = files
+        return names, dirs
 
+    def child(self, folder: str, name: str) -> str:
+        return globbing.join(folder.rstrip("/"), name)
 
-def _match_entries(fs, entries: list[dict], parts: list[str]) -> Iterator[dict]:
-    part, rest = parts[0], parts[1:]
-    if _MAGIC.search(part):
-        regex = re.compile(fnmatch.translate(part))
-        hide = not part.startswith(".")  # as shell globs do, wildcards skip hidden names
-        entries = [e for e in entries
-                   if regex.match(_name(e)) and not (hide and _name(e).startswith("."))]
-    else:
-        entries = [e for e in entries if _name(e) == part]
-    for entry in entries:
-        is_dir = entry.get("type") == "directory"
-        if rest:
-            if is_dir:
-                yield from _match(fs, entry["name"], rest)
-        elif not is_dir:
-            yield entry
+    def item(self, folder: str, name: str) -> dict:
+        return self._files[folder][name]
+
+    def release(self, folder: str) -> None:
+        self._files.pop(folder, None)
 
 
 def iter_remote_entries(spec: str, storage_options: dict | None = None) -> Iterator[RemoteFile]:
@@ -109,32 +103,31 @@ def iter_remote_entries(spec: str, storage_options: dict | None = None) -> Itera
         for f in iter_remote_entries("az://data/images/*.png", {"connection_string": cs}):
             print(f.url, f.size)
     """
-    fs, path = filesystem(spec, storage_options)
-    scheme = split_url(spec)[0]
+    scheme, path = split_url(spec)
+    path = globbing.normalize(path)  # first: a '..' above the container is refused unconnected
+    fs = filesystem(spec, storage_options)[0]
+    tree = _FsspecTree(fs)
     try:
-        if _MAGIC.search(path):
-            parts = path.split("/")
-            fixed = list(itertools.takewhile(lambda p: not _MAGIC.search(p), parts))
-            base, rest = "/".join(fixed), parts[len(fixed):]
-            if rest and rest[-1] == "":
-                rest = rest[:-1]
+        if globbing.has_magic(path):
+            base, rest = globbing.split_pattern(path)
             missing = _missing_root_error(spec, path, storage_options)
             if missing is not None:
                 raise missing
-            entries = _match(fs, base, rest)
+            entries = globbing.iter_matches(tree, base, rest)
         else:
             stripped = path.rstrip("/")
             try:
                 info = fs.info(stripped)
-            except FileNotFoundError as exc:
+            except FileNotFoundError:
                 missing = _missing_root_error(spec, stripped, storage_options)
                 if missing is not None:
                     raise missing from None
                 return
-            entries = _walk(fs, stripped) if info.get("type") == "directory" else iter([info])
+            if info.get("type") == "directory":
+                entries = globbing.iter_tree(tree, stripped)
+            else:  # a file named outright: listed unless it is a job's marker
+                entries = iter([] if globbing.is_job_marker(_name(info)) else [info])
         for entry in entries:
-            if _name(entry) == JOB_MARKER_NAME:
-                continue  # a job's bookkeeping (engine/job_folders.py), never data
             yield RemoteFile(f"{scheme}://{entry['name']}", int(entry.get("size") or 0), _tag(entry))
     except StorageError:
         raise

@@ -19,8 +19,8 @@ import io
 import os
 from typing import TYPE_CHECKING, Iterable, Iterator
 
+from parallelrun.data import globbing
 from parallelrun.data.files import _no_match_message, iter_files
-from parallelrun.data.listing import has_magic
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.data.partitions import KEY_RE as _KEY_RE
 from parallelrun.data.partitions import PartitionPattern
@@ -53,6 +53,14 @@ def part_label(part: TablePart) -> str:
     return name
 
 
+def _bare(path: str) -> str:
+    """A listed path or listing without its scheme and trailing '/' (a local one absolute), so
+    a listing's own file and the files below its folder are told apart by length."""
+    if is_url(path):
+        return path.split("://", 1)[1].rstrip("/")
+    return os.path.abspath(os.path.expanduser(path))
+
+
 class TablePlanner:
     """Lists a dataset's files and cuts them into parts; one per plan() call."""
 
@@ -83,13 +91,15 @@ class TablePlanner:
             inline = PartitionPattern.parse(spec if is_url(spec) else os.path.abspath(spec))
             pattern = pattern or inline
             listing = inline.glob
-        folder = not has_magic(listing) and not is_url(listing) and os.path.isdir(listing)
+        # a folder's _SUCCESS, .crc and such are not data (globbing's rule for tables); a file
+        # named outright is (it is the listing itself: the same path, one the longer below it)
+        named = None if globbing.has_magic(listing) else len(_bare(listing))
         options = self.ds.storage_options(spec)
         for path in iter_files(listing, options, self.exclude):
             if options is not None:
                 self._options[path] = options
-            # in a folder, _SUCCESS, .crc and such are not data (as pyarrow.dataset does)
-            if folder and os.path.basename(path).startswith(("_", ".")):
+            if (named is not None and len(_bare(path)) > named
+                    and globbing.is_table_bookkeeping(os.path.basename(path))):
                 continue
             if pattern is not None and pattern.values(path) is None:
                 continue

@@ -1,0 +1,239 @@
+"""What a path pattern names: the one glob rule of local listing, remote listing and tables.
+
+Every listing of files (``data/listing.py`` on local disk, ``data/remote_listing.py`` through
+fsspec for ``az://``, ``s3://``..., tabular planning on either) walks its tree with
+:func:`iter_matches` and :func:`iter_tree`, so a pattern names the same files, in the same
+order, wherever the files are. A tree is anything that answers :class:`Tree`'s three questions
+(the names in a folder, the path of a child, and the item a file is listed as); the engine
+never touches storage itself. Hand-written because no library gives these rules together:
+``glob`` and fsspec's ``glob`` list folders and match whole paths at once (no streaming, no
+sorted order), fsspec's ``**`` enters hidden folders, and neither skips the job marker.
+
+The rule:
+
+* A pattern is a path whose components may hold ``*`` (any characters but ``/``), ``?`` (one),
+  ``[...]`` / ``[!...]`` (one of a set), as :mod:`fnmatch` reads them, compared case-sensitively;
+  a component that is exactly ``**`` matches zero or more folders. Anywhere else ``**`` is ``*``.
+* **Glob characters always make a pattern**, even where a file of that very name exists:
+  ``lit/[1].png`` names ``lit/1.png``. A ``[`` in a name is written ``[[]`` (``lit/[[]1].png``).
+* **Hidden names**: a wildcard component matches a name starting with ``.`` only when the
+  component itself starts with ``.`` (``.*`` does, ``*`` and ``[.]x`` do not), and ``**``
+  does not descend into hidden folders, as shell globs do. A folder given without a pattern
+  lists everything under it, hidden files and folders included (``**`` as the whole rest of
+  a pattern is the same listing).
+* **The job marker** (a file named ``.parallelrun``: a job's own bookkeeping in an output folder
+  read as input) is never listed, by any pattern or folder.
+* **Order**: every folder's names sorted (by code point, as ``sorted`` does), subfolders entered
+  where their name falls, so ``a/x`` comes before ``a-b/x`` and ``a.txt`` on every storage.
+* **A folder without a pattern**, with or without a trailing ``/``, lists every file below it;
+  a file's path lists that file. A pattern's trailing ``/`` is dropped: patterns name files,
+  never folders (``a/*/`` is ``a/*``).
+* **Paths are normalised** before listing, remote ones as local ones are (:func:`normalize`):
+  ``a//b``, ``a/./b`` and ``a/x/../b`` are ``a/b``; a ``..`` above a URL's container or bucket
+  is refused.
+* **A folder of tables** (a tabular dataset's folder, not a pattern) leaves out names starting
+  with ``_`` or ``.`` (``_SUCCESS``, ``.crc`` files: Spark's and Hadoop's bookkeeping), as
+  ``pyarrow.dataset`` does; a file named outright is read whatever its name
+  (:func:`is_table_bookkeeping`).
+
+Where the rules disagreed before this module owned them: a local ``.*`` counted the job marker
+as a file when a dataset checked that its pattern matched something (so ``from_files`` accepted
+what planning then found empty); a remote table folder read ``_SUCCESS`` and ``.crc`` files as
+data; a remote path with ``//``, ``.`` or ``..`` listed nothing (or was refused by the storage)
+where the same local path listed the files. Each now follows the rule above.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import posixpath
+import re
+from typing import Any, Iterable, Iterator, Protocol
+
+from parallelrun.config import JOB_MARKER_NAME
+from parallelrun.errors import DataError
+
+#: the characters that make a path a pattern (``glob.has_magic``'s)
+_MAGIC = re.compile(r"[*?\[]")
+#: name prefixes a folder of tables leaves out (pyarrow.dataset's ``ignore_prefixes``)
+TABLE_BOOKKEEPING_PREFIXES = ("_", ".")
+
+
+def has_magic(path: str) -> bool:
+    """Whether ``path`` is a pattern (holds ``*``, ``?`` or ``[``)."""
+    return _MAGIC.search(path) is not None
+
+
+def split_pattern(pattern: str, sep: str = "/") -> tuple[str, list[str]]:
+    """``/data/*/x/*.png`` -> (``/data``, [``*``, ``x``, ``*.png``]): the fixed folder and the
+    components left to match; a trailing separator is dropped (patterns name files)."""
+    parts = pattern.split(sep)
+    while len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    fixed = 0
+    while fixed < len(parts) and not has_magic(parts[fixed]):
+        fixed += 1
+    base = sep.join(parts[:fixed])
+    if not base and pattern.startswith(sep):
+        base = sep
+    return base, parts[fixed:]
+
+
+def normalize(path: str) -> str:
+    """A path without its scheme (``container/a/./b//c``) as local paths are read:
+    ``container/a/b/c``; ``..`` resolved, a leading and a trailing ``/`` kept. A ``..`` above
+    the first component of a relative path (a URL's container or bucket) is a DataError."""
+    if "//" not in path and "/./" not in path and "/.." not in path \
+            and not path.startswith(("./", "../")) and not path.endswith("/."):
+        return path  # the usual case, at no cost
+    absolute = path.startswith("/")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if len(parts) <= (0 if absolute else 1):
+                if absolute:
+                    continue  # '/..' is '/', as on local disk
+                raise DataError(f"path {path!r} goes above its container or bucket with '..'; "
+                                "name a path inside it")
+            parts.pop()
+        else:
+            parts.append(part)
+    return ("/" if absolute else "") + "/".join(parts) + ("/" if path.endswith("/") else "")
+
+
+def descends(name: str) -> bool:
+    """Whether ``**`` enters the folder ``name`` (hidden folders it does not)."""
+    return name[:1] != "."
+
+
+def matches(part: str, name: str) -> bool:
+    """Whether the name ``name`` matches the component ``part`` (the hidden-name rule included)."""
+    if not has_magic(part):
+        return name == part
+    return bool(filter_names(part, [name]))
+
+
+def filter_names(part: str, names: list[str]) -> list[str]:
+    """The names matching the wildcard component ``part``, in their order. Plain str methods
+    for ``*.png`` and ``img_*`` (a comprehension, not a call per name: this runs over every name
+    of a million-file folder)."""
+    body, head = part[1:], part[:-1]
+    if part.startswith("*") and not has_magic(body):
+        matched = [n for n in names if n.endswith(body)]
+    elif part.endswith("*") and not has_magic(head):
+        matched = [n for n in names if n.startswith(head)]
+    else:
+        match = _component_regex(part)
+        matched = [n for n in names if match(n) is not None]
+    if part.startswith("."):
+        return matched
+    return [n for n in matched if n[:1] != "."]  # as shell globs do, wildcards skip hidden names
+
+
+@functools.lru_cache(maxsize=64)
+def _component_regex(part: str):
+    # translated once per component: fnmatch.translate costs ~15 us, several times a match
+    return re.compile(fnmatch.translate(part)).match
+
+
+def is_table_bookkeeping(name: str) -> bool:
+    """Whether a file named ``name``, listed from a folder of tables, is bookkeeping and no data
+    (``_SUCCESS``, ``.part-0.csv.crc``)."""
+    return name.startswith(TABLE_BOOKKEEPING_PREFIXES)
+
+
+class Tree(Protocol):
+    """A file tree the engine walks: local disk (``listing._Walk``) or an fsspec filesystem
+    (``remote_listing._FsspecTree``)."""
+
+    def children(self, folder: str, parts: tuple[str, ...]) -> tuple[list[str], set[str]]:
+        """The names in ``folder`` that are files or folders (any order; the list is the
+        caller's to change), and the set of those that are folders; none for a missing folder.
+        ``parts`` (the components still to match there) lets a tree refuse to enter one real
+        folder twice the same way (links)."""
+
+    def child(self, folder: str, name: str) -> str:
+        """The path of ``name`` in ``folder``."""
+
+    def item(self, folder: str, name: str) -> Any:
+        """What the file ``name`` in ``folder`` is listed as (its path, or its details)."""
+
+    def release(self, folder: str) -> None:
+        """The engine is done with ``folder``: what ``children`` kept of it may go."""
+
+
+def in_order(names: list[str]) -> Iterable[str]:
+    """A folder's names in listing order (sorted in place)."""
+    names.sort()
+    return names
+
+
+def is_job_marker(name: str) -> bool:
+    """Whether a file named ``name`` is a job's marker (engine/job_folders.py), never data."""
+    return name == JOB_MARKER_NAME
+
+
+def children_of(tree: Tree, folder: str, parts: tuple[str, ...] = ()) -> tuple[list[str], set[str]]:
+    """``tree.children(folder, parts)`` less what is never listed (the job marker)."""
+    names, dirs = tree.children(folder, parts)
+    if JOB_MARKER_NAME in names and JOB_MARKER_NAME not in dirs:
+        names.remove(JOB_MARKER_NAME)
+    return names, dirs
+
+
+def iter_tree(tree: Tree, folder: str, order=in_order) -> Iterator[Any]:
+    """Every file under ``folder``, recursively, in listing order, hidden files included.
+    ``order`` may be any function giving the same order faster (``listing._in_order``)."""
+    names, dirs = children_of(tree, folder)
+    item = tree.item  # looked up once: this loop runs over every name of a huge folder
+    for name in order(names):
+        if name in dirs:
+            yield from iter_tree(tree, tree.child(folder, name), order)
+        else:
+            yield item(folder, name)
+    tree.release(folder)
+
+
+def iter_matches(tree: Tree, folder: str, parts: Iterable[str], order=in_order) -> Iterator[Any]:
+    """The files under ``folder`` that the pattern components ``parts`` name, in listing order."""
+    parts = tuple(parts)
+    if not parts:
+        return
+    if parts == ("**",):
+        # every file below, as a folder's listing (one rule, and one memory of folders entered)
+        yield from iter_tree(tree, folder, order)
+        return
+    names, dirs = children_of(tree, folder, parts)
+    if parts[0] == "**":
+        names.sort()
+        # name by name, so the order stays sorted: the rest matched here (zero folders deep),
+        # then ``**/rest`` inside the folder of that name
+        for name in names:
+            yield from _match_names(tree, folder, [name], dirs, parts[1:], order)
+            if name in dirs and descends(name):
+                yield from iter_matches(tree, tree.child(folder, name), parts, order)
+    else:
+        yield from _match_names(tree, folder, names, dirs, parts, order)
+    tree.release(folder)
+
+
+def _match_names(tree: Tree, folder: str, names: list[str], dirs: set[str],
+                 parts: tuple[str, ...], order) -> Iterator[Any]:
+    """The files under ``folder`` whose next component is one of ``names`` and matches ``parts``."""
+    part, rest = parts[0], parts[1:]
+    names = filter_names(part, names) if has_magic(part) else [n for n in names if n == part]
+    item = tree.item
+    for name in order(names):
+        if rest:
+            if name in dirs:
+                yield from iter_matches(tree, tree.child(folder, name), rest, order)
+        elif name not in dirs:
+            yield item(folder, name)
+
+
+def join(folder: str, name: str) -> str:
+    """``folder/name`` for '/'-separated paths (remote storage)."""
+    return posixpath.join(folder, name) if folder else name

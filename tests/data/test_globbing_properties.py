@@ -1,0 +1,84 @@
+"""The glob rule against references, on generated trees of local files: Python's ``glob`` (with
+``recursive=True``, hidden names left to patterns that start with '.'), and the same engine
+walking the tree through fsspec's local filesystem (``file://`` URLs) instead of ``os.scandir``.
+Where the rule differs from ``glob`` on purpose (the job marker is never listed, patterns name
+files and never folders) the reference is adjusted and says so."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+from hypothesis import HealthCheck, example, given, settings, strategies as st
+
+from parallelrun.data.listing import iter_local_files
+from parallelrun.data.remote import iter_remote_files
+
+NAMES = ["a", "b", "ab", "a.txt", "b.txt", ".h", ".h.txt", "[x]", ".parallelrun", "x1"]
+COMPONENTS = ["*", "?", "a*", "*.txt", ".*", "[ab]", "[!a]*", "a?", "**", "a", ".h", "[[]x]",
+              "*1", "b.txt"]
+
+paths = st.lists(st.lists(st.sampled_from(NAMES), min_size=1, max_size=3).map(tuple),
+                 min_size=1, max_size=14)
+# a pattern holds a wildcard (a folder named outright lists every file below it: the other
+# test), never ends in '**' (glob lists folders and skips hidden files there; the rule lists
+# every file below, as a folder does) and never holds '**/**' (glob repeats files)
+patterns = st.lists(st.sampled_from(COMPONENTS), min_size=1, max_size=3).filter(
+    lambda parts: parts[-1] != "**" and "**/**" not in "/".join(parts)
+    and any(set(part) & set("*?[") for part in parts))
+
+
+def _build(root: str, files: list[tuple]) -> None:
+    """The files, less those that would need a file and a folder of one name."""
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    folders = {f[:i] for f in files for i in range(1, len(f))}
+    for parts in files:
+        if parts in folders:
+            continue
+        path = os.path.join(root, *parts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("/".join(parts))
+
+
+def _listing_order(paths: list[str]) -> list[str]:
+    return sorted(paths, key=lambda p: p.split(os.sep))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=paths, parts=patterns)
+# the cases each rule is about: '**' skips hidden folders, '.*' matches hidden names but never
+# the job marker, '[[]' names a '['
+@example(files=[(".h", "a"), ("b", "a"), ("a",)], parts=["**", "a"])
+@example(files=[("a", ".parallelrun"), ("a", ".h")], parts=["a", ".*"])
+@example(files=[("[x]",), ("x1",)], parts=["[[]x]"])
+def test_a_pattern_lists_what_glob_matches_in_listing_order(tmp_path_factory, files, parts):
+    root = str(tmp_path_factory.getbasetemp() / "globbing-tree")
+    _build(root, files)
+    pattern = os.path.join(root, *parts)
+    listed = list(iter_local_files(pattern))
+    reference = [p for p in glob.glob(pattern, recursive=True)
+                 if os.path.isfile(p) and os.path.basename(p) != ".parallelrun"]
+    assert sorted(listed) == sorted(set(reference)), pattern
+    assert len(set(listed)) == len(listed)
+    # folders sorted by name, entered where their name falls; only '**' matching a file both
+    # here and deeper down (a/** /x) may list a deeper file first, as the pattern's order says
+    if "**" not in parts:
+        assert listed == _listing_order(listed)
+    # the same engine over fsspec's local filesystem names the same files in the same order
+    through_fsspec = [u[len("file://"):] for u in iter_remote_files("file://" + pattern)]
+    assert through_fsspec == listed, pattern
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=paths)
+def test_a_folder_lists_every_file_below_it_but_the_job_marker(tmp_path_factory, files):
+    root = str(tmp_path_factory.getbasetemp() / "globbing-folder")
+    _build(root, files)
+    listed = list(iter_local_files(root + "/"))
+    expected = [os.path.join(folder, name) for folder, _, names in os.walk(root)
+                for name in names if name != ".parallelrun"]
+    assert listed == _listing_order(expected)
+    assert [u[len("file://"):] for u in iter_remote_files("file://" + root)] == listed
