@@ -181,8 +181,9 @@ class ParallelRunConfig:
         60, "Seconds one run() call may take before its try fails and the worker is replaced, "
             "a number > 0.")
     input_format: str | None = _param(
-        None, "Accepted for Azure ML code; the kind of the dataset decides how inputs are read.",
-        "from the dataset")
+        None, "Accepted and ignored: azureml-contrib-pipeline-steps' ParallelRunConfig had it, "
+              "and code written for it still passes it; the dataset's kind (file or tabular) "
+              "decides how inputs are read.", "from the dataset")
     append_row_file_name: str | None = _param(
         None, "Name of the append_row file in the output folder: a plain file name, without "
               "~ \" # % & * : < > ? / \\ { | }.",
