@@ -39,7 +39,8 @@ format keeps every value whole and under its own name, or refuses it loudly:
 
 Lists returned by run() are turned into a table for csv and parquet: a list of dicts is one row
 per dict, a list of tuples/lists one row each (columns "0", "1"...), anything else one column
-named "result".
+named "result". A pyarrow Table (what a script that reads ``pyarrow`` mini-batches may return)
+is written as its ``to_pandas()`` DataFrame in ``text`` and ``csv``, and as it is in ``parquet``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from parallelrun.config import APPEND_ROW_FORMATS as CONFIG_APPEND_ROW_FORMATS
 from parallelrun.config import OUTPUT_ACTIONS
 from parallelrun.engine.journal import fdatasync, sync_directory, write_all
 from parallelrun.errors import ConfigurationError, DataError
+from parallelrun.engine.text_rows import TextEncoder, is_arrow_table
 from parallelrun.script import NullEncoder, ResultEncoder
 
 
@@ -107,7 +109,7 @@ class AppendRowOutput(OutputAction):
 
     def __init__(self, output_dir: str, file_name: str, encoder: ResultEncoder | None = None):
         self.path = os.path.join(output_dir, file_name)
-        self._encoder = encoder or ResultEncoder()
+        self._encoder = encoder or TextEncoder()
         self._fd: int | None = None
         self._offset = 0
         self._pending: list[bytes] = []
@@ -194,6 +196,8 @@ def _as_frame(result):
 
     if is_dataframe(result):
         frame = result
+    elif is_arrow_table(result):
+        frame = result.to_pandas()
     elif result and all(isinstance(r, dict) for r in result):
         frame = pd.DataFrame.from_records(list(result))
     elif result and all(isinstance(r, (tuple, list)) for r in result):
@@ -226,15 +230,18 @@ class ArrowEncoder(ResultEncoder):
     def encode(self, result):
         import pyarrow as pa
 
-        frame = _as_frame(result)
-        if frame.empty:
+        if is_arrow_table(result):   # the rows as they are, without a trip through pandas
+            table, rows = result, result.num_rows
+        else:
+            frame = _as_frame(result)
+            table, rows = _to_arrow(frame), len(frame)
+        if not rows:
             return b"", 0
-        table = _to_arrow(frame)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         body = sink.getvalue()
-        return len(body).to_bytes(8, "little") + body.to_pybytes(), len(frame)
+        return len(body).to_bytes(8, "little") + body.to_pybytes(), rows
 
 
 def _to_arrow(frame):
