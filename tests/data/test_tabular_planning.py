@@ -94,7 +94,7 @@ def test_quoted_fields_with_newlines_are_never_cut(tmp_path):
         assert len(batches) > 10
         got = [(i, t) for _, df in batches for i, t in zip(df["id"], df["text"])]
         assert got == rows
-        assert sum(mb.payload.failed_rows for mb, _ in batches) == 0
+        assert sum(mb.payload.read().failed_rows for mb, _ in batches) == 0
 
 
 def test_literal_quotes_inside_unquoted_fields_follow_pyarrow(tmp_path):
@@ -189,8 +189,8 @@ def test_bad_rows_are_left_out_counted_and_named_by_file_and_line(tmp_path):
     [(mb, df)] = loaded(ds)
     assert df["id"].tolist() == [1, 3, 5, 8]
     payload = mb.payload
-    assert payload.failed_rows == 4
-    report = payload.failed_rows_report
+    assert payload.read().failed_rows == 4
+    report = payload.read().failed_rows_report
     assert f"{path} line 3: expected 3 fields, got 2" in report
     assert f"{path} line 6: expected 3 fields, got 4" in report
     assert f"{path} line 8: undecodable bytes for encoding utf-8" in report
@@ -198,7 +198,7 @@ def test_bad_rows_are_left_out_counted_and_named_by_file_and_line(tmp_path):
     skipped = Dataset.Tabular.from_delimited_files(str(path), set_column_types={"amount": float},
                                                    on_bad_lines="skip")
     [(mb, df)] = loaded(skipped)
-    assert len(df) == 4 and mb.payload.failed_rows == 0
+    assert len(df) == 4 and mb.payload.read().failed_rows == 0
     strict = Dataset.Tabular.from_delimited_files(str(path), on_bad_lines="error")
     with pytest.raises(DataError, match="line 3"):
         next(strict.plan(None)).payload.load()
@@ -210,7 +210,8 @@ def test_bad_rows_in_a_later_piece_keep_their_file_line(tmp_path):
     path = write(tmp_path / "late.csv", "\n".join(lines) + "\n")
     ds = Dataset.Tabular.from_delimited_files(str(path))
     batches = loaded(ds, "1KB")
-    reports = [mb.payload.failed_rows_report for mb, _ in batches if mb.payload.failed_rows]
+    reports = [r.failed_rows_report for r in (mb.payload.read() for mb, _ in batches)
+               if r.failed_rows]
     assert len(reports) == 1 and f"{path} line 902: expected 2 fields, got 3" in reports[0]
     assert len(rows_of(batches)) == 999
 
@@ -224,9 +225,9 @@ def test_json_lines_pieces_and_bad_lines(tmp_path):
     batches = loaded(ds, "16KB")
     assert len(batches) > 3
     assert rows_of(batches) == [i for i in range(3000) if i not in (10, 20)]
-    report = "".join(mb.payload.failed_rows_report or "" for mb, _ in batches)
+    report = "".join(mb.payload.read().failed_rows_report or "" for mb, _ in batches)
     assert f"{path} line 11" in report and f"{path} line 21" in report
-    assert sum(mb.payload.failed_rows for mb, _ in batches) == 2
+    assert sum(mb.payload.read().failed_rows for mb, _ in batches) == 2
     typed = Dataset.Tabular.from_json_lines_files(str(path), set_column_types={"id": "int32"},
                                                   invalid_lines="drop")
     assert str(next(typed.plan(None)).payload.load()["id"].dtype) == "int32"
@@ -260,8 +261,8 @@ def test_parquet_set_column_types_unconvertible_values_are_bad_rows(tmp_path):
     pq.write_table(pa.table({"id": [1, 2, 3], "v": ["1", "x", "3"]}), path)
     ds = Dataset.Tabular.from_parquet_files(str(path), set_column_types={"v": int})
     [(mb, df)] = loaded(ds)
-    assert df["v"].tolist() == [1, 3] and mb.payload.failed_rows == 1
-    assert f"{path} row 2: column 'v'" in mb.payload.failed_rows_report
+    assert df["v"].tolist() == [1, 3] and mb.payload.read().failed_rows == 1
+    assert f"{path} row 2: column 'v'" in mb.payload.read().failed_rows_report
 
 
 # Partitions -----------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def test_column_partition_keys_group_rows_across_pieces(tmp_path):
     assert [(mb.payload.partition_key_value["customer"], len(df)) for mb, df in per_key] == [
         ("a", 1000), ("b", 1000), ("c", 1000)]
     # the bad row is counted once, by one mini-batch
-    assert sum(mb.payload.failed_rows for mb, _ in per_key) == 1
+    assert sum(mb.payload.read().failed_rows for mb, _ in per_key) == 1
     with pytest.raises(DataError, match=r"partition_keys \['nope'\] are neither columns"):
         loaded(ds, None, ["nope"])
 

@@ -40,7 +40,7 @@ def test_union_of_csv_mini_batches_is_every_row_once(tmp_path_factory, rows, siz
     got = []
     for mb in ds.plan(size):
         df = mb.payload.load()
-        assert mb.payload.failed_rows == 0
+        assert mb.payload.read().failed_rows == 0
         got.extend(zip(df["id"].tolist(), df["text"].tolist()))
     assert got == expected
 

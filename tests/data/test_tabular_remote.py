@@ -32,7 +32,7 @@ def test_csv_and_parquet_on_s3_split_read_and_scored(moto_s3, make_script, tmp_p
     frames = [mb.payload.load() for mb in batches]
     assert sorted(pd.concat(frames)["id"]) == list(range(3001))
     assert set(pd.concat(frames)["year"]) == {"2024"}
-    assert sum(mb.payload.failed_rows for mb in batches) == 1
+    assert sum(mb.payload.read().failed_rows for mb in batches) == 1
     record = ds.to_record()
     assert moto_s3.secret_access_key not in repr(record)
     assert isinstance(TabularDataset.from_record(dict(record, paths=[store.path("tx/{year}/*.csv")])),

@@ -12,7 +12,9 @@ import time
 import traceback
 
 from parallelrun.backends.base import Slot, WorkerSpec
-from parallelrun.data.minibatch import MiniBatch
+from parallelrun.data import minibatch as payloads
+from parallelrun.data.minibatch import MINI_BATCH_FORMATS, MiniBatch
+from parallelrun.errors import EntryScriptError
 from parallelrun.script import (EntryScriptRunner, MiniBatchContext, RunOutcome, WorkerContext,
                                 set_context, utc_formatter)
 
@@ -55,6 +57,7 @@ def start_worker(spec: WorkerSpec, slot: Slot) -> EntryScriptRunner:
              spec.script_path)
     try:
         runner.load()
+        log.info("mini-batches of tables reach run() as %s", mini_batch_format(runner))
     except BaseException:  # noqa: BLE001 - any import failure is reported, not raised
         raise WorkerStartError(traceback.format_exc(), fatal=True) from None
     started = time.perf_counter()
@@ -66,24 +69,40 @@ def start_worker(spec: WorkerSpec, slot: Slot) -> EntryScriptRunner:
     return runner
 
 
+def mini_batch_format(runner: EntryScriptRunner) -> str:
+    """What ``run()`` receives for a table's mini-batch: the entry script's module-level
+    ``MINI_BATCH_FORMAT`` (``"pandas"``, the default, or ``"pyarrow"``). Raises
+    :class:`EntryScriptError` for any other value: the worker then fails to start, fatally, so
+    the job stops before any mini-batch runs."""
+    value = getattr(runner.module, "MINI_BATCH_FORMAT", "pandas")   # optional in a script
+    if value not in MINI_BATCH_FORMATS:
+        raise EntryScriptError(
+            f"entry script {runner.script_name!r} sets MINI_BATCH_FORMAT = {value!r}, which is "
+            f"not a format parallelrun reads tables in: use one of "
+            f"{', '.join(repr(f) for f in MINI_BATCH_FORMATS)} (pandas DataFrames when it is "
+            "not set), or remove it.")
+    return value
+
+
 def run_minibatch(runner: EntryScriptRunner, minibatch: MiniBatch) -> RunOutcome:
     """Load the mini-batch's data here, in the worker, and run the script on it."""
+    payload = minibatch.payload
     try:
-        data = minibatch.payload.load()
+        loaded = payloads.read(payload, mini_batch_format(runner))
     except Exception as exc:  # noqa: BLE001 - unreadable data fails this mini-batch, not the worker
-        items = minibatch.items or getattr(minibatch.payload, "rows_hint", 0)
+        items = minibatch.items or payloads.rows_hint(payload)
         return RunOutcome(minibatch.index, "DATA_ERROR", items, 0,
                           error_type=type(exc).__name__, error_message=str(exc)[:2000],
                           traceback=traceback.format_exc())
+    data = loaded.data
     items = minibatch.items if minibatch.items is not None else len(data)
-    context = MiniBatchContext(minibatch.index,
-                               getattr(minibatch.payload, "partition_key_value", None))
+    context = MiniBatchContext(minibatch.index, payloads.partition_key_value(payload))
     outcome = runner.run(minibatch.index, data, items, context)
-    extra_failed = getattr(minibatch.payload, "failed_rows", 0)
+    extra_failed = loaded.failed_rows
     if extra_failed:
         # rows the reader could not parse count as failed records of this mini-batch
         outcome.items += extra_failed
-        report = getattr(minibatch.payload, "failed_rows_report", None)
+        report = loaded.failed_rows_report
         if report:
             # file and line of each bad row, for logs/user/error.txt and user/error/<node>/...
             lines = report.splitlines()

@@ -46,7 +46,8 @@ from typing import Any, Iterator
 import yaml
 
 from parallelrun.data.base import AbstractDataset
-from parallelrun.data.minibatch import MiniBatch
+from parallelrun.data import minibatch as payloads
+from parallelrun.data.minibatch import Loaded, MiniBatch
 from parallelrun.data.readers import PATH_COLUMN
 from parallelrun.data.urls import is_url
 from parallelrun.errors import DataError
@@ -375,31 +376,33 @@ class Transformed:
         self.salt = salt     # the mini-batch's label: take_random_sample differs per mini-batch
 
     def load(self):
-        frame = self.inner.load()
+        return self.read().data
+
+    def read(self, mini_batch_format: str = "pandas") -> Loaded:
+        """The inner payload's rows with the steps applied (they work on a DataFrame; a script
+        asking for ``pyarrow`` gets the result as a Table); its bad rows' account unchanged."""
+        loaded = payloads.read(self.inner, "pandas")
+        frame = loaded.data
         if PATH_COLUMN in frame.columns and frame.columns[0] != PATH_COLUMN:
             # Azure ML puts the path column first
             frame = frame[[PATH_COLUMN, *[c for c in frame.columns if c != PATH_COLUMN]]]
         frame = _dates_as_datetimes(frame)
         for step in self.steps:
             frame = apply_step(frame, step, self.salt)
-        return frame
+        if mini_batch_format == "pyarrow":
+            import pyarrow as pa
 
-    # what the worker and the scheduler read from a payload
+            frame = pa.Table.from_pandas(frame, preserve_index=False)
+        return loaded._replace(data=frame)
+
+    # what the worker and the scheduler read from a payload (see minibatch.Payload)
     @property
     def rows_hint(self) -> int:
-        return 0 if self.steps else getattr(self.inner, "rows_hint", 0)
+        return 0 if self.steps else payloads.rows_hint(self.inner)
 
     @property
     def partition_key_value(self):
-        return getattr(self.inner, "partition_key_value", None)
-
-    @property
-    def failed_rows(self) -> int:
-        return getattr(self.inner, "failed_rows", 0)
-
-    @property
-    def failed_rows_report(self):
-        return getattr(self.inner, "failed_rows_report", None)
+        return payloads.partition_key_value(self.inner)
 
     def __getstate__(self):
         return (self.inner, self.steps, self.salt)

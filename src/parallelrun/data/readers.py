@@ -6,7 +6,7 @@ worker process and reads only the byte ranges (CSV, JSON lines) or row groups / 
 
 Bad rows (a wrong number of fields, bytes the encoding cannot decode, a value that does not
 convert to a type of ``set_column_types``, a line that is not a JSON object) never fail the
-mini-batch by default: they are left out of the DataFrame, counted on the payload as
+mini-batch by default: they are left out of the DataFrame, counted in what ``read()`` returns as
 ``failed_rows`` (the worker adds them to the mini-batch's failed records, so they count toward
 ``error_threshold``) and described, with file and line, in ``failed_rows_report`` (it goes to
 ``logs/user/error.txt`` and ``logs/user/error/<node>/<process>.txt``).
@@ -26,6 +26,7 @@ import io
 import os
 from typing import Any
 
+from parallelrun.data.minibatch import Loaded
 from parallelrun.data.records import split_records
 from parallelrun.data.urls import is_remote, local_path  # is_remote: also asked as readers.is_remote
 from parallelrun.errors import DataError
@@ -126,14 +127,16 @@ class BadRow:
 
 
 class TableSlice:
-    """Payload of a tabular mini-batch; ``load()`` (in the worker) returns a pandas DataFrame.
+    """Payload of a tabular mini-batch; ``read()`` (in the worker) returns its rows as a pandas
+    DataFrame, or as a pyarrow Table for an entry script whose ``MINI_BATCH_FORMAT`` is
+    ``"pyarrow"``, with the account of the bad rows left out. Immutable: reading it twice gives
+    the same.
 
     ``filter`` keeps only rows whose columns equal the given values (partitions by data
     columns); ``partition_key_value`` is the mini-batch's key, also put in ``df.attrs``.
     """
 
-    __slots__ = ("spec", "parts", "filter", "partition_key_value", "failed_rows",
-                 "failed_rows_report")
+    __slots__ = ("spec", "parts", "filter", "partition_key_value")
 
     def __init__(self, spec: ReadSpec, parts: list[TablePart], filter: dict | None = None,
                  partition_key_value: dict | None = None):
@@ -141,8 +144,6 @@ class TableSlice:
         self.parts = parts
         self.filter = filter
         self.partition_key_value = partition_key_value
-        self.failed_rows = 0
-        self.failed_rows_report: str | None = None
 
     @property
     def rows_hint(self) -> int:
@@ -157,16 +158,29 @@ class TableSlice:
 
     def __setstate__(self, state):
         self.spec, self.parts, self.filter, self.partition_key_value = state
-        self.failed_rows = 0
-        self.failed_rows_report = None
 
     def load(self):
+        """The rows as a pandas DataFrame (bad rows left out; :meth:`read` also counts them)."""
+        return self.read().data
+
+    def read(self, mini_batch_format: str = "pandas") -> Loaded:
+        """The rows in ``mini_batch_format`` (``pandas`` or ``pyarrow``) and the bad rows' account;
+        raises DataError for bad rows under ``on_bad_lines="error"``."""
+        tables, bad = [], []
+        for part in self.parts:
+            table, part_bad = read_part(self.spec, part)
+            tables.append((part, table))
+            if part.count_bad:
+                bad.extend(part_bad)
+        data = (self._as_arrow(tables) if mini_batch_format == "pyarrow"
+                else self._as_pandas(tables))
+        return Loaded(data, *self._account(bad))
+
+    def _as_pandas(self, tables: list):
         import pandas as pd
 
         frames = []
-        bad: list[BadRow] = []
-        for part in self.parts:
-            table, part_bad = read_part(self.spec, part)
+        for part, table in tables:
             frame = table.to_pandas()
             for name, value in part.constants:
                 if name not in frame.columns:
@@ -174,8 +188,6 @@ class TableSlice:
             if self.filter:
                 frame = _filtered(frame, self.filter)
             frames.append(frame)
-            if part.count_bad:
-                bad.extend(part_bad)
         if len(frames) == 1:
             df = frames[0]
         else:
@@ -186,25 +198,63 @@ class TableSlice:
                 c for c in df.columns if c not in self.spec.union_columns])
         if self.partition_key_value:
             df.attrs["partition_key_value"] = dict(self.partition_key_value)
-        self._account(bad)
         return df
 
-    def _account(self, bad: list[BadRow]) -> None:
-        if not bad:
-            return
+    def _as_arrow(self, tables: list):
+        """The same rows and columns as :meth:`_as_pandas`, as one pyarrow Table (no pandas)."""
+        import pyarrow as pa
+
+        pieces = []
+        for part, table in tables:
+            for name, value in part.constants:
+                if name not in table.column_names:
+                    table = table.append_column(name, pa.array([value] * table.num_rows))
+            if self.filter:
+                table = _filtered_arrow(table, self.filter)
+            pieces.append(table)
+        pieces = [t for t in pieces if t.num_columns] or pieces[:1]
+        table = _concat(pieces) if pieces else pa.table({})
+        if self.spec.union_columns is not None:
+            names = list(self.spec.union_columns) + [
+                c for c in table.column_names if c not in self.spec.union_columns]
+            table = pa.table({n: table[n] if n in table.column_names else pa.nulls(table.num_rows)
+                              for n in names})
+        return table
+
+    def _account(self, bad: list[BadRow]) -> tuple[int, str | None]:
+        """The bad rows as the worker counts them: (how many, the report of their lines)."""
         action = self.spec.on_bad_lines
-        if action == "skip":
-            return
+        if not bad or action == "skip":
+            return 0, None
         lines = [f"  {row}" for row in bad[:REPORT_LIMIT]]
         if len(bad) > REPORT_LIMIT:
             lines.append(f"  ... and {len(bad) - REPORT_LIMIT} more")
         if action == "error":
             raise DataError(f"{len(bad)} bad rows (on_bad_lines='error'); fix the data or use "
                             "on_bad_lines='count':\n" + "\n".join(lines))
-        self.failed_rows = len(bad)
-        self.failed_rows_report = (
+        return len(bad), (
             f"{len(bad)} bad rows left out of run()'s DataFrame, counted as failed records:\n"
             + "\n".join(lines))
+
+
+def _filtered_arrow(table, values: dict):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    mask = pa.array([True] * table.num_rows)
+    for column, value in values.items():
+        if column not in table.column_names:
+            return table.slice(0, 0)
+        col = table[column]
+        if value is None:
+            equal = pc.is_null(col)
+        else:
+            try:
+                equal = pc.fill_null(pc.equal(col, pa.scalar(value, type=col.type)), False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                equal = pa.array([False] * table.num_rows)   # a value of another type: no match
+        mask = pc.and_(mask, equal)
+    return table.filter(mask)
 
 
 def _filtered(frame, values: dict):
