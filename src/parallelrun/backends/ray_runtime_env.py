@@ -32,7 +32,8 @@ def runtime_env_of(runtime: RuntimeSpec | None) -> dict:
         raise BackendError(
             f"environment={runtime!r}: the Ray backend takes a RuntimeSpec, which "
             "parallelrun.run_job and pipeline steps make from an Environment; run the job "
-            "through those, or pass RuntimeSpec(pip=..., environment_variables=...)")
+            "through those, or pass parallelrun.backends.base.RuntimeSpec(pip=..., "
+            "environment_variables=...)")
     result: dict[str, Any] = {}
     if runtime.pip:
         result["pip"] = list(runtime.pip)
