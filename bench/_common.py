@@ -134,3 +134,89 @@ def bar_chart(name: str, title: str, bars: dict[str, float], unit: str,
     plt.close(fig)
     print(f"chart: {path}", flush=True)
     return path
+
+
+# The bound: what no engine can beat on this machine --------------------------------------------
+#: issue 20's targets, as fractions of the bound (whole job: start-up included; steady: between
+#: 10% and 90% of the items done)
+TARGETS = {"local": {"whole": 0.90, "steady": 0.95}, "ray": {"whole": 0.75, "steady": 0.85}}
+
+
+def steady_rate(done: list[tuple[float, int]]) -> float:
+    """Items per second between the moments 10% and 90% of the items were done, from
+    ``(time, items)`` completions in any order: start-up and the last stragglers left out."""
+    done = sorted(done)
+    total = sum(items for _, items in done)
+    marks, count = [], 0
+    for when, items in done:
+        count += items
+        while len(marks) < 2 and count >= total * (0.1, 0.9)[len(marks)]:
+            marks.append((when, count))
+    (t10, n10), (t90, n90) = marks
+    return (n90 - n10) / (t90 - t10) if t90 > t10 else float("inf")
+
+
+def tries_completions(log_dir) -> list[tuple[float, int]]:
+    """When each mini-batch of a parallelrun job was done, from the job's machine records
+    (``sys/job_report/tries.jsonl``: the coordinator's wall clock when it took the outcome)."""
+    import json
+
+    with open(Path(log_dir) / "sys" / "job_report" / "tries.jsonl") as fh:
+        return [(r["finished_at"], r["succeeded"]) for r in map(json.loads, fh)
+                if r["status"] == "RUN_DONE"]
+
+
+def _bound_share(script: str, env: dict[str, str], chunks: list, out: str) -> list[tuple[float, int]]:
+    """In a child process: import the entry script, init(), then run() over ``chunks`` in a
+    plain loop, writing the returned lines to ``out``; returns when each chunk was done."""
+    import importlib.util
+
+    os.environ.update(env)
+    sys.path.insert(0, str(Path(script).parent))
+    spec = importlib.util.spec_from_file_location(Path(script).stem, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.init()
+    done = []
+    clock = __import__("time").time
+    with open(out, "w") as fh:
+        for chunk in chunks:
+            lines = module.run(chunk)
+            fh.write("\n".join(map(str, lines)) + "\n")
+            done.append((clock(), len(lines)))
+    return done
+
+
+def bound_job(script: str, chunks: list, processes: int, out: str,
+              env: dict[str, str] | None = None) -> dict:
+    """The bound of any engine on this machine: ``processes`` fresh processes, each importing
+    the entry script, calling init() once and then run() over its share of the pre-cut
+    mini-batches (every ``processes``-th) in a plain loop, results written to a file of its own:
+    no coordinator, no messages. ``seconds`` counts from the start (processes, imports, init()
+    included) to the last mini-batch done; ``steady`` is items/s between 10% and 90% done."""
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    started = time.time()
+    # each process leads a session of its own, as parallelrun's local workers do: a kernel with
+    # autogroup scheduling shares the CPU between sessions, and one session for both would
+    # halve their share on a loaded machine
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn"),
+                             initializer=os.setsid) as pool:
+        shares = [pool.submit(_bound_share, script, env or {}, chunks[k::processes], f"{out}.{k}")
+                  for k in range(processes)]
+        done = [mark for share in shares for mark in share.result()]
+    return {"seconds": max(when for when, _ in done) - started, "steady": steady_rate(done),
+            "items": sum(items for _, items in done), "first": min(when for when, _ in done) - started}
+
+
+def of_bound(value: float, bound: float) -> str:
+    return f"{value / bound:.2f}"
+
+
+def target_rows(measures: list[tuple[str, float, float]]) -> list[list[str]]:
+    """Rows ``[measure, fraction of the bound, target, met]`` for :func:`table`, from
+    ``(measure, fraction, target)``."""
+    return [[name, f"{fraction:.2f}", f">= {target:.2f}", "met" if fraction >= target else "NOT met"]
+            for name, fraction, target in measures]
