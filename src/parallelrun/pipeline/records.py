@@ -24,6 +24,7 @@ import time
 from typing import Any, Iterable
 
 from parallelrun.errors import WorkspaceError
+from parallelrun.pipeline import step_counts
 
 STATUSES = ("NotStarted", "Queued", "Running", "Finished", "Failed", "Canceled")
 TERMINAL = ("Finished", "Failed", "Canceled")
@@ -35,9 +36,7 @@ PIPELINE_KIND, JOB_FILE_KIND, JOB_KIND = "pipeline", "job", "run_job"
 _RUN_FIELDS = ("status", "description", "tags", "graph", "pid", "pid_started", "host",
                "cancel_requested", "attempts", "error", "started_at", "finished_at")
 _STEP_FIELDS = ("status", "reuse_key", "reuse_parts", "reused_from", "outputs", "log_dir",
-                "minibatches_total", "minibatches_succeeded", "minibatches_failed",
-                "items_succeeded", "items_failed", "retries", "items_per_second", "planning_done",
-                "progress", "metrics", "error", "started_at", "finished_at")
+                *step_counts.COLUMNS, "progress", "metrics", "error", "started_at", "finished_at")
 _JSON_FIELDS = {"tags", "graph", "reuse_parts", "outputs", "progress", "metrics", "depends_on"}
 
 
@@ -94,13 +93,8 @@ def hold_catalog_open(catalog) -> None:
 
 def progress_fields(progress) -> dict:
     """The step_runs columns a JobProgress fills (its counts and the live snapshot)."""
-    snapshot = progress.snapshot()
-    return {"minibatches_total": progress.planned_minibatches,
-            "minibatches_succeeded": progress.minibatches_succeeded,
-            "minibatches_failed": progress.minibatches_failed,
-            "items_succeeded": progress.items_succeeded, "items_failed": progress.items_failed,
-            "retries": progress.retries, "items_per_second": round(progress.items_per_second(), 3),
-            "planning_done": int(progress.planning_done), "progress": snapshot}
+    return {**step_counts.StepCounts.of_progress(progress).columns(),
+            "progress": progress.snapshot()}
 
 
 class RunStore:

@@ -10,12 +10,12 @@ import os
 import time
 from collections.abc import Callable
 
+from parallelrun.pipeline import step_counts
 from parallelrun.pipeline.records import RunStore
 from parallelrun.pipeline.reuse import step_reuse_key
 
 #: what a reusing step run copies from the one it reuses: its counts and metrics
-_COPIED = ("minibatches_total", "minibatches_succeeded", "minibatches_failed", "items_succeeded",
-           "items_failed", "retries", "items_per_second", "planning_done", "metrics")
+_COPIED = (*step_counts.COLUMNS, "metrics")
 
 
 def _still_there(outputs: dict[str, dict]) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 from parallelrun.config import JOB_MARKER_NAME
 from parallelrun.errors import UnknownNameError as NotFound  # the API's 404; its old name here
 from parallelrun.errors import WorkspaceError
+from parallelrun.pipeline import step_counts
 from parallelrun.pipeline.records import TERMINAL, RunStore
 from parallelrun.pipeline.runs import runner_alive
 
@@ -35,8 +36,6 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 _ACTIVE = ("NotStarted", "Queued", "Running")
 _RUN_COLUMNS = ("id, experiment, kind, status, description, tags, created_at, started_at, "
                 "finished_at, error, pid, pid_started, host, cancel_requested, attempts, updated_at")
-_STEP_COUNTS = ("minibatches_total", "minibatches_succeeded", "minibatches_failed",
-                "items_succeeded", "items_failed", "retries", "items_per_second", "planning_done")
 
 
 def runs_sql(by_experiment: bool, by_status: bool) -> tuple[str, str]:
@@ -57,8 +56,8 @@ EXPERIMENTS_SQL = (
 
 STEP_TOTALS_SQL = (
     "SELECT run_id, COUNT(*) AS steps, SUM(status = 'Finished') AS steps_finished, "
-    "SUM(status = 'Failed') AS steps_failed, SUM(items_succeeded) AS items_succeeded, "
-    "SUM(items_failed) AS items_failed, SUM(minibatches_total) AS minibatches_total, "
+    "SUM(status = 'Failed') AS steps_failed, "
+    + "".join(f"SUM({column}) AS {column}, " for column in step_counts.SUMMED) +
     "SUM(minibatches_succeeded + minibatches_failed) AS minibatches_done "
     "FROM step_runs WHERE run_id IN ({marks}) GROUP BY run_id")
 
@@ -220,14 +219,13 @@ class WorkspaceView:
     def steps(self, run_id: str) -> list[dict]:
         rows = self._query(
             "SELECT id, run_id, name, kind, position, status, depends_on, reused_from, "
-            "minibatches_total, minibatches_succeeded, minibatches_failed, items_succeeded, "
-            "items_failed, retries, items_per_second, planning_done, error, started_at, "
-            "finished_at, updated_at FROM step_runs WHERE run_id = ? ORDER BY position", (run_id,))
+            f"{', '.join(step_counts.COLUMNS)}, error, started_at, finished_at, updated_at "
+            "FROM step_runs WHERE run_id = ? ORDER BY position", (run_id,))
         steps = []
         for row in rows:
             data = dict(row)
             data["depends_on"] = json.loads(data["depends_on"] or "[]")
-            data["planning_done"] = bool(data["planning_done"])
+            data.update(step_counts.StepCounts.of_row(data).as_json())
             data["duration"] = duration(data)
             data["error"] = _first_lines(data.get("error"))
             steps.append(data)
@@ -258,8 +256,7 @@ class WorkspaceView:
             "depends_on": row.get("depends_on") or [], "reused_from": row.get("reused_from"),
             "started_at": row.get("started_at"), "finished_at": row.get("finished_at"),
             "updated_at": row.get("updated_at"), "duration": duration(row, now),
-            **{k: row[k] for k in _STEP_COUNTS},
-            "planning_done": bool(row["planning_done"]),
+            **step_counts.StepCounts.of_row(row).as_json(),
             "minibatches_done": row["minibatches_succeeded"] + row["minibatches_failed"],
             "items_done": done_items,
             "planned_items": progress.get("planned_items") or 0,
@@ -388,9 +385,7 @@ def _with_rate(run: dict, totals: dict | None, now: float) -> dict:
     return {"steps_total": totals.get("steps") or 0,
             "steps_finished": totals.get("steps_finished") or 0,
             "steps_failed": totals.get("steps_failed") or 0,
-            "items_succeeded": totals.get("items_succeeded") or 0,
-            "items_failed": totals.get("items_failed") or 0,
-            "minibatches_total": totals.get("minibatches_total") or 0,
+            **{column: totals.get(column) or 0 for column in step_counts.SUMMED},
             "minibatches_done": totals.get("minibatches_done") or 0,
             "items_per_second": round(items / seconds, 3) if seconds else 0.0}
 

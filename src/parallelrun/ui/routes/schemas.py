@@ -5,9 +5,15 @@ Open models: an endpoint may return more fields than are listed; they pass throu
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from parallelrun.pipeline.step_counts import StepCounts
+
+_COUNT_TYPES = typing.get_type_hints(StepCounts)
 
 
 class _Open(BaseModel):
@@ -50,19 +56,14 @@ class RunSummary(_Open):
     error: Optional[str] = None
 
 
-class StepSummary(_Open):
-    id: str
-    name: str
-    kind: str
-    status: str
-    minibatches_total: int
-    minibatches_succeeded: int
-    minibatches_failed: int
-    items_succeeded: int
-    items_failed: int
-    retries: int
-    items_per_second: float
-    duration: Optional[float] = None
+# A step's counts are fields of pipeline/step_counts.StepCounts, each with its type and meaning,
+# rather than a second list of names (a column added there is described here too).
+_COUNTS = {field.name: (_COUNT_TYPES[field.name], Field(description=field.metadata["doc"]))
+           for field in dataclasses.fields(StepCounts)}
+StepSummary = create_model(
+    "StepSummary", __base__=_Open, __module__=__name__,
+    id=(str, ...), name=(str, ...), kind=(str, ...), status=(str, ...), **_COUNTS,
+    duration=(Optional[float], None))
 
 
 class RunDetail(RunSummary):
