@@ -79,6 +79,8 @@ _EXPORTS = {
     "Run": "parallelrun.pipeline.runs",
     "PipelineRun": "parallelrun.pipeline.runs",
     "StepRun": "parallelrun.pipeline.runs",
+    "RunStatus": "parallelrun.statuses",
+    "OutcomeStatus": "parallelrun.statuses",
     "RunDetails": "parallelrun.ui.widgets",
     "load_job": "parallelrun.pipeline.yaml_job",
     "submit_job": "parallelrun.pipeline.yaml_job",
@@ -132,6 +134,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
                                     StorageError, UnknownNameError, UnsafeArchiveError,
                                     WorkspaceError)
     from parallelrun.script import EntryScript
+    from parallelrun.statuses import OutcomeStatus, RunStatus
     from parallelrun.ui.widgets import RunDetails
     from parallelrun.workspace.datastore import DataPath, Datastore
     from parallelrun.workspace.models import Model

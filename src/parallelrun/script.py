@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from parallelrun.errors import BadResultError, EntryScriptError  # noqa: F401 (re-exported)
+from parallelrun.statuses import OutcomeStatus
 
 LOG_FORMAT = "%(asctime)s|%(name)s|%(levelname)s|%(process)d|%(thread)d|%(funcName)s()|%(message)s"
 
@@ -179,7 +180,9 @@ class RunOutcome:
     """What one try of one mini-batch came to, as a worker reports it to the coordinator."""
 
     index: int
-    status: str                      # RUN_DONE | RUN_EXCEPTION | RUN_BAD_RESULT | RUN_TIMEOUT | PROCESS_DIED
+    # an OutcomeStatus; workers put its text (``.value``) here: pickling an enum member costs a
+    # Python call on each side of the socket for every mini-batch
+    status: str
     items: int                       # items (files or rows) in the mini-batch
     succeeded: int
     payload: bytes = b""             # encoded rows for append_row, committed by the coordinator
@@ -325,7 +328,7 @@ class EntryScriptRunner:
             else:
                 result = self._run(mini_batch)
         except (Exception, SystemExit) as exc:  # the script's failures are data, not crashes
-            return RunOutcome(index, "RUN_EXCEPTION", items, 0,
+            return RunOutcome(index, OutcomeStatus.RUN_EXCEPTION.value, items, 0,
                               run_seconds=time.perf_counter() - started,
                               error_type=type(exc).__name__, error_message=str(exc)[:2000],
                               traceback=_script_traceback(exc))
@@ -346,13 +349,14 @@ class EntryScriptRunner:
             return self._bad_result(index, items, elapsed, BadResultError(
                 f"what run() in {self.script_name} returned cannot be written as rows: "
                 f"{type(exc).__name__}: {exc}"))
-        return RunOutcome(index, "RUN_DONE", items, succeeded, payload=payload,
+        return RunOutcome(index, OutcomeStatus.RUN_DONE.value, items, succeeded, payload=payload,
                           rows=rows, run_seconds=elapsed)
 
     @staticmethod
     def _bad_result(index: int, items: int, elapsed: float, exc: EntryScriptError) -> RunOutcome:
         """A result that cannot be accepted: this try fails like an exception in run()."""
-        return RunOutcome(index, "RUN_BAD_RESULT", items, 0, run_seconds=elapsed,
+        return RunOutcome(index, OutcomeStatus.RUN_BAD_RESULT.value, items, 0,
+                          run_seconds=elapsed,
                           error_type=type(exc).__name__, error_message=str(exc)[:2000],
                           traceback=str(exc))
 

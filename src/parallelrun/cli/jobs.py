@@ -21,6 +21,7 @@ import click
 
 from parallelrun.cli import main
 from parallelrun.cli.common import open_workspace, reports_errors, stdout, workspace_option
+from parallelrun.statuses import RunStatus
 
 
 @main.group("job")
@@ -59,4 +60,4 @@ def job_submit(job_file, stream, experiment_name, workspace_path) -> None:
     stdout.print(f"submitted run {run.id} (experiment {run.experiment.name})")
     if stream:
         status = run.wait_for_completion(show_output=True, raise_on_error=False)
-        sys.exit(0 if status == "Finished" else 1)
+        sys.exit(0 if status == RunStatus.FINISHED else 1)

@@ -26,6 +26,7 @@ from rich.table import Table
 from parallelrun.cli import main
 from parallelrun.cli.common import (format_time, key_values, open_workspace, reports_errors,
                                      stdout, workspace_option)
+from parallelrun.statuses import RunStatus
 
 
 @main.group("pipeline")
@@ -116,7 +117,7 @@ def pipeline_submit(pipeline_id, experiment, params, wait, workspace_path) -> No
     stdout.print(f"{run.id}: submitted (parallelrun runs watch {run.id})", soft_wrap=True)
     if wait:
         status = run.wait_for_completion(show_output=True, raise_on_error=False)
-        sys.exit(0 if status == "Finished" else 1)
+        sys.exit(0 if status == RunStatus.FINISHED else 1)
 
 
 @pipeline_group.command("disable")

@@ -29,6 +29,7 @@ from parallelrun.config import ParallelRunConfig, default_text
 from parallelrun.data.urls import is_remote
 from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import ParallelRunError
+from parallelrun.statuses import RunStatus
 
 # ParallelRunConfig fields that get a flag of another shape (or none: objects, not values)
 _SPECIAL_FIELDS = {"environment", "compute_target", "environment_variables", "partition_keys",
@@ -207,7 +208,8 @@ def run_command(inputs, output, log_dir, partition_keys, input_format, input_opt
     colour = "green" if result.succeeded else "red"
     console.print(f"[bold {colour}]{result.status}[/]", highlight=False)
     console.print(result.summary(), highlight=False, markup=False, soft_wrap=True)
-    if result.status == "Canceled" or (result.status == "Failed" and result.minibatches_succeeded):
+    if result.status == RunStatus.CANCELED or (
+            result.status == RunStatus.FAILED and result.minibatches_succeeded):
         _print_resume_command(console, result.run_id)
     if stop.received is not None:
         sys.exit(128 + int(stop.received))

@@ -31,6 +31,7 @@ from rich.table import Table
 import parallelrun.cli.run  # noqa: F401 - the job command this group wraps must be registered
 from parallelrun.cli import main
 from parallelrun.cli.common import deprecated, format_time, reports_errors, stdout
+from parallelrun.statuses import RunStatus
 
 
 @main.group("runs")
@@ -90,7 +91,7 @@ def _duration(start: float | None, end: float | None) -> str:
 
 
 def _exit_for(status: str) -> None:
-    sys.exit(0 if status == "Finished" else 1)
+    sys.exit(0 if status == RunStatus.FINISHED else 1)
 
 
 @run_group.command("list")
@@ -116,7 +117,7 @@ def run_list(experiment, limit, as_json, workspace_path) -> None:
         table.add_column(column)
     for record in runs:
         steps = store.steps(record["id"])
-        done = sum(1 for s in steps if s["status"] == "Finished")
+        done = sum(1 for s in steps if s["status"] == RunStatus.FINISHED)
         table.add_row(record["id"], record["experiment"],
                       _KIND_WORDS.get(record["kind"], record["kind"]), _status(record["status"]),
                       format_time(record["created_at"]),
@@ -129,8 +130,8 @@ def run_list(experiment, limit, as_json, workspace_path) -> None:
 
 
 def _status(status: str) -> str:
-    colour = {"Finished": "green", "Failed": "red", "Canceled": "yellow",
-              "Running": "cyan"}.get(status, "white")
+    colour = {RunStatus.FINISHED: "green", RunStatus.FAILED: "red", RunStatus.CANCELED: "yellow",
+              RunStatus.RUNNING: "cyan"}.get(status, "white")
     return f"[{colour}]{status}[/]"
 
 
@@ -163,7 +164,7 @@ def run_show(run_id, as_json, workspace_path) -> None:
     for step in details["steps"]:
         counts = step["counts"]
         parts = [f"[bold]{step['name']}[/] ({step['kind']}): {_status(step['status'])}"]
-        if step["kind"] == "parallel" and step["status"] != "NotStarted":
+        if step["kind"] == "parallel" and step["status"] != RunStatus.NOT_STARTED:
             parts.append(f"mini-batches {counts['minibatches_succeeded'] + counts['minibatches_failed']}"
                          f"/{counts['minibatches_total']}, items {counts['items_succeeded']} ok "
                          f"{counts['items_failed']} failed, {counts['retries']} retried, "
@@ -180,7 +181,7 @@ def run_show(run_id, as_json, workspace_path) -> None:
             stdout.print(f"{step['name']}: output {name} -> {where}", soft_wrap=True, markup=False)
         if step["logDir"]:
             stdout.print(f"{step['name']}: logs {step['logDir']}", soft_wrap=True, markup=False)
-        if step["error"] and step["status"] != "Finished":
+        if step["error"] and step["status"] != RunStatus.FINISHED:
             stdout.print(f"[red]{step['name']}: error:[/]", markup=True)
             stdout.print(step["error"], markup=False, soft_wrap=True)
     if details["error"]:

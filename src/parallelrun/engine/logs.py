@@ -30,6 +30,7 @@ from pathlib import Path
 
 from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
 from parallelrun.script import utc_formatter
+from parallelrun.statuses import OutcomeStatus, RunStatus, TryOutcome
 
 # A constant, not the module docstring: ``python -OO`` strips docstrings.
 README = """\
@@ -61,9 +62,10 @@ TRIES_FILE = "sys/job_report/tries.jsonl"
 FAILURES_FILE = "sys/job_report/failures.jsonl"
 PROGRESS_FILE = "sys/progress.jsonl"
 RECORDS_VERSION = 1
-#: a try's ``outcome``: done; done with failed records (bad rows); will be retried; failed
-OUTCOMES = ("done", "done, with failed records", "will be retried", "failed")
 _MAX_MESSAGE = 2000
+# bound once: on Python 3.11 every lookup of a member on its Enum class costs a Python-level
+# call, and this runs for every mini-batch
+_RUN_DONE = OutcomeStatus.RUN_DONE
 
 
 def _utc(ts: float) -> str:
@@ -100,11 +102,11 @@ def progress_line(p: JobProgress) -> str:
     return render_progress(progress_record(p))
 
 
-def try_outcome(record: MiniBatchRecord) -> str:
-    """What a finished try means for its mini-batch: one of :data:`OUTCOMES`."""
-    if record.status == "RUN_DONE":
-        return "done, with failed records" if record.error_message else "done"
-    return "failed" if record.final else "will be retried"
+def try_outcome(record: MiniBatchRecord) -> TryOutcome:
+    """What a finished try means for its mini-batch."""
+    if record.status == _RUN_DONE:
+        return TryOutcome.DONE_WITH_FAILED_RECORDS if record.error_message else TryOutcome.DONE
+    return TryOutcome.FAILED if record.final else TryOutcome.WILL_BE_RETRIED
 
 
 def try_record(record: MiniBatchRecord, traceback_at: dict | None = None) -> dict:
@@ -135,8 +137,9 @@ class _DoneTryLines:
     costs about three times as much (tests/engine/test_log_records.py checks they agree)."""
 
     _TEMPLATE = ('{"v":%d,"mini_batch":%d,"attempt":%d,%s,"started_at":%.6f,"finished_at":%.6f,'
-                 '"items":%d,"succeeded":%d,"failed":%d,"run_seconds":%.6f,"status":"RUN_DONE",'
-                 '"final":%s,"outcome":"done","error_type":null,"error_message":null,'
+                 '"items":%d,"succeeded":%d,"failed":%d,"run_seconds":%.6f,"status":"'
+                 + OutcomeStatus.RUN_DONE + '","final":%s,"outcome":"' + TryOutcome.DONE
+                 + '","error_type":null,"error_message":null,'
                  '"item_names":%s,"traceback":null}\n')
 
     def __init__(self):
@@ -220,7 +223,7 @@ class JobLogs(ProgressListener):
             (self.dir / "job_error.txt").unlink(missing_ok=True)
         # job_result.txt holds its place from the start: a job that fills the disk still has
         # room for its result (rewriting blocks it owns takes none)
-        _write_reserved(self.dir / "job_result.txt", "status: Running\n", reserve=True)
+        _write_reserved(self.dir / "job_result.txt", f"status: {RunStatus.RUNNING}\n", reserve=True)
 
     def _master_logger(self) -> logging.Logger:
         logger = logging.getLogger(f"parallelrun.job.{id(self)}")
@@ -245,7 +248,7 @@ class JobLogs(ProgressListener):
             _utc(record.started_at), record.items, record.succeeded, record.failed,
             f"{record.elapsed:.4f}", f"{record.run_seconds:.4f}", record.status,
             record.error_type or "", (record.error_message or "").replace("\n", " ")[:500]])
-        if record.status != "RUN_DONE" or record.error_message:
+        if record.status != _RUN_DONE or record.error_message:
             data = try_record(record, self._write_traceback(record))
             line = _json_line(data)
             self._tries.write(line)
@@ -304,7 +307,7 @@ class JobLogs(ProgressListener):
         _write_reserved(self.dir / "job_result.txt", result.summary() + "\n")
         try:
             self._write_overview(progress)
-            if result.status != "Finished":
+            if result.status != RunStatus.FINISHED:
                 (self.dir / "job_error.txt").write_text(
                     (result.error or "the job failed") + "\n", encoding="utf-8")
         finally:

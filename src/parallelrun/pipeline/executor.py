@@ -35,6 +35,7 @@ from parallelrun.pipeline.run_folder import PIPELINE_FILE, open_run_log, step_lo
 from parallelrun.pipeline.run_watcher import RunWatcher
 from parallelrun.pipeline.script_execution import ScriptStepExecution
 from parallelrun.pipeline.step_execution import StepContext, StepExecution, StepOutcome
+from parallelrun.statuses import RunStatus
 
 #: how each kind of step runs, by ``PipelineStep.kind``
 EXECUTIONS: dict[str, StepExecution] = {
@@ -84,7 +85,8 @@ class RunExecutor:
         me = os.getpid()
         record = self.store.run(self.run_id)
         claimed = self.store.update_run(
-            self.run_id, only_if_status=("Queued", "NotStarted"), status="Running", pid=me,
+            self.run_id, only_if_status=(RunStatus.QUEUED, RunStatus.NOT_STARTED),
+            status=RunStatus.RUNNING, pid=me,
             pid_started=process_start_time(me), host=socket.gethostname(),
             started_at=record["started_at"] or time.time(), finished_at=None, error=None,
             attempts=record["attempts"] + 1)
@@ -120,7 +122,7 @@ class RunExecutor:
     def _execute_steps(self) -> tuple[str, str | None]:
         done: set[str] = set()
         for name, row in self.rows.items():
-            if row["status"] == "Finished":
+            if row["status"] == RunStatus.FINISHED:
                 done.add(name)
                 for output_name, output in (row.get("outputs") or {}).items():
                     self.data[output_name] = (output["local_path"], output.get("origin") or row["id"])
@@ -136,7 +138,7 @@ class RunExecutor:
                         if any(need in failed for need in self.graph.dependencies[name]):
                             continue
                         started.add(name)
-                        self.store.update_step(self.rows[name]["id"], status="Queued")
+                        self.store.update_step(self.rows[name]["id"], status=RunStatus.QUEUED)
                         running[pool.submit(self._run_step, self.graph.by_name[name])] = name
                 if not running:
                     break
@@ -145,34 +147,34 @@ class RunExecutor:
                 for future in finished:
                     name = running.pop(future)
                     status, error = future.result()
-                    if status == "Finished":
+                    if status == RunStatus.FINISHED:
                         done.add(name)
-                    elif status == "Failed":
+                    elif status == RunStatus.FAILED:
                         failed[name] = error or "failed"
         left = [s.name for s in self.graph.steps if s.name not in done and s.name not in started]
         for name in left:
             reason = "the run was canceled" if self.cancel.is_set() else \
                 f"not run: step {next(iter(failed))!r} failed" if failed else "not run"
-            status = "Canceled" if self.cancel.is_set() else "NotStarted"
+            status = RunStatus.CANCELED if self.cancel.is_set() else RunStatus.NOT_STARTED
             self.store.update_step(self.rows[name]["id"], status=status, error=reason)
         if failed:
             name, error = next(iter(failed.items()))
-            return "Failed", f"step {name!r} failed: {error}"
+            return RunStatus.FAILED, f"step {name!r} failed: {error}"
         if self.cancel.is_set() or len(done) < len(self.graph.steps):
-            return "Canceled", "canceled" if self.cancel.is_set() else "not every step ran"
-        return "Finished", None
+            return RunStatus.CANCELED, "canceled" if self.cancel.is_set() else "not every step ran"
+        return RunStatus.FINISHED, None
 
     # one step -----------------------------------------------------------------------------------
     def _run_step(self, step) -> tuple[str, str | None]:
         """Run one step (in a thread of the step pool) and record how it ended."""
         row = self.rows[step.name]
         step_run_id = row["id"]
-        had_started = row["status"] in ("Running", "Failed", "Canceled", "Queued") and \
+        had_started = row["status"] not in (RunStatus.NOT_STARTED, RunStatus.FINISHED) and \
             bool(row.get("log_dir"))
         resuming = self.resume and had_started
         now = time.time()
-        self.store.update_step(step_run_id, status="Running", error=None, finished_at=None,
-                               started_at=row.get("started_at") or now)
+        self.store.update_step(step_run_id, status=RunStatus.RUNNING, error=None,
+                               finished_at=None, started_at=row.get("started_at") or now)
         self.log.info("[%s] %s (step run %s)", step.name,
                       "resuming" if resuming else "started", step_run_id)
         try:
@@ -186,24 +188,24 @@ class RunExecutor:
                 if reused is not None:
                     for name, output in reused.items():
                         self.data[name] = (output["local_path"], output["origin"])
-                    return "Finished", None
+                    return RunStatus.FINISHED, None
             log_dir = row.get("log_dir") or step_log_dir(self.run_dir, step.name)
             self.store.update_step(step_run_id, log_dir=log_dir, outputs=recorded(outputs))
             outcome = execution.execute(step, StepContext(
                 workspace=self.ws, run_dir=self.run_dir, log=self.log, cancel=self.cancel,
                 watcher=self.watcher, step_run_id=step_run_id, outputs=outputs,
                 log_dir=log_dir, resuming=resuming, data=self.data))
-            if outcome.status == "Finished":
+            if outcome.status == RunStatus.FINISHED:
                 if self.placement.deliver(step, outputs):
                     self.store.update_step(step_run_id, outputs=recorded(outputs))
                 for output_name, output in outputs.items():
                     self.data[output_name] = (output["local_path"], step_run_id)
         except _Canceled:
-            outcome = StepOutcome("Canceled", "the run was canceled")
+            outcome = StepOutcome(RunStatus.CANCELED, "the run was canceled")
         except ParallelRunError as exc:
-            outcome = StepOutcome("Failed", str(exc))
+            outcome = StepOutcome(RunStatus.FAILED, str(exc))
         except Exception as exc:  # noqa: BLE001 - the step fails, the runner lives on
-            outcome = StepOutcome("Failed", "".join(
+            outcome = StepOutcome(RunStatus.FAILED, "".join(
                 traceback.format_exception(type(exc), exc, exc.__traceback__)).strip())
         self.store.update_step(step_run_id, status=outcome.status, error=outcome.error,
                                finished_at=time.time(), **outcome.fields)

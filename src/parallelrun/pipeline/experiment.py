@@ -27,6 +27,7 @@ from parallelrun.pipeline.records import RunStore
 from parallelrun.pipeline.run_folder import PIPELINE_FILE, RUN_LOG
 from parallelrun.pipeline.runs import PipelineRun
 from parallelrun.pipeline.step_compute import node_count_problem
+from parallelrun.statuses import RunStatus
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 # runner processes this process started; polled so that they never linger as zombies
@@ -167,7 +168,7 @@ def submit_pipeline(experiment: Experiment, pipeline: Pipeline, *, kind: str = "
     store.create_run({"id": run_id, "experiment": experiment.name, "kind": kind,
                       "description": description, "tags": tags or {}, "graph": graph,
                       "run_dir": run_dir, "cwd": cwd or os.getcwd()}, steps)
-    store.update_run(run_id, only_if_status=("NotStarted",), status="Queued")
+    store.update_run(run_id, only_if_status=(RunStatus.NOT_STARTED,), status=RunStatus.QUEUED)
     process = start_runner(ws, run_id, resume=False)
     return PipelineRun(experiment, run_id, _store=store, _process=process)
 

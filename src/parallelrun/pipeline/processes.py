@@ -27,6 +27,7 @@ import psutil
 from parallelrun.backends.local import PACKAGE_ROOT
 from parallelrun.errors import BackendError
 from parallelrun.pipeline.run_folder import RUNNER_OUT
+from parallelrun.statuses import RunStatus
 
 LAUNCHER = str(Path(__file__).with_name("child_launcher.py"))
 
@@ -55,10 +56,10 @@ def start_run_process(store: Any, record: dict, module_args: list[str],
                                        stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         except OSError as exc:
-            store.update_run(record["id"], status="Failed", finished_at=time.time(),
+            store.update_run(record["id"], status=RunStatus.FAILED, finished_at=time.time(),
                              error=f"could not start {what}: {exc}")
             raise BackendError(f"could not start {what} ({command[0]}): {exc}") from exc
-    store.update_run(record["id"], only_if_status=("Queued",), pid=process.pid,
+    store.update_run(record["id"], only_if_status=(RunStatus.QUEUED,), pid=process.pid,
                      pid_started=process_start_time(process.pid), host=socket.gethostname())
     return process
 

@@ -32,7 +32,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from parallelrun.pipeline.executor import RunExecutor
-from parallelrun.pipeline.records import TERMINAL, RunStore
+from parallelrun.pipeline.records import RunStore
+from parallelrun.statuses import TERMINAL_STATUSES, RunStatus
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,17 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001
         _fail_run(workspace, args.run_id, traceback.format_exc())
         raise
-    return 0 if status == "Finished" else 1
+    return 0 if status == RunStatus.FINISHED else 1
 
 
 def _fail_run(workspace: Any, run_id: str, error: str) -> None:
     store = RunStore(workspace)
     try:
-        store.update_run(run_id, status="Failed", finished_at=time.time(),
+        store.update_run(run_id, status=RunStatus.FAILED, finished_at=time.time(),
                          error=f"the run's process failed:\n{error}")
         for row in store.steps(run_id):
-            if row["status"] not in TERMINAL:
-                store.update_step(row["id"], status="Failed", error="the run's process failed")
+            if row["status"] not in TERMINAL_STATUSES:
+                store.update_step(row["id"], status=RunStatus.FAILED,
+                                  error="the run's process failed")
     except Exception:  # noqa: BLE001
         traceback.print_exc()
 

@@ -21,7 +21,8 @@ from typing import Any, Iterator
 
 from parallelrun.errors import ConfigurationError, JobFailedError, RunTimeoutError, WorkspaceError
 from parallelrun.pipeline.pipeline_data import PortDataReference
-from parallelrun.pipeline.records import JOB_KIND, TERMINAL, RunStore
+from parallelrun.pipeline.records import JOB_KIND, RunStore
+from parallelrun.statuses import IN_PROGRESS_STATUSES, TERMINAL_STATUSES, RunStatus
 
 POLL_SECONDS = 0.25
 # a Queued run without a runner pid this long after its last update lost its runner
@@ -54,16 +55,18 @@ def runner_alive(record: dict) -> bool:
 
 def reconcile(store: RunStore, record: dict) -> dict:
     """Mark a run Failed when its runner died without saying how it ended."""
-    if record["status"] not in ("Queued", "Running") or runner_alive(record):
+    if record["status"] not in IN_PROGRESS_STATUSES or runner_alive(record):
         return record
     error = (f"the run's process (pid {record.get('pid')}) ended without finishing the run "
              "(killed, or the machine restarted); finished mini-batches are kept: continue with "
              f"`parallelrun runs resume {record['id']}` or run.resume()")
-    if store.update_run(record["id"], only_if_status=("Queued", "Running"), status="Failed",
+    if store.update_run(record["id"], only_if_status=IN_PROGRESS_STATUSES,
+                        status=RunStatus.FAILED,
                         error=error, finished_at=time.time(), pid=record.get("pid")):
         for step in store.steps(record["id"]):
-            if step["status"] in ("Queued", "Running"):
-                store.update_step(step["id"], status="Failed", error="the run's process died")
+            if step["status"] in IN_PROGRESS_STATUSES:
+                store.update_step(step["id"], status=RunStatus.FAILED,
+                                  error="the run's process died")
     return store.run(record["id"])
 
 
@@ -128,7 +131,7 @@ class Run:
         return self.get_status()
 
     def _is_done(self) -> bool:
-        return self.get_status() in TERMINAL
+        return self.get_status() in TERMINAL_STATUSES
 
     def wait_for_completion(self, show_output: bool = False,
                             timeout_seconds: float = sys.maxsize,
@@ -150,7 +153,7 @@ class Run:
                 status = self.get_status()
                 if watcher is not None:
                     watcher.update()
-                if status in TERMINAL:
+                if status in TERMINAL_STATUSES:
                     break
                 if time.monotonic() >= deadline:
                     raise RunTimeoutError(self.id, status, timeout_seconds)
@@ -158,7 +161,7 @@ class Run:
         finally:
             if watcher is not None:
                 watcher.close()
-        if status == "Failed" and raise_on_error:
+        if status == RunStatus.FAILED and raise_on_error:
             raise JobFailedError(f"run {self.id} Failed: {self._record().get('error')}", run=self)
         return status
 
@@ -218,18 +221,20 @@ class PipelineRun(Run):
         """Stop the run: running steps stop (finished mini-batches stay in their output), steps
         not started are Canceled. Returns at once; ``wait_for_completion`` sees it end."""
         record = self._record()
-        if record["status"] in TERMINAL:
+        if record["status"] in TERMINAL_STATUSES:
             return
         self._store.request_cancel(self.id)
         if record["kind"] == JOB_KIND and not (
-                record["status"] == "Running" and
+                record["status"] == RunStatus.RUNNING and
                 ((record.get("graph") or {}).get("job") or {}).get("stops_on_sigterm")):
             return  # its process polls the flag; SIGTERM would end it (e.g. a notebook kernel)
         # not picked up by a runner yet: nobody else will end it
-        if self._store.update_run(self.id, only_if_status=("NotStarted",), status="Canceled",
+        if self._store.update_run(self.id, only_if_status=(RunStatus.NOT_STARTED,),
+                                  status=RunStatus.CANCELED,
                                   finished_at=time.time(), error="canceled before it started"):
             for row in self._store.steps(self.id):
-                self._store.update_step(row["id"], status="Canceled", error="the run was canceled")
+                self._store.update_step(row["id"], status=RunStatus.CANCELED,
+                                        error="the run was canceled")
             return
         import signal
 
@@ -248,10 +253,10 @@ class PipelineRun(Run):
         own. Returns at once unless ``wait``. Example: ``Run.get(ws, run_id).resume(wait=True)``.
         """
         record = self._record()
-        if record["status"] == "Finished":
+        if record["status"] == RunStatus.FINISHED:
             raise ConfigurationError("run", self.id, "a run that did not finish: this one Finished, "
                                      "there is nothing to resume")
-        if record["status"] in ("Queued", "Running"):
+        if record["status"] in IN_PROGRESS_STATUSES:
             raise ConfigurationError("run", self.id, f"a run that stopped: this one is "
                                      f"{record['status']} (runner pid {record.get('pid')})")
         if record["kind"] == JOB_KIND:
@@ -263,11 +268,11 @@ class PipelineRun(Run):
             return self
         from parallelrun.pipeline.experiment import start_runner
 
-        if record["status"] == "NotStarted" and not record.get("pid"):
-            allowed = ("NotStarted",)
+        if record["status"] == RunStatus.NOT_STARTED and not record.get("pid"):
+            allowed = (RunStatus.NOT_STARTED,)
         else:
-            allowed = ("Failed", "Canceled")
-        if not self._store.update_run(self.id, only_if_status=allowed, status="Queued",
+            allowed = (RunStatus.FAILED, RunStatus.CANCELED)
+        if not self._store.update_run(self.id, only_if_status=allowed, status=RunStatus.QUEUED,
                                       cancel_requested=0, error=None, finished_at=None, pid=None,
                                       pid_started=None, host=None):
             raise ConfigurationError("run", self.id, "a stopped run; another process resumed it "
@@ -332,7 +337,7 @@ class StepRun(Run):
         if super()._is_done():
             return True
         # a step that will never start once its run ended
-        return self._store.run(self.pipeline_run_id)["status"] in TERMINAL
+        return self._store.run(self.pipeline_run_id)["status"] in TERMINAL_STATUSES
 
     def wait_for_completion(self, show_output: bool = False, timeout_seconds: float = sys.maxsize,
                             raise_on_error: bool = True) -> str:
@@ -343,7 +348,7 @@ class StepRun(Run):
                 raise RunTimeoutError(self.id, self.get_status(), timeout_seconds)
             time.sleep(POLL_SECONDS)
         status = self.get_status()
-        if status == "Failed" and raise_on_error:
+        if status == RunStatus.FAILED and raise_on_error:
             raise JobFailedError(f"step {self.name!r} Failed: {self._record().get('error')}",
                                  run=self)
         return status
@@ -381,7 +386,7 @@ class StepRun(Run):
         or the list of values when it logged several (as Azure ML returns them)."""
         row = self._record()
         data = row.get("metrics") or {}
-        if row["status"] not in TERMINAL and row.get("log_dir"):
+        if row["status"] not in TERMINAL_STATUSES and row.get("log_dir"):
             from parallelrun.metrics import collect_metrics
 
             data = collect_metrics(row["log_dir"])  # live, while it runs

@@ -19,6 +19,7 @@ from parallelrun.pipeline.environment import materialise
 from parallelrun.pipeline.processes import pump_lines, start_tied_process, stop_process_group
 from parallelrun.pipeline.run_folder import RUN_LOG
 from parallelrun.pipeline.step_execution import StepContext, StepExecution, StepOutcome
+from parallelrun.statuses import RunStatus
 
 #: how many of the script's last stderr lines are kept to find its traceback in
 _TAIL_LINES = 200
@@ -60,11 +61,12 @@ class ScriptStepExecution(StepExecution):
         context.log.info("[%s] $ %s", step.name, " ".join(command))
         returncode, canceled, tail = self._run(command, step, context, variables)
         if canceled:
-            return StepOutcome("Canceled", "the run was canceled")
+            return StepOutcome(RunStatus.CANCELED, "the run was canceled")
         if returncode != 0:
-            return StepOutcome("Failed", f"{step.script_name} exited with code {returncode}" + (
+            return StepOutcome(RunStatus.FAILED,
+                               f"{step.script_name} exited with code {returncode}" + (
                 f"\n{_last_traceback(tail)}" if tail else ""))
-        return StepOutcome("Finished")
+        return StepOutcome(RunStatus.FINISHED)
 
     def _run(self, command: list[str], step, context: StepContext,
              variables: dict[str, str]) -> tuple[int, bool, list[str]]:

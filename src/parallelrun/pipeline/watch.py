@@ -18,8 +18,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from parallelrun.engine.logs import progress_line
 from parallelrun.engine.progress import JobProgress
-from parallelrun.pipeline.records import TERMINAL
 from parallelrun.pipeline.run_folder import RUN_LOG
+from parallelrun.statuses import TERMINAL_STATUSES, RunStatus
 
 _PROGRESS_FIELDS = {f.name for f in dataclasses.fields(JobProgress)} - {"workers"}
 PLAIN_EVERY = 10.0
@@ -62,16 +62,16 @@ class RunWatcher:
                 continue
             known = self.steps.get(row["id"])
             if known is None:
-                if row["status"] != "Running" or not row.get("progress"):
+                if row["status"] != RunStatus.RUNNING or not row.get("progress"):
                     continue
                 known = self._start(row)
             progress = known[0]
             _fill(progress, row)
-            if row["status"] in TERMINAL:
+            if row["status"] in TERMINAL_STATUSES:
                 progress.status = row["status"]
                 progress.finished_at = row.get("finished_at") or time.time()
             self._show(row, known)
-            if row["status"] in TERMINAL:
+            if row["status"] in TERMINAL_STATUSES:
                 self._finish(row["id"])
 
     def _start(self, row: dict) -> list:
@@ -94,7 +94,7 @@ class RunWatcher:
             self.bar.update(task, description=describe(progress),
                             completed=progress.minibatches_done,
                             total=progress.planned_minibatches if progress.planning_done else None)
-        elif time.monotonic() - last >= PLAIN_EVERY or row["status"] in TERMINAL:
+        elif time.monotonic() - last >= PLAIN_EVERY or row["status"] in TERMINAL_STATUSES:
             self.console.print(f"[{name}] {progress_line(progress)}", markup=False,
                                soft_wrap=True)
             known[2] = time.monotonic()
@@ -162,6 +162,6 @@ def step_summary(row: dict) -> str:
         parts.append(f"{row['finished_at'] - row['started_at']:.1f} s")
     if row.get("reused_from"):
         parts.append(f"reused step run {row['reused_from']}")
-    if row.get("error") and row["status"] != "Finished":
+    if row.get("error") and row["status"] != RunStatus.FINISHED:
         parts.append(str(row["error"]).strip().splitlines()[0])
     return "; ".join(parts)

@@ -30,6 +30,7 @@ import threading
 from datetime import datetime, timezone
 
 from parallelrun.engine.logs import FAILURES_FILE
+from parallelrun.statuses import TryOutcome
 
 SCAN_BYTES = 8 * 1024 * 1024
 MAX_TRACEBACK = 64 * 1024
@@ -47,7 +48,7 @@ def failure_view(record: dict) -> dict | None:
                 "type": str(record.get("error_type") or record["status"]),
                 "message": message[0] if message else "",
                 "node": str(record["node"]), "process": str(record["process"]),
-                "final": record["outcome"] != "will be retried",
+                "final": record["outcome"] != TryOutcome.WILL_BE_RETRIED,
                 "time": datetime.fromtimestamp(float(record["finished_at"]), timezone.utc)
                 .isoformat(timespec="milliseconds")}
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError):
@@ -150,9 +151,9 @@ class FailureIndex:
         if group is None:
             group = self._groups[kind] = _Group(str(kind))
         group.tries += 1
-        if outcome == "will be retried":
+        if outcome == TryOutcome.WILL_BE_RETRIED:
             group.retried += 1
-        elif outcome == "failed":
+        elif outcome == TryOutcome.FAILED:
             group.final += 1
         if group.first is None:
             group.first = {**(failure_view(record) or {}), "entry": len(self._entry_offsets)}

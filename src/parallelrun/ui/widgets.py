@@ -24,11 +24,12 @@ import threading
 from typing import Any, Callable
 
 from parallelrun.engine.logs import FAILURES_FILE
+from parallelrun.statuses import RunStatus
 from parallelrun.ui.failures import IndexCache
 from parallelrun.ui.state import WorkspaceView, inside, is_terminal
 
-_COLOURS = {"Finished": "#1a7f37", "Failed": "#c62828", "Running": "#1769d1",
-            "Canceled": "#b26a00"}
+_COLOURS = {RunStatus.FINISHED: "#1a7f37", RunStatus.FAILED: "#c62828",
+            RunStatus.RUNNING: "#1769d1", RunStatus.CANCELED: "#b26a00"}
 
 
 def _duration(seconds: float | None) -> str:
@@ -111,7 +112,7 @@ class RunDetails:
             d = step.get("detail")
             parallel = d is not None
             done = step["minibatches_succeeded"] + step["minibatches_failed"]
-            eta = _duration(d["eta_seconds"]) if parallel and step["status"] == "Running" \
+            eta = _duration(d["eta_seconds"]) if parallel and step["status"] == RunStatus.RUNNING \
                 and d.get("eta_seconds") is not None else "-"
             counts = ["", "", "", "", "", ""]
             if parallel:
@@ -125,7 +126,7 @@ class RunDetails:
                 + "".join(f"<td {right}>{value}</td>" for value in counts[1:])
                 + f"<td {right}>{eta}</td><td {right}>{_duration(step['duration'])}</td></tr>")
             notes = []
-            if parallel and step["status"] == "Running" and d["workers"]:
+            if parallel and step["status"] == RunStatus.RUNNING and d["workers"]:
                 busy = [f"{w['process']}: mini-batch {w['current']}" for w in d["workers"]
                         if w.get("current") is not None]
                 notes.append(f"workers {d['workers_ready']}/{d['workers_total']} ready"
@@ -136,7 +137,7 @@ class RunDetails:
                              f"x{group['tries']} ({group['minibatches_failed']} mini-batches "
                              f"failed, {group['retried']} retried), e.g. "
                              f"<code>{html.escape(str(first.get('message', ''))[:200])}</code>")
-            if step.get("error") and step["status"] != "Finished":
+            if step.get("error") and step["status"] != RunStatus.FINISHED:
                 notes.append("<pre style='background:#fff4f4;color:#7a1212;padding:6px;"
                              f"margin:2px 0;white-space:pre-wrap'>{html.escape(step['error'])}</pre>")
             if notes:
@@ -172,7 +173,7 @@ class RunDetails:
             for group in step.get("errors") or []:
                 lines.append(f"    {group['type']} x{group['tries']} "
                              f"({group['minibatches_failed']} mini-batches failed)")
-            if step.get("error") and step["status"] != "Finished":
+            if step.get("error") and step["status"] != RunStatus.FINISHED:
                 lines.append("    error: " + step["error"].splitlines()[0])
         return "\n".join(lines)
 

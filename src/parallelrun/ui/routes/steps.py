@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from parallelrun.statuses import RunStatus
 from parallelrun.ui.routes.context import AppContext, Ctx
 from parallelrun.ui.routes.events import EVENT_STREAM, stream
 from parallelrun.ui.routes.schemas import StepDetail, ThroughputSeries
@@ -18,7 +19,7 @@ def step_detail(ctx: AppContext, step_id: str) -> dict:
     """The step as GET /api/steps/{step_id} answers it; a running step's counts are also kept
     as a throughput sample."""
     data = ctx.view.step(step_id)
-    if data["status"] == "Running" and data.get("updated_at"):
+    if data["status"] == RunStatus.RUNNING and data.get("updated_at"):
         row_log = ctx.view.step_row(step_id).get("log_dir")
         ctx.history.get(step_id, row_log).add_sample(
             data["updated_at"], data["items_done"], data["minibatches_done"])
@@ -34,7 +35,7 @@ def get_step(step_id: str, ctx: Ctx):
 def _step_ended(data: dict) -> bool:
     # a step that never started has ended with its run
     return is_terminal(data["status"]) or (
-        data["status"] == "NotStarted" and is_terminal(data.get("run_status")))
+        data["status"] == RunStatus.NOT_STARTED and is_terminal(data.get("run_status")))
 
 
 @router.get("/api/steps/{step_id}/events", tags=["steps"], response_class=StreamingResponse,

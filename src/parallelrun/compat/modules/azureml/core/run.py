@@ -17,6 +17,7 @@ from typing import Any
 from parallelrun import metrics
 from parallelrun.compat import module_getattr
 from parallelrun.script import current_context
+from parallelrun.statuses import ScriptRunStatus
 
 log = logging.getLogger("parallelrun.compat.run")
 
@@ -85,7 +86,7 @@ class Run:
 
     def get_status(self) -> str:
         """``Running`` inside a worker (the step is running), ``Completed`` offline."""
-        return "Completed" if self._offline else "Running"
+        return ScriptRunStatus.COMPLETED if self._offline else ScriptRunStatus.RUNNING
 
     def child_run(self, name: str | None = None, run_id: str | None = None,
                   outputs: str | None = None) -> "Run":
