@@ -6,12 +6,15 @@ files and never folders) the reference is adjusted and says so."""
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
+import re
 import shutil
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
+from parallelrun.data.globbing import fragment_regex
 from parallelrun.data.listing import iter_local_files
 from parallelrun.data.remote import iter_remote_files
 
@@ -82,3 +85,18 @@ def test_a_folder_lists_every_file_below_it_but_the_job_marker(tmp_path_factory,
                 for name in names if name != ".parallelrun"]
     assert listed == _listing_order(expected)
     assert [u[len("file://"):] for u in iter_remote_files("file://" + root)] == listed
+
+
+@settings(max_examples=300, deadline=None)
+@given(part=st.text(alphabet="ab-z!*?[]^\\.", min_size=1, max_size=7),
+       name=st.text(alphabet="ab-z!^[]\\.", max_size=5))
+@example(part="*[!a]*", name="b")       # a negated set does not match the '/'
+@example(part="[z-a]x", name="x")       # a reversed range matches nothing, as in fnmatch
+@example(part="[!]]", name="]")
+def test_a_pattern_matched_against_whole_paths_reads_wildcards_as_listing_does(part, name):
+    # partition patterns are matched against paths, not listed: the same wildcards, never
+    # crossing a '/'
+    regex = re.compile(fragment_regex(part))
+    assert (regex.fullmatch(name) is not None) == (re.fullmatch(fnmatch.translate(part), name)
+                                                   is not None), (part, name)
+    assert regex.fullmatch(f"{name}/{name}") is None or "/" in part or "**" in part

@@ -41,6 +41,9 @@ as a file when a dataset checked that its pattern matched something (so ``from_f
 what planning then found empty); a remote table folder read ``_SUCCESS`` and ``.crc`` files as
 data; a remote path with ``//``, ``.`` or ``..`` listed nothing (or was refused by the storage)
 where the same local path listed the files. Each now follows the rule above.
+
+Patterns matched against whole paths instead of listed (a partition pattern's text between its
+``{keys}``) take their regular expression from :func:`fragment_regex`, the same wildcards.
 """
 
 from __future__ import annotations
@@ -137,6 +140,62 @@ def filter_names(part: str, names: list[str]) -> list[str]:
 def _component_regex(part: str):
     # translated once per component: fnmatch.translate costs ~15 us, several times a match
     return re.compile(fnmatch.translate(part)).match
+
+
+def fragment_regex(text: str) -> str:
+    """The regular expression (no anchors) of a piece of a '/'-separated pattern, with this
+    module's wildcards: for patterns matched against whole paths rather than listed, such as a
+    partition pattern's text between its ``{keys}`` (``data/partitions.py``). ``*``, ``?`` and
+    ``[...]`` never cross a '/'; ``**/`` is any number of folders, ``**`` elsewhere anything.
+    Sets are read as :mod:`fnmatch` reads them (``[!...]`` negates; a ``[`` with no ``]`` is a
+    plain character)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif text.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[" and (end := _set_end(text, i)) is not None:
+            out.append(_set_regex(text[i:end + 1]))
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
+
+
+def _set_end(text: str, start: int) -> int | None:
+    """Where the set opened at ``start`` closes (fnmatch's rule: a ']' right after the '[' or
+    '[!' is a member), or None when it never does."""
+    j = start + 1
+    if j < len(text) and text[j] == "!":
+        j += 1
+    if j < len(text) and text[j] == "]":
+        j += 1
+    end = text.find("]", j)
+    return None if end < 0 else end
+
+
+def _set_regex(brackets: str) -> str:
+    """A set (``[a-c]``, ``[!x]``) as fnmatch translates it, kept off '/'. fnmatch's own
+    translation, taken out of the ``(?s:...)\\Z`` it wraps a whole pattern in: its rules for
+    ranges, reversed ranges and escapes are many, and are its to keep."""
+    translated = fnmatch.translate(brackets)
+    inner = re.fullmatch(r"\(\?s:(.*)\)\\[Zz]", translated, re.S)
+    if inner is None:  # a Python whose fnmatch writes another wrapper
+        raise DataError(f"fnmatch.translate({brackets!r}) gave {translated!r}, which "
+                        "parallelrun.data.globbing cannot read; write the set as a '*' or "
+                        "'?' for now, and report it")
+    return "(?!/)" + inner.group(1)
 
 
 def is_table_bookkeeping(name: str) -> bool:
