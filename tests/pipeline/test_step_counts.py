@@ -10,6 +10,7 @@ import sqlite3
 from fastapi.testclient import TestClient
 
 from parallelrun import Dataset, ParallelRunConfig, Run, Workspace, run_job
+from parallelrun.engine.progress import JobProgress
 from parallelrun.pipeline.records import RunStore
 from parallelrun.pipeline.step_counts import COLUMNS, StepCounts
 from parallelrun.ui.app import create_app
@@ -68,3 +69,17 @@ def test_the_catalog_has_a_column_of_each_counts_type(tmp_path):
     hints = {"int": int, "float": float, "bool": bool}
     for name, field in StepCounts.__dataclass_fields__.items():
         assert columns.get(name) == sql_type[hints[field.type]], name
+
+
+def test_a_step_followed_from_its_row_shows_the_counts_the_job_had():
+    # what 'parallelrun runs watch' does: the row's counts back into a JobProgress
+    job = JobProgress(planned_minibatches=7, planning_done=True, minibatches_succeeded=5,
+                      minibatches_failed=1, items_succeeded=50, items_failed=3, retries=2)
+    row = StepCounts.of_progress(job).columns()
+    followed = JobProgress()
+    StepCounts.of_row(row).fill(followed)
+    again = StepCounts.of_progress(followed).columns()
+    assert {k: v for k, v in again.items() if k != "items_per_second"} == \
+        {k: v for k, v in row.items() if k != "items_per_second"}    # a rate is of its own times
+    assert (followed.planned_minibatches, followed.minibatches_done, followed.items_done,
+            followed.retries, followed.planning_done) == (7, 6, 53, 2, True)

@@ -54,6 +54,17 @@ class StepCounts:
                    items_per_second=round(progress.items_per_second(), 3),
                    planning_done=bool(progress.planning_done))
 
+    def fill(self, progress) -> None:
+        """Set an engine ``JobProgress``'s counters to these (a step followed from its row,
+        ``parallelrun runs watch``); its rate comes from its own times."""
+        progress.planned_minibatches = self.minibatches_total
+        progress.minibatches_succeeded = self.minibatches_succeeded
+        progress.minibatches_failed = self.minibatches_failed
+        progress.items_succeeded = self.items_succeeded
+        progress.items_failed = self.items_failed
+        progress.retries = self.retries
+        progress.planning_done = bool(self.planning_done)
+
     @classmethod
     def of_row(cls, row: Mapping[str, Any]) -> "StepCounts":
         """The counts of a ``step_runs`` row (or any mapping holding the columns)."""
