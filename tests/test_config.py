@@ -59,9 +59,9 @@ def test_entry_script_without_source_directory_is_relative_to_cwd(script, monkey
     ("mini_batch_size", "1TB", "a data size"),
     ("mini_batch_size", -3, "a count of files"),
     ("logging_level", "VERBOSE", "one of WARNING, INFO, DEBUG"),
-    ("run_invocation_timeout", 0, "seconds > 0"),
-    ("run_invocation_timeout", "60", "seconds > 0"),
-    ("init_timeout", -1, "seconds > 0"),
+    ("run_invocation_timeout", 0, "seconds one run() may take, > 0"),
+    ("run_invocation_timeout", "60", "seconds one run() may take, > 0"),
+    ("init_timeout", -1, "seconds init() may take, > 0"),
     ("run_max_try", 0, "integer >= 1"),
     ("allowed_failed_count", -5, "integer >= -1"),
     ("allowed_failed_percent", 101, "percentage from 0 to 100"),
@@ -246,8 +246,8 @@ def test_the_cli_refuses_them_with_exit_2_and_no_traceback(script, tmp_path, fla
 @given(st.one_of(st.integers(-5, 10**6), st.text(max_size=8),
                  st.from_regex(r"\A\s?[0-9]{1,4}(kb|KB|mb|Mb|gb|GB|B|tb)?\s?\Z")))
 def test_a_job_files_mini_batch_size_is_what_one_dataset_kind_or_the_other_takes(value):
-    # job files check mini_batch_size before the dataset's kind is known: config.py's one rule
-    from parallelrun.config import is_mini_batch_size, parse_data_size, parse_file_count
+    # job files check mini_batch_size before the dataset's kind is known, with config.py's rule
+    from parallelrun.config import check_mini_batch_size, parse_data_size, parse_file_count
 
     def takes(parse) -> bool:
         try:
@@ -256,6 +256,6 @@ def test_a_job_files_mini_batch_size_is_what_one_dataset_kind_or_the_other_takes
             return False
         return True
 
-    # never refuses what a dataset kind would take (a count of 0 passes here and fails there)
-    if takes(parse_data_size) or takes(parse_file_count):
-        assert is_mini_batch_size(value)
+    # refuses nothing a dataset kind takes, and takes nothing both kinds refuse
+    assert takes(lambda v: check_mini_batch_size("mini_batch_size", v)) == \
+        (takes(parse_data_size) or takes(parse_file_count))

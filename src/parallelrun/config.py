@@ -12,7 +12,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from parallelrun.errors import ConfigurationError
 
@@ -34,6 +34,8 @@ _SIZE_UNITS = {"": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 #: would exhaust the machine's process table or the cluster before the first mini-batch ran
 MAX_PROCESS_COUNT_PER_NODE = 1024
 MAX_NODE_COUNT = 1024
+#: the fewest tries of a mini-batch: its first one
+MIN_RUN_MAX_TRY = 1
 #: names an append_row file may not take in the output folder: the default log folder and the
 #: marker a job leaves in its folders (engine/job_folders.py); a file there would be clobbered
 #: the marker a job writes into its output and log folders (engine/job_folders.py)
@@ -63,25 +65,21 @@ def parse_data_size(value: int | str) -> int:
     return size
 
 
-def is_mini_batch_size(value: Any) -> bool:
-    """Whether ``value`` can be a mini_batch_size before the dataset's kind is known: a count of
-    files (``5``, ``"5"``) or a data size (``"1MB"``). Job files check with it; the dataset's kind
-    decides the rest (:func:`parse_file_count`, :func:`parse_data_size`)."""
-    return not isinstance(value, bool) and bool(_MINI_BATCH_SIZE_RE.match(str(value).strip()))
-
-
 def parse_file_count(value: int | str) -> int:
     """Files per mini-batch in a file dataset's mini_batch_size: ``5`` or ``"5"``, at least 1."""
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+    # isdecimal, not isdigit: '²' is a digit that int() refuses
+    if isinstance(value, bool) or not text.isdecimal() or int(text) < 1:
         raise ConfigurationError(
             "mini_batch_size", value,
             "a file dataset needs a count of files per mini-batch, an integer >= 1 (e.g. 5 or '5')")
     return int(text)
 
 
-def _check_int(name: str, value: Any, minimum: int, meaning: str,
-               maximum: int | None = None) -> int:
+def check_whole_number(name: str, value: Any, minimum: int, meaning: str,
+                       maximum: int | None = None) -> int:
+    """An integer from ``minimum`` to ``maximum`` (bools are not numbers here); raises
+    :class:`ConfigurationError` naming ``name`` and saying what the value ``meaning``."""
     limit = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum \
             or (maximum is not None and value > maximum):
@@ -89,15 +87,50 @@ def _check_int(name: str, value: Any, minimum: int, meaning: str,
     return value
 
 
-def check_seconds(name: str, value: Any) -> float:
+def check_seconds(name: str, value: Any, meaning: str = "a number of seconds") -> float:
     """A duration in seconds: a finite number > 0 (nan and inf would turn the timeout off).
 
-    Raises :class:`ConfigurationError` naming ``name``. Job files (pipeline/yaml_job.py) call it
-    for their own timeouts, so both accept the same values.
+    Raises :class:`ConfigurationError` naming ``name``; ``meaning`` says what the seconds are.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value <= 0:
-        raise ConfigurationError(name, value, "a number of seconds > 0 (finite: not nan or inf)")
+        raise ConfigurationError(name, value, f"{meaning}, > 0 and finite (not nan or inf)")
+    return value
+
+
+def check_mini_batch_size(name: str, value: Any) -> int | str:
+    """A mini_batch_size before the dataset's kind is known: a count of files (``5``, ``"5"``)
+    or a data size (``"1MB"``), at least 1. The dataset's kind decides the rest
+    (:func:`parse_file_count`, :func:`parse_data_size`)."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not _MINI_BATCH_SIZE_RE.match(text) \
+            or int(text.rstrip("kKmMgGbB")) < 1:
+        raise ConfigurationError(
+            name, value,
+            "a count of files for file datasets (an integer >= 1, e.g. 5 or '5') or a data "
+            "size for tabular datasets (e.g. 1024, '10KB', '1MB', '1GB')")
+    return value
+
+
+def check_logging_level(name: str, value: Any) -> str:
+    """One of LOGGING_LEVELS, in any case; returns it in capitals."""
+    level = str(value).upper()
+    if level not in LOGGING_LEVELS:
+        raise ConfigurationError(name, value, f"one of {', '.join(LOGGING_LEVELS)} (any case)")
+    return level
+
+
+def check_max_retries(name: str, value: Any) -> int:
+    """Retries after a mini-batch's first try (Azure ML v2's ``retry_settings.max_retries``):
+    ``run_max_try`` less one, so at least ``MIN_RUN_MAX_TRY - 1``."""
+    return check_whole_number(name, value, MIN_RUN_MAX_TRY - 1,
+                              "retries of a mini-batch after its first try")
+
+
+def check_script_name(name: str, value: str) -> str:
+    """An entry script's name: a Python file, ending in .py (where it is, is the disk's to say)."""
+    if Path(value).suffix != ".py":
+        raise ConfigurationError(name, value, "a Python file ending in .py")
     return value
 
 
@@ -118,6 +151,69 @@ def check_file_name(name: str, value: Any) -> str:
                          "the job itself uses those in the output folder (its log folder and "
                          "its marker file)")
     return value
+
+
+def check_percent(name: str, value: Any) -> float:
+    """A percentage from 0 to 100 (nan refused)."""
+    # written so that nan fails too (every comparison with nan is False)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise ConfigurationError(name, value, "a percentage from 0 to 100")
+    return value
+
+
+def check_partition_keys(name: str, value: Any) -> list[str]:
+    """A non-empty list of column names; returns it as a list."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value \
+            or not all(isinstance(k, str) and k for k in value):
+        raise ConfigurationError(name, value,
+                                 "a non-empty list of column names, e.g. ['region', 'date']")
+    return list(value)
+
+
+def check_environment_variables(name: str, value: Any) -> dict[str, str]:
+    """A mapping of str to str; returns it as a dict."""
+    if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigurationError(name, value,
+                                 "a dict of str to str, e.g. {'OMP_NUM_THREADS': '1'}")
+    return dict(value)
+
+
+def _whole_number(minimum: int, meaning: str, maximum: int | None = None):
+    return lambda name, value: check_whole_number(name, value, minimum, meaning, maximum)
+
+
+#: the value rule of each ParallelRunConfig field that has one of its own: field ->
+#: ``check(name, value)``, returning the value as the config keeps it (raises
+#: ConfigurationError naming ``name``). ParallelRunConfig runs them on every value that is not
+#: None; job files run them (:func:`check_field`) on the keys that map onto these fields, so a
+#: file and the config accept the same values.
+FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "error_threshold": _whole_number(-1, "the number of failed items tolerated (-1 ignores all)"),
+    "node_count": _whole_number(1, "the number of nodes", MAX_NODE_COUNT),
+    "process_count_per_node": _whole_number(1, "worker processes per node",
+                                            MAX_PROCESS_COUNT_PER_NODE),
+    "mini_batch_size": check_mini_batch_size,
+    "logging_level": check_logging_level,
+    "run_invocation_timeout": lambda name, value: check_seconds(
+        name, value, "seconds one run() may take"),
+    "init_timeout": lambda name, value: check_seconds(name, value, "seconds init() may take"),
+    "run_max_try": _whole_number(MIN_RUN_MAX_TRY, "tries of a mini-batch (first + retries)"),
+    "allowed_failed_count": _whole_number(-1, "failed mini-batches tolerated (-1 ignores all)"),
+    "allowed_failed_percent": check_percent,
+    "partition_keys": check_partition_keys,
+    "environment_variables": check_environment_variables,
+}
+
+
+def check_field(field: str, value: Any, name: str | None = None) -> Any:
+    """Check ``value`` for ParallelRunConfig's ``field`` as the config does, naming it ``name``
+    (a job file's key) in the error; returns the value as the config would keep it.
+
+    >>> check_field("logging_level", "debug", name="logging_level")
+    'DEBUG'
+    """
+    return FIELD_CHECKS[field](name or field, value)
 
 
 def _param(default: Any, help: str, default_text: str | None = None) -> Any:
@@ -218,38 +314,13 @@ class ParallelRunConfig:
                 "error_threshold", None,
                 "it is required: the number of failed items to tolerate, an integer >= -1 "
                 "(-1 ignores all failures)")
-        _check_int("error_threshold", self.error_threshold, -1, "the number of failed items tolerated")
         if self.output_action not in OUTPUT_ACTIONS:
             raise ConfigurationError("output_action", self.output_action,
                                      f"one of {', '.join(OUTPUT_ACTIONS)}")
-        _check_int("node_count", self.node_count, 1, "the number of nodes", MAX_NODE_COUNT)
-        if self.process_count_per_node is not None:
-            _check_int("process_count_per_node", self.process_count_per_node, 1,
-                       "worker processes per node", MAX_PROCESS_COUNT_PER_NODE)
-        if self.mini_batch_size is not None:
-            text = str(self.mini_batch_size).strip()
-            if isinstance(self.mini_batch_size, bool) or not _MINI_BATCH_SIZE_RE.match(text) \
-                    or int(text.rstrip("kKmMgGbB")) < 1:
-                raise ConfigurationError(
-                    "mini_batch_size", self.mini_batch_size,
-                    "a count of files for file datasets (an integer >= 1, e.g. 5 or '5') or a data "
-                    "size for tabular datasets (e.g. 1024, '10KB', '1MB', '1GB')")
-        level = str(self.logging_level).upper()
-        if level not in LOGGING_LEVELS:
-            raise ConfigurationError("logging_level", self.logging_level,
-                                     f"one of {', '.join(LOGGING_LEVELS)}")
-        self.logging_level = level
-        for name in ("run_invocation_timeout", "init_timeout"):
-            check_seconds(name, getattr(self, name))
-        _check_int("run_max_try", self.run_max_try, 1, "tries of a mini-batch (first + retries)")
-        if self.allowed_failed_count is not None:
-            _check_int("allowed_failed_count", self.allowed_failed_count, -1,
-                       "failed mini-batches tolerated (-1 ignores all)")
-        if self.allowed_failed_percent is not None:
-            value = self.allowed_failed_percent
-            # written so that nan fails too (every comparison with nan is False)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
-                raise ConfigurationError("allowed_failed_percent", value, "a percentage from 0 to 100")
+        for field, check in FIELD_CHECKS.items():
+            value = getattr(self, field)
+            if value is not None:   # None: the default each field's help describes
+                setattr(self, field, check(field, value))
         if self.append_row_format not in APPEND_ROW_FORMATS:
             raise ConfigurationError(
                 "append_row_format", self.append_row_format,
@@ -259,19 +330,6 @@ class ParallelRunConfig:
             self.append_row_file_name = (DEFAULT_APPEND_ROW_FILE_NAME if self.append_row_format == "text"
                                          else f"parallel_run_step.{self.append_row_format}")
         check_file_name("append_row_file_name", self.append_row_file_name)
-        if self.partition_keys is not None:
-            keys = self.partition_keys
-            if isinstance(keys, str) or not keys or not all(isinstance(k, str) and k for k in keys):
-                raise ConfigurationError("partition_keys", keys,
-                                         "a non-empty list of column names, e.g. ['region', 'date']")
-            self.partition_keys = list(keys)
-        if self.environment_variables is not None:
-            env = self.environment_variables
-            if not isinstance(env, Mapping) or not all(
-                    isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-                raise ConfigurationError("environment_variables", env,
-                                         "a dict of str to str, e.g. {'OMP_NUM_THREADS': '1'}")
-            self.environment_variables = dict(env)
 
     def _check_entry_script(self) -> None:
         if not self.entry_script:
@@ -287,8 +345,7 @@ class ParallelRunConfig:
             script = source / self.entry_script
         else:
             script = Path(self.entry_script)
-        if script.suffix != ".py":
-            raise ConfigurationError("entry_script", str(self.entry_script), "a Python file ending in .py")
+        check_script_name("entry_script", str(self.entry_script))
         if not script.is_file():
             where = f" inside source_directory {str(self.source_directory)!r}" if self.source_directory else ""
             raise ConfigurationError(

@@ -137,9 +137,11 @@ def test_a_job_file_with_mistakes_lists_each_with_its_line(job_folder):
         "broken.yml:8: input_data: inputs.images is not defined; inputs: items",
         "broken.yml:9: mini_batch_sise: unknown key; did you mean 'mini_batch_size'?",
         "broken.yml:10: mini_batch_size: 'ten': a count of files",
-        "broken.yml:12: retry_settings.max_retries: -1: a whole number >= 0",
+        "broken.yml:12: retry_settings.max_retries: -1: retries of a mini-batch after its first "
+        "try, an integer >= 0",
         "broken.yml:13: retry_settings.timeout: 0: seconds one run() may take, > 0",
-        "broken.yml:15: resources.instance_count: 0: a whole number >= 1",
+        "broken.yml:15: resources.instance_count: 0: the number of nodes, an integer >= 1 and "
+        "<= 1024",
         "broken.yml:19: task.entry_script: 'scoring.py': no such file in",
         "broken.yml:20: task.program_arguments: ${{inputs.threshold}} names no input",
         "broken.yml:21: task.append_row_to: outputs.results is not defined; outputs: scores",

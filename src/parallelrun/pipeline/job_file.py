@@ -1,6 +1,7 @@
 """What every v2 job file has, whatever its ``type``: the YAML read with the line of each key
 (:func:`_line_map`), the :class:`JobFile` base (path, folder, data, problems each reported with
-its line, experiment name) and the vocabulary that parallel jobs
+its line, the check of its shape against :mod:`~parallelrun.pipeline.job_schema`'s models,
+experiment name) and the vocabulary that parallel jobs
 (:mod:`parallelrun.pipeline.parallel_job`) and pipeline jobs
 (:mod:`parallelrun.pipeline.pipeline_job`) share: input types, ``${{inputs.x}}`` references and
 job names. It is separate so a pipeline job needs nothing of a parallel job to be read.
@@ -15,10 +16,11 @@ from typing import Any
 import yaml
 
 from parallelrun.errors import JobSpecError
+from parallelrun.pipeline.job_schema import DATA_TYPES, LITERAL_TYPES, MODEL_TYPES, document_problems
 
-_DATA_TYPES = {"uri_folder", "uri_file", "mltable"}
-_MODEL_TYPES = {"custom_model", "mlflow_model", "triton_model"}
-_LITERAL_TYPES = {"string", "integer", "number", "boolean"}
+_DATA_TYPES = set(DATA_TYPES)
+_MODEL_TYPES = set(MODEL_TYPES)
+_LITERAL_TYPES = set(LITERAL_TYPES)
 _REF = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
 
 
@@ -67,14 +69,28 @@ class JobFile:
     def problem(self, key: str, message: str) -> None:
         key = self.key_prefix + key
         line, probe = self.lines.get(key), key
-        while line is None and "." in probe:
-            probe = probe.rsplit(".", 1)[0]
-            line = self.lines.get(probe)
+        # a key the file lacks (a required one) is reported at the line of its parent
+        while line is None:
+            parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+            if parent == probe:
+                break
+            probe, line = parent, self.lines.get(parent)
+        if line is None and self.lines:
+            line = min(self.lines.values())   # a top-level key the file lacks: its first line
         self.problems.append((line, key, message))
+
+    def check_shape(self, model: type, data: Any = None, key_prefix: str = "") -> None:
+        """Report every way ``data`` (default: the file's) differs from ``model``, one of
+        :mod:`~parallelrun.pipeline.job_schema`'s, each as a problem with its line;
+        ``key_prefix`` is where ``data`` sits in the file (``jobs.<node>.``)."""
+        for key, message in document_problems(model, self.data if data is None else data):
+            self.problem(key_prefix + key, message)
 
     def raise_problems(self) -> None:
         if self.problems:
-            raise JobSpecError(os.path.relpath(self.path), self.problems)
+            # in the file's order, so a reader fixes them top to bottom
+            ordered = sorted(self.problems, key=lambda problem: problem[0] or 0)
+            raise JobSpecError(os.path.relpath(self.path), ordered)
 
     @property
     def experiment_name(self) -> str:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from typing import Any
 
 from parallelrun.data.urls import is_url
 from parallelrun.errors import ConfigurationError, ParallelRunError
 from parallelrun.pipeline.job_file import _LITERAL_TYPES, _MODEL_TYPES, _REF, new_job_name
-from parallelrun.pipeline.parallel_job_checks import _DATASTORE_PATH, _PATH_TOKEN, ParallelJobFile
+from parallelrun.pipeline.job_schema import DATASTORE_PATH as _DATASTORE_PATH
+from parallelrun.pipeline.job_schema import PATH_TOKEN as _PATH_TOKEN
+from parallelrun.pipeline.parallel_job_checks import ParallelJobFile, split_arguments
 from parallelrun.pipeline.pipeline_data import DatastorePlacement, LocalPlacement, PipelineData
 
 
@@ -87,7 +88,8 @@ class ParallelJob(ParallelJobFile):
                 entry_script=str(task["entry_script"]),
                 mini_batch_size=(None if data.get("mini_batch_size") is None
                                  else str(data["mini_batch_size"])),
-                error_threshold=data.get("error_threshold", -1),
+                error_threshold=(-1 if data.get("error_threshold") is None
+                                 else data["error_threshold"]),
                 allowed_failed_count=data.get("mini_batch_error_threshold"),
                 output_action="append_row" if append else "summary_only",
                 append_row_file_name=file_name,
@@ -267,8 +269,7 @@ class ParallelJob(ParallelJobFile):
     def _arguments(self, arguments: Any, values: dict, outputs: dict) -> list[Any]:
         if arguments is None:
             return []
-        tokens = [str(a) for a in arguments] if isinstance(arguments, list) else \
-            shlex.split(str(arguments))
+        tokens = split_arguments(arguments) or []   # check() refused unclosed quotes
         result: list[Any] = []
         for token in tokens:
             whole = _REF.fullmatch(token)

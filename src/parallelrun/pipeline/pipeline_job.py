@@ -47,20 +47,13 @@ import yaml
 
 from parallelrun.data.urls import is_url
 from parallelrun.errors import ParallelRunError
+from parallelrun.pipeline.job_schema import CommandJobSpec, PipelineJobSpec
 from parallelrun.pipeline.pipeline_data import LocalPlacement, PipelineData
 from parallelrun.pipeline.yaml_job import (
     _DATA_TYPES, _LITERAL_TYPES, _MODEL_TYPES, _REF, JobFile, JobSpecError, ParallelJob,
     _line_map, new_job_name,
 )
 
-_TOP_KEYS = {"$schema", "type", "name", "display_name", "description", "tags", "experiment_name",
-             "compute", "settings", "inputs", "outputs", "jobs", "properties", "identity"}
-_SETTINGS_KEYS = {"default_compute", "default_datastore", "continue_on_step_failure",
-                  "force_rerun", "default_environment"}
-_COMMAND_KEYS = {"type", "component", "name", "display_name", "description", "tags", "compute",
-                 "inputs", "outputs", "code", "command", "environment", "environment_variables",
-                 "resources", "limits", "distribution", "identity", "services", "properties",
-                 "$schema", "version", "is_deterministic", "queue_settings"}
 _COMPONENT_ONLY = {"$schema", "name", "version", "display_name", "is_deterministic", "tags",
                    "description"}
 _PARENT_INPUT = re.compile(r"\$\{\{\s*parent\.inputs\.([A-Za-z0-9_]+)\s*\}\}")
@@ -107,30 +100,14 @@ class PipelineJob(JobFile):
     def check(self) -> None:
         """Check the file's shape, its components and bindings (not yet the workspace)."""
         data = self.data
-        for key in data:
-            if key not in _TOP_KEYS:
-                self.problem(key, f"unknown key; known keys: {', '.join(sorted(_TOP_KEYS))}")
-        if data.get("type") != "pipeline":
-            self.problem("type", f"{data.get('type')!r}: a pipeline job needs 'type: pipeline'")
-        settings = data.get("settings")
-        if settings is not None and not isinstance(settings, dict):
-            self.problem("settings", "a mapping (default_compute, default_datastore, ...)")
-        for key in self._settings():
-            if key not in _SETTINGS_KEYS:
-                self.problem(f"settings.{key}",
-                             f"unknown key; known keys: {', '.join(sorted(_SETTINGS_KEYS))}")
-        for section in ("inputs", "outputs"):
-            if data.get(section) is not None and not isinstance(data.get(section), dict):
-                self.problem(section, f"a mapping of names to {section}")
+        self.check_shape(PipelineJobSpec)
         jobs = data.get("jobs")
-        if not isinstance(jobs, dict) or not jobs:
-            self.problem("jobs", "required: a mapping of node names to parallel or command jobs")
-            return
+        if not isinstance(jobs, dict):
+            return   # a problem of the shape
         self.nodes = {}
         for name, node in jobs.items():
             if not isinstance(node, dict):
-                self.problem(f"jobs.{name}", "a mapping with type: parallel or type: command")
-                continue
+                continue   # a problem of the shape
             resolved = self._resolve_node(name, node)
             if resolved is not None:
                 self.nodes[name] = resolved
@@ -258,14 +235,10 @@ class PipelineJob(JobFile):
 
     def _check_command(self, name: str, node: dict) -> None:
         key = f"jobs.{name}"
-        for field in node:
-            if field not in _COMMAND_KEYS:
-                self.problem(f"{key}.{field}", "unknown key for a command job; known keys: "
-                             f"{', '.join(sorted(_COMMAND_KEYS))}")
+        self.check_shape(CommandJobSpec, node, key_prefix=f"{key}.")
+        # by hand: the disk and references between keys
         command = node.get("command")
-        if not isinstance(command, str) or not command.strip():
-            self.problem(f"{key}.command", "required: the command line to run, e.g. "
-                         "python prep.py --out ${{outputs.data}}")
+        if not isinstance(command, str):
             return
         code = node.get("code") or self.folder
         if not os.path.isdir(code):
