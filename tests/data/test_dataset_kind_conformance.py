@@ -16,14 +16,22 @@ import dataclasses
 import importlib
 import pickle
 import pkgutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 import parallelrun.data
-from parallelrun import (DataError, Dataset, ParallelRunConfig, ParallelRunError,
-                         ResumeMismatchError, Workspace, WorkspaceError, run_job)
+from parallelrun import (
+    DataError,
+    Dataset,
+    ParallelRunConfig,
+    ParallelRunError,
+    ResumeMismatchError,
+    Workspace,
+    WorkspaceError,
+    run_job,
+)
 from parallelrun.data.base import DATASET_KINDS
 
 
@@ -162,10 +170,10 @@ def plan_of(dataset, sample: Sample) -> list[tuple]:
 
 
 def config(sample: Sample, make_script, **overrides) -> ParallelRunConfig:
-    values = dict(source_directory=str(make_script(sample.script)), entry_script="score.py",
-                  mini_batch_size=sample.mini_batch_size, error_threshold=0,
-                  output_action="append_row", process_count_per_node=2, compute_target="local")
-    values.update(overrides)
+    values = {"source_directory": str(make_script(sample.script)), "entry_script": "score.py",
+              "mini_batch_size": sample.mini_batch_size, "error_threshold": 0,
+              "output_action": "append_row", "process_count_per_node": 2,
+              "compute_target": "local", **overrides}
     return ParallelRunConfig(**values)
 
 
