@@ -298,6 +298,19 @@ def test_path_pattern_partitions_one_mini_batch_per_key(tmp_path):
     assert [mb.payload.partition_key_value for mb, _ in loaded(plain, None, ["{region}/{date}/*.csv"])] == keys
 
 
+def test_a_set_in_a_partition_pattern_means_what_it_means_in_listing(tmp_path):
+    # listing read [01] as a set while partitioning read it as two plain characters, so the
+    # files listed were then dropped ("matched no files")
+    make_partitioned(tmp_path / "data")
+    ds = Dataset.Tabular.from_delimited_files(str(tmp_path / "data" / "{region}" / "*" / "part[01].csv"))
+    by_region = loaded(ds, None, ["region"])
+    assert [mb.payload.partition_key_value for mb, _ in by_region] == [{"region": "eu"}, {"region": "us"}]
+    assert [len(df) for _, df in by_region] == [200, 200]
+    files = Dataset.File.from_files(str(tmp_path / "data" / "{region}" / "*" / "part[0].csv"))
+    assert [(mb.items, mb.payload.partition_key_value) for mb in files.plan(None, partition_keys=["region"])] \
+        == [(2, {"region": "eu"}), (2, {"region": "us"})]
+
+
 def test_partitions_with_a_size_are_split_further_never_mixing_keys(tmp_path):
     make_partitioned(tmp_path / "data")
     ds = Dataset.Tabular.from_delimited_files(str(tmp_path / "data" / "{region}" / "{date}" / "*.csv"))

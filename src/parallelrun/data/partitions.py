@@ -13,6 +13,7 @@ import os
 import re
 from typing import Any
 
+from parallelrun.data.globbing import fragment_regex
 from parallelrun.errors import DataError
 
 KEY_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_ ]*)(?::[^}]*)?\}")
@@ -37,7 +38,7 @@ class PartitionPattern:
         keys: list[str] = []
         out, pos = [], 0
         for m in KEY_RE.finditer(pattern):
-            out.append(_glob_regex(pattern[pos:m.start()]))
+            out.append(fragment_regex(pattern[pos:m.start()]))
             name = m.group(1)
             if name in keys:
                 raise DataError(f"partition pattern {text!r} names {{{name}}} twice; each key "
@@ -45,7 +46,7 @@ class PartitionPattern:
             out.append(f"(?P<k{len(keys)}>[^/]+?)")
             keys.append(name)
             pos = m.end()
-        out.append(_glob_regex(pattern[pos:]))
+        out.append(fragment_regex(pattern[pos:]))
         if not keys:
             raise DataError(f"partition pattern {text!r} names no keys; write them in braces, "
                             "e.g. '{region}/{date}/*.csv'")
@@ -61,27 +62,6 @@ class PartitionPattern:
         if m is None:
             return None
         return {k: m.group(f"k{i}") for i, k in enumerate(self.keys)}
-
-
-def _glob_regex(text: str) -> str:
-    out, i = [], 0
-    while i < len(text):
-        if text.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif text.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif text[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif text[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(text[i]))
-            i += 1
-    return "".join(out)
 
 
 class PartitionPayload:
