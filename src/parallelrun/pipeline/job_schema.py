@@ -42,8 +42,28 @@ def _one_of(values: tuple[str, ...]) -> Any:
     return Literal.__getitem__(values)
 
 
-def _config(field: str) -> Any:
-    """A value that becomes ParallelRunConfig's ``field``: config.py's rule decides."""
+#: the keys of a parallel job that become ParallelRunConfig fields: key -> field. The models
+#: check each such value by the field's own rule (config.check_field); building the step
+#: (pipeline/parallel_job.py) names the key of a field the config refuses.
+CONFIG_FIELDS = {
+    "mini_batch_size": "mini_batch_size",
+    "partition_keys": "partition_keys",
+    "mini_batch_error_threshold": "allowed_failed_count",
+    "error_threshold": "error_threshold",
+    "logging_level": "logging_level",
+    "max_concurrency_per_instance": "process_count_per_node",
+    "resources.instance_count": "node_count",
+    "retry_settings.timeout": "run_invocation_timeout",
+    # retries, not tries: run_max_try = max_retries + 1 (config.check_max_retries)
+    "retry_settings.max_retries": "run_max_try",
+    "task.code": "source_directory",
+    "task.entry_script": "entry_script",
+}
+
+
+def _config(key: str) -> Any:
+    """The value of ``key``, a ParallelRunConfig field's (CONFIG_FIELDS): config.py's rule."""
+    field = CONFIG_FIELDS[key]
     return Annotated[Any, AfterValidator(lambda v: v if v is None else check_field(field, v))]
 
 
@@ -142,7 +162,7 @@ class OutputSpec(_Keys):
 class Resources(_Keys):
     """``resources`` of a parallel job."""
 
-    instance_count: _config("node_count") = None
+    instance_count: _config("resources.instance_count") = None
     instance_type: str | None = None
     properties: dict[str, Any] | None = None
     shm_size: str | None = None
@@ -154,7 +174,7 @@ class RetrySettings(_Keys):
     """``retry_settings`` of a parallel job."""
 
     max_retries: Annotated[Any, AfterValidator(_max_retries)] = None
-    timeout: _config("run_invocation_timeout") = None
+    timeout: _config("retry_settings.timeout") = None
 
 
 class RunFunction(_Keys):
@@ -191,11 +211,11 @@ class ParallelJobSpec(_Keys):
     input_data: str = Field(description="${{inputs.<name>}}")
     mini_batch_size: _config("mini_batch_size") = None
     partition_keys: _config("partition_keys") = None
-    mini_batch_error_threshold: _config("allowed_failed_count") = None
+    mini_batch_error_threshold: _config("mini_batch_error_threshold") = None
     error_threshold: _config("error_threshold") = None
     logging_level: _config("logging_level") = None
     resources: Resources | None = None
-    max_concurrency_per_instance: _config("process_count_per_node") = None
+    max_concurrency_per_instance: _config("max_concurrency_per_instance") = None
     retry_settings: RetrySettings | None = None
     environment_variables: dict[str, Any] | None = Field(
         None, description="a mapping of names to values")

@@ -14,6 +14,7 @@ from typing import Any
 from parallelrun.data.urls import is_url
 from parallelrun.errors import ConfigurationError, ParallelRunError
 from parallelrun.pipeline.job_file import _LITERAL_TYPES, _MODEL_TYPES, _REF, new_job_name
+from parallelrun.pipeline.job_schema import CONFIG_FIELDS
 from parallelrun.pipeline.job_schema import DATASTORE_PATH as _DATASTORE_PATH
 from parallelrun.pipeline.job_schema import PATH_TOKEN as _PATH_TOKEN
 from parallelrun.pipeline.parallel_job_checks import ParallelJobFile, split_arguments
@@ -105,12 +106,7 @@ class ParallelJob(ParallelJobFile):
             settings.update(options)
             config = ParallelRunConfig(**settings)
         except ParallelRunError as exc:
-            key = {"run_max_try": "retry_settings.max_retries",
-                   "run_invocation_timeout": "retry_settings.timeout",
-                   "node_count": "resources.instance_count",
-                   "process_count_per_node": "max_concurrency_per_instance",
-                   "allowed_failed_count": "mini_batch_error_threshold",
-                   "entry_script": "task.entry_script", "source_directory": "task.code",
+            key = {**{field: key for key, field in CONFIG_FIELDS.items()},
                    **{field: "task.program_arguments" for field in options}}.get(
                 getattr(exc, "parameter", ""), getattr(exc, "parameter", "task"))
             self.problem(key, str(exc))
