@@ -200,3 +200,14 @@ def test_a_data_size_for_files_is_refused_when_the_file_is_read(job_folder):
     [(line, key, message)] = info.value.problems
     assert (line, key) == (text.splitlines().index("mini_batch_size: 1MB") + 1, "mini_batch_size")
     assert message.startswith("'1MB': inputs.items is uri_folder: a file dataset needs a count")
+
+
+def test_a_quoted_false_is_not_taken_for_true(job_folder):
+    # bool("false") is True: a pipeline setting must be YAML's own true or false
+    (job_folder / "pipeline.yml").write_text(
+        PIPELINE_MISTAKES.replace("  default_datastor: workspaceblobstore\n",
+                                  "  continue_on_step_failure: 'false'\n"))
+    with pytest.raises(JobSpecError) as info:
+        load_job(job_folder / "pipeline.yml")
+    assert "pipeline.yml:4: settings.continue_on_step_failure: 'false': true or false, " \
+           "unquoted" in " ".join(str(info.value).split())

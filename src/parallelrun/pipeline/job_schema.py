@@ -17,7 +17,7 @@ import types
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator,
+    AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator,
 )
 
 from parallelrun.config import check_field, check_max_retries
@@ -133,7 +133,7 @@ class InputSpec(_Keys):
     path: str | None = None
     mode: _one_of(INPUT_MODES) | None = None
     description: str | None = None
-    optional: bool | None = None
+    optional: StrictBool | None = None
     default: Any = None
     value: Any = None
 
@@ -223,7 +223,7 @@ class ParallelJobSpec(_Keys):
     identity: dict[str, Any] | None = None
     settings: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
-    is_deterministic: bool | None = None
+    is_deterministic: StrictBool | None = None
 
 
 class PipelineSettings(_Keys):
@@ -232,8 +232,8 @@ class PipelineSettings(_Keys):
     shape: ClassVar[str] = "a mapping (default_compute, default_datastore, ...)"
     default_compute: str | None = None
     default_datastore: str | None = None
-    continue_on_step_failure: bool | None = None
-    force_rerun: bool | None = None
+    continue_on_step_failure: StrictBool | None = None
+    force_rerun: StrictBool | None = None
     default_environment: Any = None
 
 
@@ -290,7 +290,7 @@ class CommandJobSpec(_Keys):
     identity: dict[str, Any] | None = None
     services: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
-    is_deterministic: bool | None = None
+    is_deterministic: StrictBool | None = None
     queue_settings: dict[str, Any] | None = None
 
 
@@ -298,7 +298,8 @@ class CommandJobSpec(_Keys):
 
 #: what a value of the expected kind is, by pydantic's error type
 _EXPECTED = {
-    "string_type": "a string", "bool_type": "true or false", "bool_parsing": "true or false",
+    "string_type": "a string", "bool_type": "true or false, unquoted (quoted, it is text)",
+    "bool_parsing": "true or false",
     "int_type": "an integer", "int_parsing": "an integer", "float_type": "a number",
     "float_parsing": "a number", "list_type": "a list", "dict_type": "a mapping",
     "model_type": "a mapping", "model_attributes_type": "a mapping",
