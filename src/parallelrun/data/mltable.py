@@ -45,10 +45,11 @@ from typing import Any, Iterator
 
 import yaml
 
-from parallelrun.data.base import AbstractDataset
 from parallelrun.data import minibatch as payloads
+from parallelrun.data.base import DATASET_KINDS, AbstractDataset
 from parallelrun.data.minibatch import Loaded, MiniBatch
 from parallelrun.data.readers import PATH_COLUMN
+from parallelrun.data.tabular import TabularDataset  # before MLTableDataset: see RECORD_KIND
 from parallelrun.data.urls import is_url
 from parallelrun.errors import DataError
 
@@ -206,9 +207,7 @@ class MLTableDataset(AbstractDataset):
                 continue
             self.steps.append(_check_step(folder, name, value))
 
-    def _reader(self, paths: list[str], transformations: list) -> AbstractDataset:
-        from parallelrun.data.tabular import TabularDataset
-
+    def _reader(self, paths: list, transformations: list) -> AbstractDataset:
         name, options = transformations[0]
         options = dict(options or {})
         partition_format = None
@@ -243,6 +242,19 @@ class MLTableDataset(AbstractDataset):
             infer_column_types=bool(options.get("infer_column_types", True)), **common)
 
     # AbstractDataset ---------------------------------------------------------------------------
+    def to_record(self) -> dict:
+        """What re-creates this table (workspace registration, ``ml_client.data``): its folder,
+        paths and transformations as read, so a version keeps its meaning if the file changes."""
+        paths = self.table.to_record()["paths"]
+        return {"kind": RECORD_KIND, "folder": self.folder, "paths": paths,
+                "transformations": [[name, value] for name, value in self.transformations]}
+
+    @classmethod
+    def from_record(cls, record: dict) -> MLTableDataset:
+        """Re-create a table from :meth:`to_record` (datastore paths already resolved)."""
+        return cls(record["folder"], list(record["paths"]),
+                   [(name, value) for name, value in record["transformations"]])
+
     def check_mini_batch_size(self, value) -> None:
         self.table.check_mini_batch_size(value)
 
@@ -274,6 +286,14 @@ class MLTableDataset(AbstractDataset):
         if not frames:
             return pd.DataFrame()
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+#: the kind a registered MLTable's record names: to the engine an MLTable is "tabular" (what
+#: mini_batch_size means, what run() receives), but it is re-created by MLTableDataset. (The
+#: first class of a kind to define from_record re-creates that kind, so this module imports
+#: TabularDataset before defining MLTableDataset: "tabular" records stay TabularDataset's.)
+RECORD_KIND = "mltable"
+DATASET_KINDS.setdefault(RECORD_KIND, MLTableDataset)
 
 
 def _windowed(batches: Iterator[MiniBatch], steps: list[Step], start_index: int
