@@ -14,7 +14,7 @@ One module per concept:
 * :mod:`~parallelrun.pipeline.runner` the background process that executes a run, with
   :mod:`~parallelrun.pipeline.executor` (the run) and one execution per step kind
   (:mod:`~parallelrun.pipeline.step_execution`);
-* :mod:`~parallelrun.pipeline.yaml_job` v2 job files (``job_file``, ``parallel_job_checks``,
+* :mod:`~parallelrun.pipeline.yaml_job` v2 job files (``job_file``, ``job_schema``, ``parallel_job_checks``,
   ``parallel_job`` for ``type: parallel``; ``pipeline_job`` and ``command_shim`` for
   ``type: pipeline``);
 * :mod:`~parallelrun.pipeline.job_runs` the public ``run_job``: every job a run;

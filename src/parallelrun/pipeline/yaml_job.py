@@ -40,8 +40,9 @@ read the folder's ``MLTable`` file (``paths`` and a ``read_delimited`` / ``read_
 ``AZUREML_MODEL_DIR`` and ``${{inputs.model}}``. A job runs every time it is submitted (no
 reuse). Every problem found is reported at once, each with its line in the file.
 
-The file is read here (:func:`load_job`); what is in it is checked by
-:mod:`~parallelrun.pipeline.parallel_job_checks` and built into a pipeline by
+The file is read here (:func:`load_job`); its shape is checked by
+:mod:`~parallelrun.pipeline.job_schema`, its references and local paths by
+:mod:`~parallelrun.pipeline.parallel_job_checks`, and it is built into a pipeline by
 :mod:`~parallelrun.pipeline.parallel_job` (``type: pipeline`` files:
 :mod:`~parallelrun.pipeline.pipeline_job`); :mod:`~parallelrun.pipeline.job_file` holds what
 every job file has. The names below stay importable from this module.
