@@ -20,6 +20,7 @@ from rich.console import Console
 from parallelrun.cli.progress_view import TerminalProgress
 from parallelrun.engine.progress import JobProgress
 
+
 def midway() -> JobProgress:
     return JobProgress(started_at=time.time() - 75, planned_minibatches=40, planning_done=True,
                        minibatches_succeeded=11, minibatches_failed=1, items_succeeded=1_234_567,
