@@ -39,7 +39,11 @@ class RunStatus(_TextEnum):
     """The status of a pipeline run, a step run, a job run and a job's result.
 
     ``NotStarted -> Queued -> Running -> Finished | Failed | Canceled``; a resubmitted or
-    resumed run goes from ``Failed`` or ``Canceled`` back to ``Queued``.
+    resumed run goes from ``Failed`` or ``Canceled`` back to ``Queued``. A member equals its
+    text, so it compares with what ``get_status()`` and ``JobResult.status`` return::
+
+        if run.wait_for_completion() == RunStatus.FAILED:
+            ...
     """
 
     NOT_STARTED = "NotStarted"

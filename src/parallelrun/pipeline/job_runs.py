@@ -50,8 +50,8 @@ from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import ConfigurationError, JobFailedError, ParallelRunError, WorkspaceError
 from parallelrun.pipeline.environment import engine_config, materialise, storage_requirements
 from parallelrun.pipeline.processes import process_start_time, start_run_process
-from parallelrun.pipeline.records import (JOB_KIND, TERMINAL, RunStore, hold_catalog_open,
-                                          progress_fields)
+from parallelrun.pipeline.records import JOB_KIND, RunStore, hold_catalog_open, progress_fields
+from parallelrun.statuses import TERMINAL_STATUSES, RunStatus
 
 SPEC_FILE = "job.pkl"
 RUN_LOG = "run.log"
@@ -324,15 +324,17 @@ class _JobRecorder(ProgressListener):
         record = reconcile(self.store, self.store.run(self.resuming_run["id"]))
         attempt = int(record.get("attempts") or 0) + 1
         if not self.store.update_run(
-                record["id"], only_if_status=("Queued", "Failed", "Canceled"), status="Running",
-                error=None, finished_at=None, started_at=record.get("started_at") or time.time(),
+                record["id"],
+                only_if_status=(RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELED),
+                status=RunStatus.RUNNING, error=None, finished_at=None,
+                started_at=record.get("started_at") or time.time(),
                 attempts=attempt, graph=graph, **process):
             return 0
         self.run_dir = record["run_dir"]
         steps = self.store.steps(record["id"])
         self.step_id = steps[0]["id"] if steps else self.step_id
-        self.store.update_step(self.step_id, status="Running", error=None, finished_at=None,
-                               log_dir=self.local_logs, outputs=outputs)
+        self.store.update_step(self.step_id, status=RunStatus.RUNNING, error=None,
+                               finished_at=None, log_dir=self.local_logs, outputs=outputs)
         return attempt
 
     def _flush_loop(self) -> None:
@@ -372,9 +374,10 @@ class _JobRecorder(ProgressListener):
     def abandon(self, exc: BaseException) -> None:
         """The engine raised: a started job's run ends Failed (or Canceled on Ctrl-C)."""
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            self._finish("Canceled", f"the job was interrupted ({type(exc).__name__})")
+            self._finish(RunStatus.CANCELED, f"the job was interrupted ({type(exc).__name__})")
         else:
-            self._finish("Failed", "".join(traceback.format_exception_only(type(exc), exc)).strip())
+            self._finish(RunStatus.FAILED,
+                         "".join(traceback.format_exception_only(type(exc), exc)).strip())
 
     def record_unstarted(self, result: JobResult) -> None:
         """A job that failed before its start (nothing written: a full or read-only disk)."""
@@ -392,7 +395,7 @@ class _JobRecorder(ProgressListener):
 
 def _first_failure(result: Any) -> str | None:
     failure = getattr(result, "first_failure", None)
-    return str(failure) if failure is not None and result.status != "Finished" else None
+    return str(failure) if failure is not None and result.status != RunStatus.FINISHED else None
 
 
 def _local_path(value: Any) -> str | None:
@@ -446,7 +449,8 @@ def resume_job_run(store: RunStore, record: dict) -> subprocess.Popen:
             "run", run_id, "a job whose inputs were saved in its run folder; this one's were not "
             "(they could not be pickled): run the same job again with resume=True (parallelrun "
             "run ... --resume)")
-    if not store.update_run(run_id, only_if_status=("Failed", "Canceled"), status="Queued",
+    if not store.update_run(run_id, only_if_status=(RunStatus.FAILED, RunStatus.CANCELED),
+                            status=RunStatus.QUEUED,
                             cancel_requested=0, error=None, finished_at=None, pid=None,
                             pid_started=None, host=None):
         raise ConfigurationError("run", run_id, "a stopped run; another process resumed it just now")
@@ -482,9 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         # refused before the start (e.g. the inputs changed since): say why on the run
         current = store.run(args.run_id)
-        if current["status"] not in TERMINAL:
+        if current["status"] not in TERMINAL_STATUSES:
             error = str(exc) if isinstance(exc, ParallelRunError) else traceback.format_exc()
-            store.update_run(args.run_id, status="Failed", finished_at=time.time(),
+            store.update_run(args.run_id, status=RunStatus.FAILED, finished_at=time.time(),
                              error=f"the resumed job did not start: {error}")
         raise
     return 0 if result.succeeded else 1

@@ -25,9 +25,10 @@ from typing import Any, Iterable
 
 from parallelrun.errors import WorkspaceError
 from parallelrun.pipeline import step_counts
+from parallelrun.statuses import TERMINAL_STATUSES, RunStatus
 
-STATUSES = ("NotStarted", "Queued", "Running", "Finished", "Failed", "Canceled")
-TERMINAL = ("Finished", "Failed", "Canceled")
+#: re-exported for callers that import it from here; the statuses live in parallelrun.statuses
+TERMINAL = TERMINAL_STATUSES
 #: what started a run (``runs.kind``): Experiment.submit, a YAML job file, run_job / the CLI
 PIPELINE_KIND, JOB_FILE_KIND, JOB_KIND = "pipeline", "job", "run_job"
 
@@ -142,7 +143,8 @@ class RunStore:
             db.execute(
                 "INSERT INTO runs (id, experiment, kind, status, description, tags, graph, "
                 "run_dir, cwd, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (run["id"], run["experiment"], run["kind"], "NotStarted", run.get("description"),
+                (run["id"], run["experiment"], run["kind"], RunStatus.NOT_STARTED,
+                 run.get("description"),
                  _encode("tags", run.get("tags") or {}), _encode("graph", run["graph"]),
                  self.rel(run["run_dir"]), run["cwd"], now, now))
             for step in steps:
@@ -150,7 +152,8 @@ class RunStore:
                     "INSERT INTO step_runs (id, run_id, name, kind, position, status, depends_on, "
                     "updated_at) VALUES (?,?,?,?,?,?,?,?)",
                     (step["id"], run["id"], step["name"], step["kind"], step["position"],
-                     "NotStarted", _encode("depends_on", step.get("depends_on") or []), now))
+                     RunStatus.NOT_STARTED, _encode("depends_on", step.get("depends_on") or []),
+                     now))
 
     def create_started_run(self, run: dict, step: dict) -> None:
         """Insert a run that is already Running in this process, with its one step run (also
@@ -163,15 +166,17 @@ class RunStore:
             db.execute(
                 "INSERT INTO runs (id, experiment, kind, status, description, tags, graph, "
                 "run_dir, cwd, pid, pid_started, host, attempts, created_at, started_at, "
-                "updated_at) VALUES (?,?,?,'Running',?,?,?,?,?,?,?,?,1,?,?,?)",
-                (run["id"], run["experiment"], run["kind"], run.get("description"),
+                "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?)",
+                (run["id"], run["experiment"], run["kind"], RunStatus.RUNNING,
+                 run.get("description"),
                  _encode("tags", run.get("tags") or {}), _encode("graph", run["graph"]),
                  self.rel(run["run_dir"]), run["cwd"], run["pid"], run.get("pid_started"),
                  run.get("host"), now, now, now))
             db.execute(
                 "INSERT INTO step_runs (id, run_id, name, kind, position, status, log_dir, "
-                "outputs, started_at, updated_at) VALUES (?,?,?,?,0,'Running',?,?,?,?)",
-                (step["id"], run["id"], step["name"], step["kind"], self.rel(step.get("log_dir")),
+                "outputs, started_at, updated_at) VALUES (?,?,?,?,0,?,?,?,?,?)",
+                (step["id"], run["id"], step["name"], step["kind"], RunStatus.RUNNING,
+                 self.rel(step.get("log_dir")),
                  _encode("outputs", step.get("outputs") or {}), now, now))
 
     def job_run_with_log_dir(self, log_dir: str) -> dict | None:
@@ -306,8 +311,9 @@ class RunStore:
         """Finished step runs made with ``reuse_key``, newest first (reused ones excluded:
         they point at the original)."""
         rows = self._ready().query(
-            "SELECT * FROM step_runs WHERE reuse_key = ? AND status = 'Finished' AND "
-            "reused_from IS NULL ORDER BY finished_at DESC LIMIT 20", (reuse_key,))
+            "SELECT * FROM step_runs WHERE reuse_key = ? AND status = ? AND "
+            "reused_from IS NULL ORDER BY finished_at DESC LIMIT 20",
+            (reuse_key, RunStatus.FINISHED))
         return [self._step(row) for row in rows]
 
     def previous_step(self, name: str, before: float) -> dict | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from parallelrun.pipeline import step_counts
 from parallelrun.pipeline.records import RunStore
 from parallelrun.pipeline.reuse import step_reuse_key
+from parallelrun.statuses import RunStatus
 
 #: what a reusing step run copies from the one it reuses: its counts and metrics
 _COPIED = (*step_counts.COLUMNS, "metrics")
@@ -38,7 +39,7 @@ def reuse_earlier_outputs(store: RunStore, step, step_run_id: str, started: floa
         if not _still_there(outputs):
             continue
         reused = {name: {**o, "origin": earlier["id"]} for name, o in outputs.items()}
-        store.update_step(step_run_id, status="Finished", reuse_key=key.key,
+        store.update_step(step_run_id, status=RunStatus.FINISHED, reuse_key=key.key,
                           reuse_parts=key.parts, reused_from=earlier["id"], outputs=reused,
                           log_dir=earlier.get("log_dir"), finished_at=time.time(),
                           **{field: earlier[field] for field in _COPIED})

@@ -25,15 +25,15 @@ from parallelrun.config import JOB_MARKER_NAME
 from parallelrun.errors import UnknownNameError as NotFound  # the API's 404; its old name here
 from parallelrun.errors import WorkspaceError
 from parallelrun.pipeline import step_counts
-from parallelrun.pipeline.records import TERMINAL, RunStore
+from parallelrun.pipeline.records import RunStore
 from parallelrun.pipeline.runs import runner_alive
+from parallelrun.statuses import IN_PROGRESS_STATUSES, TERMINAL_STATUSES, RunStatus
 
 MAX_LIMIT = 200
 #: ids that may appear in URLs; anything else is refused before it reaches SQL or a path
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,299}$")
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
-_ACTIVE = ("NotStarted", "Queued", "Running")
 _RUN_COLUMNS = ("id, experiment, kind, status, description, tags, created_at, started_at, "
                 "finished_at, error, pid, pid_started, host, cancel_requested, attempts, updated_at")
 
@@ -54,9 +54,10 @@ EXPERIMENTS_SQL = (
     " ORDER BY r.created_at DESC LIMIT 1) AS latest_run "
     "FROM experiments e ORDER BY e.name LIMIT ? OFFSET ?")
 
+# the statuses are our own constants, written into the text: the page's run ids are the parameters
 STEP_TOTALS_SQL = (
-    "SELECT run_id, COUNT(*) AS steps, SUM(status = 'Finished') AS steps_finished, "
-    "SUM(status = 'Failed') AS steps_failed, "
+    f"SELECT run_id, COUNT(*) AS steps, SUM(status = '{RunStatus.FINISHED}') AS steps_finished, "
+    f"SUM(status = '{RunStatus.FAILED}') AS steps_failed, "
     + "".join(f"SUM({column}) AS {column}, " for column in step_counts.SUMMED) +
     "SUM(minibatches_succeeded + minibatches_failed) AS minibatches_done "
     "FROM step_runs WHERE run_id IN ({marks}) GROUP BY run_id")
@@ -90,8 +91,8 @@ def duration(record: dict, now: float | None = None) -> float | None:
 def eta_seconds(step: dict, now: float | None = None) -> float | None:
     """Seconds left at the rate so far (as JobProgress.eta_seconds), None when unknown."""
     progress = step.get("progress") or {}
-    if step.get("status") != "Running":
-        return 0.0 if step.get("status") == "Finished" else None
+    if step.get("status") != RunStatus.RUNNING:
+        return 0.0 if step.get("status") == RunStatus.FINISHED else None
     if progress.get("eta_seconds") is not None and step.get("updated_at"):
         # the snapshot is up to a second old: count the time since it was written
         age = max(0.0, (now or time.time()) - step["updated_at"])
@@ -116,10 +117,11 @@ class WorkspaceView:
         counts = self._query(
             "SELECT (SELECT COUNT(*) FROM experiments) AS experiments, "
             "(SELECT COUNT(*) FROM runs) AS runs, "
-            "(SELECT COUNT(*) FROM runs WHERE status IN ('Queued', 'Running')) AS active_runs, "
+            "(SELECT COUNT(*) FROM runs WHERE status IN (?, ?)) AS active_runs, "
             "(SELECT COUNT(DISTINCT name) FROM datasets) AS datasets, "
             "(SELECT COUNT(DISTINCT name) FROM models) AS models, "
-            "(SELECT COUNT(*) FROM compute_targets) AS compute_targets")[0]
+            "(SELECT COUNT(*) FROM compute_targets) AS compute_targets",
+            (RunStatus.QUEUED, RunStatus.RUNNING))[0]
         return {"name": self.ws.name, "path": self.ws.path, **dict(counts)}
 
     # experiments ----------------------------------------------------------------------------
@@ -186,7 +188,7 @@ class WorkspaceView:
             data["tags"] = json.loads(data["tags"])
         data["cancel_requested"] = bool(data.get("cancel_requested"))
         # a runner that died leaves Running behind; say so without writing (read-only view)
-        data["runner_lost"] = data["status"] in ("Queued", "Running") and not runner_alive(data)
+        data["runner_lost"] = data["status"] in IN_PROGRESS_STATUSES and not runner_alive(data)
         for private in ("pid_started",):
             data.pop(private, None)
         data["duration"] = duration(data)
@@ -407,7 +409,7 @@ def _model_version(row) -> dict:
 
 
 def is_terminal(status: str | None) -> bool:
-    return status in TERMINAL
+    return status in TERMINAL_STATUSES
 
 
 __all__ = ["WorkspaceView", "NotFound", "check_id", "is_terminal", "inside", "MAX_LIMIT"]
