@@ -17,6 +17,7 @@ from parallelrun.data.minibatch import MINI_BATCH_FORMATS, MiniBatch
 from parallelrun.errors import EntryScriptError
 from parallelrun.script import (EntryScriptRunner, MiniBatchContext, RunOutcome, WorkerContext,
                                 set_context, utc_formatter)
+from parallelrun.statuses import OutcomeStatus
 
 log = logging.getLogger("parallelrun.worker")
 
@@ -91,7 +92,7 @@ def run_minibatch(runner: EntryScriptRunner, minibatch: MiniBatch) -> RunOutcome
         loaded = payloads.read(payload, mini_batch_format(runner))
     except Exception as exc:  # noqa: BLE001 - unreadable data fails this mini-batch, not the worker
         items = minibatch.items or payloads.rows_hint(payload)
-        return RunOutcome(minibatch.index, "DATA_ERROR", items, 0,
+        return RunOutcome(minibatch.index, OutcomeStatus.DATA_ERROR.value, items, 0,
                           error_type=type(exc).__name__, error_message=str(exc)[:2000],
                           traceback=traceback.format_exc())
     data = loaded.data

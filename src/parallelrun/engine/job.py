@@ -38,6 +38,11 @@ from parallelrun.engine.stop_signals import StopSignals
 from parallelrun.errors import (ConfigurationError, JobFailedError, ParallelRunError,
                                 ResumeMismatchError)
 from parallelrun.script import inspect_entry_script
+from parallelrun.statuses import OutcomeStatus, RunStatus
+
+# bound once: on Python 3.11 every lookup of a member on its Enum class costs a Python-level
+# call, and this runs for every mini-batch
+_RUN_DONE = OutcomeStatus.RUN_DONE
 
 
 @dataclasses.dataclass
@@ -60,7 +65,7 @@ class FailureSummary:
 class JobResult:
     """How a job ended: status, counts, where its output and logs are, and why it failed."""
 
-    status: str                         # Finished | Failed | Canceled
+    status: str                         # a RunStatus: Finished | Failed | Canceled
     output_dir: str
     output_file: str | None             # the append_row file, None for summary_only
     log_dir: str
@@ -78,7 +83,7 @@ class JobResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "Finished"
+        return self.status == RunStatus.FINISHED
 
     @property
     def items_total(self) -> int:
@@ -207,10 +212,10 @@ class _FirstFailure(ProgressListener):
         # a final failed try counts even where its items are unknown (a table's rows are
         # counted by the worker that reads them: a mini-batch that timed out has none)
         if self.summary is not None or not record.final or \
-                (record.status == "RUN_DONE" and not record.failed):
+                (record.status == _RUN_DONE and not record.failed):
             return
         message = (record.error_message or "").strip().splitlines()
-        has_traceback = record.status != "RUN_DONE" or bool(record.error_message)
+        has_traceback = record.status != _RUN_DONE or bool(record.error_message)
         self.summary = FailureSummary(
             mini_batch=record.index, items=record.item_names or f"{record.items or '?'} items",
             error_type=record.error_type,
@@ -291,9 +296,9 @@ def _prepare_workers(stack: contextlib.ExitStack, config: ParallelRunConfig,
 def _finish_unstarted(output_dir: str, log_dir: str, started: float, error: str,
                       raise_on_failure: bool) -> JobResult:
     """The result of a job that could not even create its files (a read-only or full disk)."""
-    result = JobResult(status="Failed", output_dir=output_dir, output_file=None, log_dir=log_dir,
-                       minibatches_total=0, minibatches_succeeded=0, minibatches_failed=0,
-                       items_succeeded=0, items_failed=0, retries=0,
+    result = JobResult(status=RunStatus.FAILED, output_dir=output_dir, output_file=None,
+                       log_dir=log_dir, minibatches_total=0, minibatches_succeeded=0,
+                       minibatches_failed=0, items_succeeded=0, items_failed=0, retries=0,
                        elapsed_seconds=time.time() - started, error=error)
     if raise_on_failure:
         raise JobFailedError(f"job Failed: {error}", result)
@@ -364,7 +369,7 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
         first_failure = _FirstFailure(log_path)
         all_listeners = [logs, first_failure, *listeners]
         log = logs.logger
-        status, error, interrupted = "Failed", None, None
+        status, error, interrupted = RunStatus.FAILED, None, None
         journal = Journal(logs.journal_path)
         try:
             # entries naming rows the output file lacks (lost in a crash) are dropped: rerun
@@ -402,7 +407,7 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
                 logger=log)
             outcome = scheduler.run()
             status, error = outcome.status, outcome.error
-            if status == "Canceled" and stop.received:
+            if status == RunStatus.CANCELED and stop.received:
                 error = stop.reason
         except ResumeMismatchError:
             raise  # a refusal before any work, like the fingerprint's
@@ -412,7 +417,7 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
             error = _one_line_cause(exc)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
-                status = "Canceled"
+                status = RunStatus.CANCELED
                 error = "the job was interrupted (Ctrl-C twice: stopped at once)"
             else:
                 log.exception("the job stopped on an unexpected error")
@@ -424,7 +429,7 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
             journal.close()  # after the output: the journal never names rows the output lacks
         except OSError as exc:
             log.error("could not close the output: %s", exc)
-            status, error = "Failed", error or _one_line_cause(exc)
+            status, error = RunStatus.FAILED, error or _one_line_cause(exc)
         progress.status = status
         progress.finished_at = time.time()
         result = JobResult(

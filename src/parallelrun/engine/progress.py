@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from parallelrun.statuses import RunStatus
+
 
 @dataclasses.dataclass
 class MiniBatchRecord:
@@ -23,7 +25,7 @@ class MiniBatchRecord:
     items: int
     succeeded: int
     run_seconds: float
-    status: str
+    status: str                     # an OutcomeStatus
     final: bool                     # True when this try decides the mini-batch's outcome
     error_type: str | None = None
     error_message: str | None = None
@@ -57,7 +59,7 @@ class JobProgress:
     workers_ready: int = 0
     worker_restarts: int = 0
     finished_at: float | None = None
-    status: str = "Running"
+    status: str = RunStatus.RUNNING
     #: per worker: its current mini-batch index (None when idle) and counts, for activity views
     workers: dict[str, dict] = dataclasses.field(default_factory=dict)
 
