@@ -120,6 +120,11 @@ class LocalProcessBackend(Backend):
 
     name = "local"
     max_nodes = 1
+    #: more than the base's: the scheduler lingers at most half a worker's queued work, and
+    #: with 10 ms queued a run() of a millisecond or two made most outcomes a wake-up of the
+    #: coordinator of their own, its CPU taken from the workers' cores. A job's last
+    #: mini-batches fall at most this unevenly between workers
+    queue_seconds = 0.04
 
     def __init__(self, spec, **options):
         super().__init__(spec, **options)

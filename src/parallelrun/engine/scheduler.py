@@ -19,7 +19,9 @@ outcomes in groups then knows which one ran, so one that kills its worker again 
 While every busy worker has more queued, the loop lingers up to ``LINGER`` before it polls, so
 that outcomes are handled several at a time: on a machine whose cores the workers fill, each
 wake-up of this process takes a core from a worker (measured on two cores: a third less
-coordinator CPU per mini-batch, dispatch of trivial mini-batches 13% faster).
+coordinator CPU per mini-batch, dispatch of trivial mini-batches 13% faster). ``LINGER`` is
+long enough that a worker whose run() takes a millisecond or two reports several outcomes per
+wake-up (bench/README.md, "the bound", has the figures).
 
 ``run_invocation_timeout`` and ``init_timeout`` are measured on ``timeout_clock``
 (``time.monotonic`` unless given): a test passes a scripted clock so that a timeout fires when
@@ -151,7 +153,7 @@ class Scheduler:
     MAX_DEPTH = 128
     #: the longest the loop waits to gather outcomes before polling; never more than half of
     #: what the least-loaded busy worker has queued after the one it runs
-    LINGER = 0.002
+    LINGER = 0.010
 
     def __init__(self, backend: Backend, slots: list[Slot], planner: Iterator[MiniBatch],
                  output: OutputAction, journal: Journal, limits: Limits,
