@@ -260,12 +260,8 @@ def test_registered_it_comes_back_equal_and_changed_data_is_a_new_version(sample
     assert sorted(k for *_, keys in plan_of(latest, sample) for k in keys) == expected
 
 
-def test_registered_it_comes_back_in_another_process(sample, tmp_path, request):
+def test_registered_it_comes_back_in_another_process(sample, tmp_path):
     # pipeline runners and `parallelrun run` re-create registered datasets in their own process
-    if "mltable" in request.node.callspec.id:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="data/base.py's _KIND_MODULES lacks mltable, so a process that "
-            "has not imported parallelrun.data.mltable cannot re-create one"))
     ws = Workspace.create("ws", path=tmp_path / "ws")
     dataset = sample.build()
     dataset.register(ws, "sample")

@@ -14,11 +14,13 @@ from parallelrun.errors import DataError
 #: dataset kind -> class, filled as dataset classes are defined (``to_record()["kind"]``)
 DATASET_KINDS: dict[str, type["AbstractDataset"]] = {}
 # kinds whose module is imported on first use when a workspace re-creates a registered dataset
-_KIND_MODULES = {"file": "parallelrun.data.files", "tabular": "parallelrun.data.tabular"}
+_KIND_MODULES = {"file": "parallelrun.data.files", "tabular": "parallelrun.data.tabular",
+                 "mltable": "parallelrun.data.mltable"}
 
 
 def dataset_class(kind: str) -> type["AbstractDataset"]:
-    """The dataset class of ``kind`` (``"file"``, ``"tabular"``), imported if need be."""
+    """The dataset class of a record's ``kind`` (``"file"``, ``"tabular"``, ``"mltable"``),
+    imported if need be."""
     if kind not in DATASET_KINDS and kind in _KIND_MODULES:
         importlib.import_module(_KIND_MODULES[kind])
     try:
@@ -36,6 +38,10 @@ class AbstractDataset(abc.ABC):
 
     #: "file" or "tabular": decides what mini_batch_size means and what run() receives.
     kind: str = ""
+    #: the ``kind`` of this class's registration records (``to_record``), by which
+    #: ``dataset_class`` finds the class that re-creates them; ``kind`` unless set (an MLTable is
+    #: "tabular" to the engine, yet re-created by its own class)
+    record_kind: str = ""
     name: str | None = None
     #: set when the dataset was registered in a workspace (id and version of the record)
     registration: dict | None = None
@@ -44,10 +50,10 @@ class AbstractDataset(abc.ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # The class that re-creates a kind's registered datasets: the one defining from_record
-        # (another class may share the kind, as an MLTable is "tabular", without being it).
-        if cls.__dict__.get("kind") and "from_record" in cls.__dict__:
-            DATASET_KINDS.setdefault(cls.kind, cls)
+        if "from_record" in cls.__dict__:
+            record_kind = cls.__dict__.get("record_kind") or cls.__dict__.get("kind")
+            if record_kind:
+                DATASET_KINDS.setdefault(record_kind, cls)
 
     @abc.abstractmethod
     def plan(self, mini_batch_size: int | str | None, partition_keys: list[str] | None = None,

@@ -46,10 +46,10 @@ from typing import Any, Iterator
 import yaml
 
 from parallelrun.data import minibatch as payloads
-from parallelrun.data.base import DATASET_KINDS, AbstractDataset
+from parallelrun.data.base import AbstractDataset
 from parallelrun.data.minibatch import Loaded, MiniBatch
 from parallelrun.data.readers import PATH_COLUMN
-from parallelrun.data.tabular import TabularDataset  # before MLTableDataset: see RECORD_KIND
+from parallelrun.data.tabular import TabularDataset
 from parallelrun.data.urls import is_url
 from parallelrun.errors import DataError
 
@@ -195,6 +195,7 @@ class MLTableDataset(AbstractDataset):
     transformations each mini-batch's DataFrame goes through in the worker."""
 
     kind = "tabular"
+    record_kind = "mltable"
 
     def __init__(self, folder: str, paths: list[str], transformations: list[tuple[str, Any]]):
         self.folder = folder
@@ -246,7 +247,7 @@ class MLTableDataset(AbstractDataset):
         """What re-creates this table (workspace registration, ``ml_client.data``): its folder,
         paths and transformations as read, so a version keeps its meaning if the file changes."""
         paths = self.table.to_record()["paths"]
-        return {"kind": RECORD_KIND, "folder": self.folder, "paths": paths,
+        return {"kind": self.record_kind, "folder": self.folder, "paths": paths,
                 "transformations": [[name, value] for name, value in self.transformations]}
 
     @classmethod
@@ -286,14 +287,6 @@ class MLTableDataset(AbstractDataset):
         if not frames:
             return pd.DataFrame()
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-#: the kind a registered MLTable's record names: to the engine an MLTable is "tabular" (what
-#: mini_batch_size means, what run() receives), but it is re-created by MLTableDataset. (The
-#: first class of a kind to define from_record re-creates that kind, so this module imports
-#: TabularDataset before defining MLTableDataset: "tabular" records stay TabularDataset's.)
-RECORD_KIND = "mltable"
-DATASET_KINDS.setdefault(RECORD_KIND, MLTableDataset)
 
 
 def _windowed(batches: Iterator[MiniBatch], steps: list[Step], start_index: int

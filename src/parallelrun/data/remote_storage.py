@@ -158,8 +158,11 @@ def storage_error(exc: BaseException, url: str, action: str) -> StorageError:
                   "AuthorizationPermissionMismatch", "ExpiredToken", "InvalidToken"}
     if isinstance(exc, PermissionError) or status in (401, 403) or str(code) in auth_codes \
             or type(exc).__name__ == "ClientAuthenticationError":
+        owners = sorted({entry.name for entry in _REGISTERED.values()
+                         if (url + "/").startswith(entry.prefix)})
+        whose = " or ".join(owners) if owners else "the datastore"
         return StorageError(f"{action} {url!r}: the storage refused the credentials ({code or text}). "
-                            "Check the datastore's account key / SAS token / access keys (or "
+                            f"Check the account key / SAS token / access keys of {whose} (or "
                             "the environment variable it reads them from) and register it again "
                             "with overwrite=True")
     if isinstance(exc, FileNotFoundError):

@@ -268,7 +268,8 @@ class DataOperations:
         record = dataset.registration or {}
         paths = record.get("paths") or []
         name, version = record.get("name"), str(record.get("version") or "")
-        return Data(name=name, version=version, path=path or (paths[0] if paths else None),
+        folder = dataset.folder if record.get("kind") == "mltable" else None  # not its first file
+        return Data(name=name, version=version, path=path or folder or (paths[0] if paths else None),
                     type=kind or ("mltable" if record.get("kind") == "mltable" else
                                   "uri_folder"),
                     description=record.get("description"), id=f"azureml:{name}:{version}")
