@@ -166,47 +166,59 @@ def tries_completions(log_dir) -> list[tuple[float, int]]:
                 if r["status"] == "RUN_DONE"]
 
 
-def _bound_share(script: str, env: dict[str, str], chunks: list, out: str) -> list[tuple[float, int]]:
-    """In a child process: import the entry script, init(), then run() over ``chunks`` in a
-    plain loop, writing the returned lines to ``out``; returns when each chunk was done."""
-    import importlib.util
-
-    os.environ.update(env)
-    sys.path.insert(0, str(Path(script).parent))
-    spec = importlib.util.spec_from_file_location(Path(script).stem, script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.init()
-    done = []
-    clock = __import__("time").time
-    with open(out, "w") as fh:
-        for chunk in chunks:
-            lines = module.run(chunk)
-            fh.write("\n".join(map(str, lines)) + "\n")
-            done.append((clock(), len(lines)))
-    return done
+#: one process of the bound: a fresh interpreter that imports the entry script, calls init(),
+#: then run() over its mini-batches (a JSON file), writing the lines to its output file and,
+#: at the end, when each mini-batch was done
+_BOUND_PROCESS = """
+import importlib.util, json, os, sys, time
+script, share, out = sys.argv[1:4]
+chunks = json.load(open(share))
+sys.path.insert(0, os.path.dirname(script))
+spec = importlib.util.spec_from_file_location(os.path.basename(script)[:-3], script)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module.init()
+done = []
+with open(out, "w") as fh:
+    for chunk in chunks:
+        lines = module.run(chunk)
+        fh.write("\\n".join(map(str, lines)) + "\\n")
+        done.append((time.time(), len(lines)))
+with open(out + ".times", "w") as fh:
+    json.dump(done, fh)
+"""
 
 
 def bound_job(script: str, chunks: list, processes: int, out: str,
               env: dict[str, str] | None = None) -> dict:
-    """The bound of any engine on this machine: ``processes`` fresh processes, each importing
-    the entry script, calling init() once and then run() over its share of the pre-cut
-    mini-batches (every ``processes``-th) in a plain loop, results written to a file of its own:
-    no coordinator, no messages. ``seconds`` counts from the start (processes, imports, init()
-    included) to the last mini-batch done; ``steady`` is items/s between 10% and 90% done."""
+    """The bound of any engine on this machine: ``processes`` fresh interpreters, each
+    importing the entry script, calling init() once and then run() over its share of the
+    pre-cut mini-batches (every ``processes``-th) in a plain loop, results written to a file of
+    its own: no coordinator, no messages. Each leads a session of its own and gets the thread
+    settings parallelrun's local workers get (a kernel with autogroup shares the CPU between
+    sessions; numeric libraries' thread pools would oversubscribe the cores). ``seconds``
+    counts from the start (interpreters, imports, init() included) to the last mini-batch
+    done; ``steady`` is items/s between 10% and 90% done; ``first``: the first one done."""
+    import json
+    import subprocess
     import time
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
 
+    threads = str(max(1, (os.cpu_count() or 1) // processes))
+    child_env = {**{v: threads for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                         "MKL_NUM_THREADS")}, **os.environ, **(env or {})}
+    shares = []
+    for k in range(processes):  # cut before the clock starts: the bound's mini-batches are given
+        Path(f"{out}.{k}.json").write_text(json.dumps(chunks[k::processes]))
+        shares.append((f"{out}.{k}.json", f"{out}.{k}"))
     started = time.time()
-    # each process leads a session of its own, as parallelrun's local workers do: a kernel with
-    # autogroup scheduling shares the CPU between sessions, and one session for both would
-    # halve their share on a loaded machine
-    with ProcessPoolExecutor(processes, mp_context=get_context("spawn"),
-                             initializer=os.setsid) as pool:
-        shares = [pool.submit(_bound_share, script, env or {}, chunks[k::processes], f"{out}.{k}")
-                  for k in range(processes)]
-        done = [mark for share in shares for mark in share.result()]
+    children = [subprocess.Popen([sys.executable, "-c", _BOUND_PROCESS, script, share, share_out],
+                                 env=child_env, start_new_session=True)
+                for share, share_out in shares]
+    for child in children:
+        if child.wait() != 0:
+            raise RuntimeError(f"a bound process of {script} exited with {child.returncode}")
+    done = [tuple(mark) for _, share_out in shares
+            for mark in json.loads(Path(f"{share_out}.times").read_text())]
     return {"seconds": max(when for when, _ in done) - started, "steady": steady_rate(done),
             "items": sum(items for _, items in done), "first": min(when for when, _ in done) - started}
 
