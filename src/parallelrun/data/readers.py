@@ -325,10 +325,10 @@ class _Parser:
 
     def read(self, data: bytes):
         bad: list[BadRow] = []
-        if not data.strip():
+        if not data or data.isspace():          # not data.strip(): that copies the piece
             return self._empty(), bad
         try:
-            table, invalid = self._parse(data)
+            table, invalid = self._parse(data, utf8_by_pyarrow=True)
         except self.errors:
             records = split_records(data, self.quote, self.delim, self.part.first_line)
             tables: list = []
@@ -362,7 +362,16 @@ class _Parser:
         for number, reason in invalid:
             bad.append(BadRow(self.part.path, f"line {records[lo + number - 1][2]}", reason))
 
-    def _parse(self, blob: bytes):
+    def _parse(self, blob: bytes, utf8_by_pyarrow: bool = False):
+        if utf8_by_pyarrow and self.utf8 and self.spec.format == "delimited":
+            # The whole piece's first parse leaves UTF-8 to pyarrow: undecodable bytes fail the
+            # conversion of their column, or make pyarrow infer it as binary (checked here);
+            # either way the records are then parsed again below, each decoded first so that its
+            # error names the bytes. The decode costs ~0.7 ms per MB, a tenth of the parse.
+            table, invalid = self._parse_csv(blob)
+            if not any(_is_binary(field.type) and field.name not in self.types
+                       for field in table.schema):
+                return table, invalid
         text = blob.decode(self.codec)           # UnicodeDecodeError names undecodable bytes
         if not self.utf8:
             blob = text.encode("utf-8")
@@ -412,6 +421,12 @@ class _Parser:
 
         names = list(self.part.columns or ())
         return pa.table({n: pa.array([], type=self.types.get(n, pa.string())) for n in names})
+
+
+def _is_binary(arrow_type) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
 
 
 def _read_whole_delimited(spec: ReadSpec, part: TablePart):
