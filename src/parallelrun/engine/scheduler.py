@@ -45,6 +45,11 @@ from parallelrun.engine.journal import Commit, Journal
 from parallelrun.engine.outputs import OutputAction
 from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
 from parallelrun.script import RunOutcome
+from parallelrun.statuses import OutcomeStatus, RunStatus
+
+# bound once: on Python 3.11 every lookup of a member on its Enum class costs a Python-level
+# call, and this runs for every mini-batch
+_RUN_DONE = OutcomeStatus.RUN_DONE
 
 
 @dataclasses.dataclass
@@ -63,7 +68,7 @@ class Limits:
 
 @dataclasses.dataclass
 class SchedulerOutcome:
-    status: str                 # Finished | Failed | Canceled
+    status: str                 # a RunStatus: Finished | Failed | Canceled
     error: str | None = None
 
 
@@ -198,7 +203,7 @@ class Scheduler:
         try:
             while True:
                 if self.cancel.is_set():
-                    raise _Stop("Canceled", "the job was canceled")
+                    raise _Stop(RunStatus.CANCELED, "the job was canceled")
                 self._dispatch()
                 if self._finished():
                     break
@@ -259,7 +264,7 @@ class Scheduler:
                 if worker is None or not worker.queue:
                     continue
                 if isinstance(event, MiniBatchDone):
-                    if event.outcome.status == "RUN_DONE":
+                    if event.outcome.status == _RUN_DONE:
                         self._on_done(worker, event.outcome)
                     else:
                         worker.queue.popleft()  # outcomes come in queue order: keep them paired
@@ -359,7 +364,8 @@ class Scheduler:
             self._on_init_failed(worker, event.traceback, event.fatal)
         elif isinstance(event, WorkerLost):
             if worker.ready:
-                self._on_worker_lost(worker, "PROCESS_DIED", event.reason, event.running_known)
+                self._on_worker_lost(worker, OutcomeStatus.PROCESS_DIED, event.reason,
+                                     event.running_known)
             elif event.node_lost:  # its node died before init() ended: not init()'s failure
                 self._retire(worker)
                 self._log("warning", "%s: %s before it was ready; starting a new worker",
@@ -383,7 +389,7 @@ class Scheduler:
         self._follow_run_seconds(outcome.run_seconds)
         mb.items = outcome.items
         record = self._record(worker, mb, attempt, started, now, outcome)
-        if outcome.status == "RUN_DONE":
+        if outcome.status == _RUN_DONE:
             offset, length = self.output.commit(outcome.payload) if outcome.payload else (0, 0)
             self.journal.record(Commit(mb.index, offset, length, outcome.items, outcome.succeeded,
                                        mb.digest()))
@@ -446,13 +452,13 @@ class Scheduler:
         self._retire(worker)
         self._last_init_traceback = traceback_text
         if fatal:
-            raise _Stop("Failed", "the entry script could not be imported in a worker; no "
+            raise _Stop(RunStatus.FAILED, "the entry script could not be imported in a worker; no "
                                   f"mini-batch ran. Fix the script:\n{traceback_text}")
         self._init_failures += 1
         self._log("warning", "init() failed on %s (%d of %d allowed):\n%s", worker.slot.process_name,
                   self._init_failures, self.limits.init_failures, traceback_text)
         if self._init_failures >= self.limits.init_failures:
-            raise _Stop("Failed", f"init() failed {self._init_failures} times (at most "
+            raise _Stop(RunStatus.FAILED, f"init() failed {self._init_failures} times (at most "
                                   f"{self.limits.init_failures - 1} failures are tolerated: 3 per "
                                   "worker); the job stopped. Last traceback:\n"
                                   f"{traceback_text}")
@@ -513,7 +519,7 @@ class Scheduler:
                         False)
             elif worker.queue and now - worker.run_clock > self.limits.run_invocation_timeout:
                 self._on_worker_lost(
-                    worker, "RUN_TIMEOUT",
+                    worker, OutcomeStatus.RUN_TIMEOUT,
                     f"run() did not return within run_invocation_timeout="
                     f"{self.limits.run_invocation_timeout} s; the worker was killed and replaced",
                     self.backend.running_known(worker.slot))
@@ -529,7 +535,7 @@ class Scheduler:
             run_seconds=outcome.run_seconds, status=outcome.status, final=False,
             error_type=outcome.error_type, error_message=outcome.error_message,
             traceback=outcome.traceback,
-            item_names=mb.item_names() if outcome.status != "RUN_DONE" or outcome.error_message
+            item_names=mb.item_names() if outcome.status != _RUN_DONE or outcome.error_message
             else "")
 
     def _notify(self, record: MiniBatchRecord) -> None:
@@ -543,12 +549,12 @@ class Scheduler:
             return  # already stopping: what still arrives is only kept
         p, limits = self.progress, self.limits
         if limits.error_threshold != -1 and p.items_failed > limits.error_threshold:
-            raise _Stop("Failed", self._with_first_error(
+            raise _Stop(RunStatus.FAILED, self._with_first_error(
                 f"error_threshold={limits.error_threshold} exceeded: {p.items_failed} items failed; "
                 "the job stopped, finished mini-batches are kept in the output"))
         allowed = limits.allowed_failed_count
         if allowed is not None and allowed != -1 and p.minibatches_failed > allowed:
-            raise _Stop("Failed", self._with_first_error(
+            raise _Stop(RunStatus.FAILED, self._with_first_error(
                 f"allowed_failed_count={allowed} exceeded: {p.minibatches_failed} mini-batches "
                 "failed; the job stopped, finished mini-batches are kept in the output"))
 
@@ -557,10 +563,10 @@ class Scheduler:
         if percent is not None and p.planned_minibatches:
             failed_percent = 100.0 * p.minibatches_failed / p.planned_minibatches
             if failed_percent > percent:
-                return SchedulerOutcome("Failed", self._with_first_error(
+                return SchedulerOutcome(RunStatus.FAILED, self._with_first_error(
                     f"allowed_failed_percent={percent} exceeded: {p.minibatches_failed} of "
                     f"{p.planned_minibatches} mini-batches failed ({failed_percent:.1f}%)"))
-        return SchedulerOutcome("Finished", None)
+        return SchedulerOutcome(RunStatus.FINISHED, None)
 
     def _with_first_error(self, reason: str) -> str:
         first = self._first_error
