@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from itertools import islice, takewhile
+from itertools import islice
 from typing import Any, Iterable, Iterator, Sequence
 
 from parallelrun.config import parse_file_count
 from parallelrun.data.base import AbstractDataset
-from parallelrun.data.listing import any_local_file, has_magic, iter_local_files
+from parallelrun.data import globbing
+from parallelrun.data.globbing import has_magic
+from parallelrun.data.listing import any_local_file, iter_local_files
 from parallelrun.data.minibatch import FileList, MiniBatch
 from parallelrun.data.partitions import PartitionPattern, PartitionPayload, has_keys, key_label
 from parallelrun.data.urls import is_remote as _is_remote
@@ -341,9 +343,7 @@ def _fixed_folder(listing: str) -> str:
     """The folder every file a listing names is under, with a trailing '/': ``az://c/a/*.png``
     -> ``az://c/a/``, ``az://c/a/`` and ``az://c/a`` -> ``az://c/a/``."""
     if has_magic(listing):
-        parts = listing.split("/")
-        fixed = list(takewhile(lambda part: not has_magic(part), parts))
-        return "/".join(fixed) + "/"
+        return globbing.split_pattern(listing)[0].rstrip("/") + "/"
     return listing.rstrip("/") + "/"
 
 

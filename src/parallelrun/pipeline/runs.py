@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from parallelrun.errors import ConfigurationError, JobFailedError, RunTimeoutError, WorkspaceError
 from parallelrun.pipeline.pipeline_data import PortDataReference
 from parallelrun.pipeline.records import JOB_KIND, RunStore
+from parallelrun.pipeline.step_counts import StepCounts
 from parallelrun.statuses import IN_PROGRESS_STATUSES, TERMINAL_STATUSES, RunStatus
 
 POLL_SECONDS = 0.25
@@ -359,10 +360,7 @@ class StepRun(Run):
 
     def get_counts(self) -> dict:
         """Mini-batches and items so far (updated about once a second while it runs)."""
-        row = self._record()
-        keys = ("minibatches_total", "minibatches_succeeded", "minibatches_failed",
-                "items_succeeded", "items_failed", "retries", "items_per_second", "planning_done")
-        return {k: row[k] for k in keys}
+        return StepCounts.of_row(self._record()).as_json()
 
     def get_details(self) -> dict:
         row = self._record()
@@ -370,9 +368,8 @@ class StepRun(Run):
             "runId": row["id"], "name": row["name"], "kind": row["kind"], "status": row["status"],
             "pipelineRunId": self.pipeline_run_id, "startTimeUtc": _iso(row["started_at"]),
             "endTimeUtc": _iso(row["finished_at"]), "durationSeconds": _duration(row),
-            "counts": {k: row[k] for k in ("minibatches_total", "minibatches_succeeded",
-                                           "minibatches_failed", "items_succeeded",
-                                           "items_failed", "retries", "items_per_second")},
+            "counts": {k: v for k, v in StepCounts.of_row(row).as_json().items()
+                       if k != "planning_done"},
             "reusedFrom": row.get("reused_from"), "reuseKey": row.get("reuse_key"),
             "dependsOn": row.get("depends_on") or [],
             "outputs": {name: {k: v for k, v in o.items()} for name, o in

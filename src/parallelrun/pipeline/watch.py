@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from parallelrun.engine.logs import progress_line
 from parallelrun.engine.progress import JobProgress
 from parallelrun.pipeline.run_folder import RUN_LOG
+from parallelrun.pipeline.step_counts import StepCounts
 from parallelrun.statuses import TERMINAL_STATUSES, RunStatus
 
 _PROGRESS_FIELDS = {f.name for f in dataclasses.fields(JobProgress)} - {"workers"}
@@ -142,13 +143,7 @@ def _fill(progress: JobProgress, row: dict) -> None:
     for key, value in snapshot.items():
         if key in _PROGRESS_FIELDS and key not in ("started_at", "finished_at", "status"):
             setattr(progress, key, value)
-    progress.planned_minibatches = row["minibatches_total"]
-    progress.minibatches_succeeded = row["minibatches_succeeded"]
-    progress.minibatches_failed = row["minibatches_failed"]
-    progress.items_succeeded = row["items_succeeded"]
-    progress.items_failed = row["items_failed"]
-    progress.retries = row["retries"]
-    progress.planning_done = bool(row["planning_done"])
+    StepCounts.of_row(row).fill(progress)
 
 
 def step_summary(row: dict) -> str:
