@@ -42,3 +42,17 @@ def test_the_text_encoder_writes_what_the_default_encoder_writes(values):
     except Exception as exc:
         got = type(exc)
     assert got == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(64, 200).flatmap(lambda n: st.tuples(
+    st.lists(st.floats(width=64), min_size=n, max_size=n),
+    st.lists(st.integers(-2**63, 2**63 - 1), min_size=n, max_size=n))))
+def test_a_dataframe_of_numbers_is_written_as_the_default_encoder_writes_it(columns):
+    import pandas as pd
+
+    floats, ints = columns
+    frame = pd.DataFrame({"id": pd.Series(ints, dtype="int64"), "score": floats,
+                          "again": pd.Series(floats, dtype="float64")})
+    assert TextEncoder().encode(frame) == ResultEncoder().encode(frame)
+    assert TextEncoder().encode(frame[["score"]]) == ResultEncoder().encode(frame[["score"]])
