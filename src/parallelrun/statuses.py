@@ -11,6 +11,8 @@ compares against the words keeps working. Sets of statuses that code tests membe
 - :class:`RunStatus`: a pipeline run, a step run, a job run, a job's result. These are the
   words of Azure ML's ``PipelineRun`` and ``StepRun`` (``Finished``, not the ``Completed``
   of a plain script run). Steps use the same words, so there is no separate step enum.
+- :class:`JobStatus`: an SDK v2 / CLI v2 job's ``status`` (``ml_client.jobs.get(name).status``),
+  Azure ML v2's words for the same run: ``Completed`` where v1 says ``Finished``.
 - :class:`ScriptRunStatus`: Azure ML's ``Run.get_status()`` of a script run, which the
   ``azureml.core.Run`` stand-in answers for an entry script.
 - :class:`OutcomeStatus`: one try of one mini-batch, as a worker (or the coordinator, for a
@@ -23,8 +25,8 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["IN_PROGRESS_STATUSES", "TERMINAL_STATUSES", "OutcomeStatus", "RunStatus",
-           "ScriptRunStatus", "TryOutcome"]
+__all__ = ["IN_PROGRESS_STATUSES", "TERMINAL_STATUSES", "JobStatus", "OutcomeStatus",
+           "RunStatus", "ScriptRunStatus", "TryOutcome"]
 
 
 class _TextEnum(str, enum.Enum):
@@ -106,3 +108,21 @@ class TryOutcome(_TextEnum):
 TERMINAL_STATUSES = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.CANCELED})
 #: A run handed to its runner process and not ended: that process should be alive.
 IN_PROGRESS_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+
+class JobStatus(_TextEnum):
+    """An Azure ML v2 job's ``status`` (``ml_client.jobs.get(name).status``, ``az ml job show
+    --query status``): the v1 words but ``Completed`` for ``Finished``, so v2 code such as
+    ``if job.status == "Completed":`` runs unchanged. :meth:`of` translates a run's status."""
+
+    NOT_STARTED = "NotStarted"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @classmethod
+    def of(cls, status: str) -> "JobStatus":
+        """The v2 word for a run's status: ``JobStatus.of("Finished") == "Completed"``."""
+        return cls.COMPLETED if status == RunStatus.FINISHED else cls(status)

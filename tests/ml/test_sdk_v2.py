@@ -63,7 +63,7 @@ def test_the_mnist_notebook_runs_with_its_imports_changed(ws, tmp_path):
 
     ml_client = MLClient.from_config()
     [job] = list(ml_client.jobs.list())
-    assert (job.status, job.experiment_name) == ("Finished", "hello-world-parallel-job")
+    assert (job.status, job.experiment_name) == ("Completed", "hello-world-parallel-job")
     steps = {step.display_name: step for step in ml_client.jobs.list(parent_job_name=job.name)}
     assert set(steps) == {"prepare-data", "predict-digits-mnist"}
     store = Path(ws.get_default_datastore().path_on_disk)
@@ -127,7 +127,7 @@ def test_the_oj_sales_notebook_trains_one_model_per_store_and_brand(tmp_path, mo
     assert "parallel_train:" in done.stdout and "partition_keys:" in done.stdout  # print(my_job)
     ml_client = MLClient.from_config()
     [job] = list(ml_client.jobs.list())
-    assert (job.status, job.experiment_name) == ("Finished", "hello-world-parallel-job")
+    assert (job.status, job.experiment_name) == ("Completed", "hello-world-parallel-job")
     steps = {step.display_name for step in ml_client.jobs.list(parent_job_name=job.name)}
     assert steps == {"partition-job", "parallel-train"}
     ml_client.jobs.download(job.name, download_path=tmp_path / "dl", output_name="model_folder")
@@ -245,7 +245,7 @@ def test_a_command_node_feeds_a_parallel_node_with_pipeline_inputs_and_outputs(w
                          workspace_name="sdk-tests")
     submitted = ml_client.jobs.create_or_update(job, experiment_name="numbers")
     ml_client.jobs.stream(submitted.name)
-    assert ml_client.jobs.get(submitted.name).status == "Finished"
+    assert ml_client.jobs.get(submitted.name).status == "Completed"   # v2 says Completed
     rows = (tmp_path / "results" / "parallel_run_step.txt").read_text().split("\n")[:-1]
     assert sorted(rows) == [f"n{i}.txt {i * 3}" for i in range(5)]
 

@@ -16,6 +16,7 @@ from parallelrun.errors import ConfigurationError, WorkspaceError
 from parallelrun.ml._assets import AmlCompute, Data, Environment, Model
 from parallelrun.ml._nodes import Command, Parallel, _Node
 from parallelrun.ml._pipeline import PipelineJob, base_folder
+from parallelrun.statuses import JobStatus
 
 
 class MLClient:
@@ -154,7 +155,7 @@ class JobOperations:
         run = Experiment(self._ws, experiment).submit(runnable, tags=dict(job.tags or {}) or None)
         job.name = run.id
         job.experiment_name = experiment
-        job.status = run.get_status()
+        job.status = JobStatus.of(run.get_status())
         job.studio_url = f"file://{run.run_dir}" if getattr(run, "run_dir", None) else None
         return job
 
@@ -233,7 +234,7 @@ class JobSummary:
     def __init__(self, run: Any):
         self._run = run
         self.name = run.id
-        self.status = run.get_status()
+        self.status = JobStatus.of(run.get_status())
         experiment = getattr(run, "experiment", None)
         self.experiment_name = getattr(experiment, "name", None)
         self.display_name = getattr(run, "name", None) or run.id
