@@ -263,16 +263,23 @@ def is_dataframe(value: Any) -> bool:
     return type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas")
 
 
+def is_arrow_table(value: Any) -> bool:
+    """True for a pyarrow Table, without importing pyarrow for scripts that never return one."""
+    return type(value).__name__ == "Table" and type(value).__module__.startswith("pyarrow")
+
+
 def result_length(result: Any, script_name: str) -> int:
     """Number of successful items ``result`` stands for; an error for types run() may not return."""
     if isinstance(result, (list, tuple)):
         return len(result)
     if is_dataframe(result):
         return int(result.shape[0])
+    if is_arrow_table(result):
+        return int(result.num_rows)
     raise EntryScriptError(
         f"run() in {script_name} returned {type(result).__name__} ({_short_repr(result)}); "
-        "it must return a list (one element per successful item) or a pandas DataFrame "
-        "(one row per successful item)")
+        "it must return a list (one element per successful item), a pandas DataFrame or a "
+        "pyarrow Table (one row per successful item)")
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

@@ -146,8 +146,6 @@ def test_an_unknown_mini_batch_format_fails_the_job_before_any_mini_batch(make_s
     assert not (tmp_path / "scripts" / "score.py.ran").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="script.result_length and the result check do not take a "
-                   "pyarrow Table yet: a change in script.py, outside the tables work (see its report)")
 @pytest.mark.parametrize("append_row_format", ["text", "parquet"])
 def test_run_may_return_a_pyarrow_table(make_script, tmp_path, append_row_format):
     body = """

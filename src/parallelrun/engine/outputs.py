@@ -54,7 +54,8 @@ from parallelrun.config import APPEND_ROW_FORMATS as CONFIG_APPEND_ROW_FORMATS
 from parallelrun.config import OUTPUT_ACTIONS
 from parallelrun.engine.journal import fdatasync, sync_directory, write_all
 from parallelrun.errors import ConfigurationError, DataError
-from parallelrun.engine.text_rows import TextEncoder, is_arrow_table
+from parallelrun.engine.text_rows import TextEncoder
+from parallelrun.script import is_arrow_table
 from parallelrun.script import NullEncoder, ResultEncoder
 
 
@@ -494,9 +495,9 @@ def make_output_action(output_action: str, output_dir: str, file_name: str,
 
     Example: ``make_output_action("append_row", "out/", "rows.csv", "csv").path == "out/rows.csv"``
     """
-    match output_action:
-        case "append_row":
-            return _FORMAT_ACTIONS[append_row_format](output_dir, file_name)
-        case "summary_only":
-            return OutputAction(output_dir, file_name)
+    # no match statement: workers import this module and may run Python 3.8
+    if output_action == "append_row":
+        return _FORMAT_ACTIONS[append_row_format](output_dir, file_name)
+    if output_action == "summary_only":
+        return OutputAction(output_dir, file_name)
     raise ConfigurationError("output_action", output_action, f"one of {', '.join(OUTPUT_ACTIONS)}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from parallelrun.script import ResultEncoder, is_dataframe
+from parallelrun.script import ResultEncoder, is_arrow_table, is_dataframe
 
 #: below this many values, str() per element is as quick as setting up Arrow
 _FAST_MIN = 64
@@ -39,11 +39,6 @@ class TextEncoder(ResultEncoder):
             return number_rows([result.iloc[:, i].to_numpy() for i in range(result.shape[1])]), \
                 len(result)
         return super().encode(result)
-
-
-def is_arrow_table(value: Any) -> bool:
-    """True for a pyarrow Table, without importing pyarrow for scripts that never return one."""
-    return type(value).__name__ == "Table" and type(value).__module__.startswith("pyarrow")
 
 
 def float_lines(values: list[float]) -> bytes:
