@@ -46,6 +46,8 @@ def test_what_a_worker_imports_parses_as_the_oldest_worker_python(make_script, t
         line = open(result.output_file).read().splitlines()[-1]
     modules = json.loads(line.strip('"').replace('""', '"') if output_format == "csv" else line)
     assert "parallelrun.backends.worker_loop" in modules
+    # csv and parquet encoders come from engine/outputs, in the worker
+    assert output_format == "text" or "parallelrun.engine.outputs" in modules
     too_new = []
     for name in modules:
         source = importlib.util.find_spec(name).origin
