@@ -293,8 +293,6 @@ def test_an_empty_or_missing_input_is_refused_naming_the_path(sample, tmp_path, 
         sample.build(path=path)
 
 
-@pytest.mark.xfail(strict=True, reason="run_job checks a dataset's files only when it plans, "
-                   "after claiming the output folder (engine/job.py); see the conformance report")
 @pytest.mark.parametrize("where", ["empty", "missing"])
 def test_a_job_over_an_empty_or_missing_input_is_refused_before_any_work(sample, make_script,
                                                                          tmp_path, where):

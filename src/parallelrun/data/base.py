@@ -66,6 +66,13 @@ class AbstractDataset(abc.ABC):
         """Raise ConfigurationError when ``value`` means nothing for this kind of dataset."""
 
     @abc.abstractmethod
+    def check_inputs(self) -> None:
+        """Raise DataError naming the path when one of the dataset's paths names no file now
+        (a missing or empty folder, a glob matching nothing): what ``validate=True`` checks at
+        construction, and ``run_job`` checks again before any work, as a registered dataset's
+        files may have gone since. Costs one listing step per path, not a listing."""
+
+    @abc.abstractmethod
     def describe(self) -> str:
         """A short, human description for logs and errors, e.g. ``files data/*.png``."""
 

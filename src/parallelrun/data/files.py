@@ -96,9 +96,7 @@ class FileDataset(AbstractDataset):
         sources = {spec: p for spec, p in zip(specs, raw) if getattr(p, "url", None) is not None}
         dataset = cls(specs, sources, partition_format)
         if validate:
-            for spec in dataset.paths:
-                if not any_file(_listing(spec), dataset.storage_options(spec)):
-                    raise DataError(_no_match_message(spec))
+            dataset.check_inputs()
         return dataset
 
     @property
@@ -168,6 +166,11 @@ class FileDataset(AbstractDataset):
 
     def check_mini_batch_size(self, value) -> None:
         parse_file_count(1 if value is None else value)
+
+    def check_inputs(self) -> None:
+        for spec in self.paths:
+            if not any_file(_listing(spec), self.storage_options(spec)):
+                raise DataError(_no_match_message(spec))
 
     def describe(self) -> str:
         return "files " + ", ".join(self.paths)

@@ -259,6 +259,9 @@ class MLTableDataset(AbstractDataset):
     def check_mini_batch_size(self, value) -> None:
         self.table.check_mini_batch_size(value)
 
+    def check_inputs(self) -> None:
+        self.table.check_inputs()
+
     def describe(self) -> str:
         return f"mltable {self.folder}"
 

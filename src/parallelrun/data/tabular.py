@@ -222,7 +222,7 @@ class TabularDataset(AbstractDataset):
         sources = {sp: p for sp, p in zip(specs, raw) if getattr(p, "url", None) is not None}
         dataset = cls(specs, spec, sources=sources, **kwargs)
         if validate:
-            dataset._validate()
+            dataset.check_inputs()
         return dataset
 
     @classmethod
@@ -376,7 +376,8 @@ class TabularDataset(AbstractDataset):
         for path, _ in TablePlanner(self, None).files():
             yield path
 
-    def _validate(self) -> None:
+    def check_inputs(self) -> None:
+        """Every path names a file, and the first file reads as the dataset's format."""
         planner = TablePlanner(self, None)
         first = None
         for spec in self.paths:

@@ -329,6 +329,7 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
     datasets = _as_datasets(inputs)
     for dataset in datasets:
         dataset.check_mini_batch_size(config.mini_batch_size)
+        dataset.check_inputs()    # a registered dataset's files may have gone since
     model_paths = _model_paths(models)
     backend_name, backend_options = backend_choice(config.compute_target)
     backend_class = get_backend(backend_name)
