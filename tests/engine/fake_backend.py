@@ -173,9 +173,6 @@ class FakeBackend(Backend):
         self.workers[slot.id] = _Worker(slot, now + self.scenario.init_seconds)
         self.scenario.log.append(("start", slot.id, now))
 
-    def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
-        self.submit_many(slot, [minibatch])
-
     def submit_many(self, slot: Slot, minibatches: list[MiniBatch]) -> None:
         worker = self.workers[slot.id]
         worker.queue.extend(minibatches)

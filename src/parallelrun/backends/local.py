@@ -97,6 +97,9 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
+# read by hand, not Connection.recv_bytes: one selector drains every worker's socket into one
+# buffer without blocking on a message still arriving; the framing is CPython's
+# multiprocessing.Connection's (a 4-byte length, or -1 and an 8-byte one)
 def _whole_messages(inbox: bytearray) -> list:
     """Take the complete messages off the front of ``inbox`` (multiprocessing.Connection's
     framing: a 4-byte big-endian length, or -1 and an 8-byte length), unpickled."""
@@ -198,9 +201,6 @@ class LocalProcessBackend(Backend):
             conn.send((self.spec, slot))
         except OSError:
             pass  # the process already died; poll() reports it
-
-    def submit(self, slot: Slot, minibatch: MiniBatch) -> None:
-        self.submit_many(slot, [minibatch])
 
     def submit_many(self, slot: Slot, minibatches: list[MiniBatch]) -> None:
         # One message for several mini-batches: one system call and one wake-up of the worker.

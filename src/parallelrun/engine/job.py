@@ -283,7 +283,8 @@ def _prepare_workers(stack: contextlib.ExitStack, config: ParallelRunConfig,
         models=model_paths, input_datasets={**named, **side_paths}, python=python,
         run_id=run_id, workspace_path=workspace_path)
     if config.environment is not None:
-        # backends that build environments on their nodes (Ray's runtime_env) read it here
+        # a backends.base.RuntimeSpec, which the pipeline layer's engine_config made from an
+        # Environment: backends that build environments on their nodes (Ray's runtime_env) read it
         backend_options.setdefault("environment", config.environment)
     backend = backend_class(spec, **backend_options)
     # a job that ends any way at all leaves no worker behind (idempotent after a clean end)

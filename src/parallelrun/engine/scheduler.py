@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Iterator
 from parallelrun.backends.base import (
     Backend, MiniBatchDone, Slot, WorkerInitFailed, WorkerLost, WorkerReady,
 )
-from parallelrun.data.minibatch import MiniBatch
+from parallelrun.data.minibatch import MiniBatch, rows_hint
 from parallelrun.engine.journal import Commit, Journal
 from parallelrun.engine.outputs import OutputAction
 from parallelrun.engine.progress import JobProgress, MiniBatchRecord, ProgressListener
@@ -438,7 +438,7 @@ class Scheduler:
             (mb, attempt), rest = queued[0], queued[1:]
             self._retry.extendleft(reversed(rest))
             # tables: rows as planned, so a killed try still counts failed records
-            items = mb.items or getattr(mb.payload, "rows_hint", 0)
+            items = mb.items or rows_hint(mb.payload)
             outcome = RunOutcome(mb.index, status, items, 0, error_type=status,
                                  error_message=reason, traceback=reason,
                                  run_seconds=now - worker.current_since)
