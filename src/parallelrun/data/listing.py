@@ -27,6 +27,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import time
 from typing import Iterable, Iterator
 
 from parallelrun.data import globbing
@@ -38,6 +39,7 @@ from parallelrun.errors import DataError
 #: a folder with more names than this yields its first HEAD names before sorting the rest
 BIG_FOLDER = 65536
 HEAD = 4096
+HAND_OVER_SECONDS = 0.01
 
 
 def _entries(directory: str) -> tuple[list[str], set[str]]:
@@ -137,6 +139,10 @@ def _in_order(names: list[str]) -> Iterator[str]:
         yield from names
         return
     yield from heapq.nsmallest(HEAD, names)
+    # list.sort holds the GIL throughout (~0.5 s a million names): hand it over first, longer
+    # than the scheduler's 5 ms poll while a worker waits for work, so the first mini-batches
+    # are dispatched before the sort instead of after it (first run(): 0.7 s, not 0.7 or 1.2)
+    time.sleep(HAND_OVER_SECONDS)
     names.sort()
     yield from itertools.islice(names, HEAD, None)
 

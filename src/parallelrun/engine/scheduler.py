@@ -96,22 +96,29 @@ class _Worker:
 
 
 class _Feeder(threading.Thread):
-    """Pulls the planner on its own thread, so listing a huge folder overlaps running."""
+    """Pulls the planner on its own thread, so listing a huge folder overlaps running.
+
+    It plans ahead at most ``MAX_CHUNKS`` chunks of up to ``CHUNK`` mini-batches or
+    ``CHUNK_ITEMS`` items (a table's mini-batch counts as one): enough to keep any number of
+    workers fed, and a million-file job does not hold every path in memory at once."""
 
     CHUNK = 256
+    CHUNK_ITEMS = 4096
+    MAX_CHUNKS = 16
 
     def __init__(self, planner: Iterator[MiniBatch], skip: set[int], progress: JobProgress):
         super().__init__(name="parallelrun-planner", daemon=True)
         self.planner = planner
         self.skip = skip
         self.progress = progress
-        self.chunks: queue.Queue[list[MiniBatch]] = queue.Queue(maxsize=64)
+        self.chunks: queue.Queue[list[MiniBatch]] = queue.Queue(maxsize=self.MAX_CHUNKS)
         self.error: BaseException | None = None
         self.exhausted = threading.Event()
         self._halt = threading.Event()
 
     def run(self) -> None:
         chunk: list[MiniBatch] = []
+        weight = 0
         progress = self.progress
         try:
             for mb in self.planner:
@@ -120,9 +127,10 @@ class _Feeder(threading.Thread):
                 if mb.index in self.skip:
                     continue
                 chunk.append(mb)
-                if len(chunk) >= self.CHUNK or self.chunks.empty():
+                weight += mb.items or 1
+                if len(chunk) >= self.CHUNK or weight >= self.CHUNK_ITEMS or self.chunks.empty():
                     self._put(chunk)
-                    chunk = []
+                    chunk, weight = [], 0
                 if self._halt.is_set():
                     return
             if chunk:
