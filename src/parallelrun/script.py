@@ -187,7 +187,10 @@ class RunOutcome:
     succeeded: int
     payload: bytes = b""             # encoded rows for append_row, committed by the coordinator
     rows: int = 0                    # rows encoded in payload
-    run_seconds: float = 0.0
+    run_seconds: float = 0.0         # in run() (the logs' run_seconds)
+    # the worker's whole time on it: reading its data (a table's piece), run(), encoding; what
+    # the scheduler sizes queues by, as reading can take longer than run() itself
+    work_seconds: float = 0.0
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None

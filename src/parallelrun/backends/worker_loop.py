@@ -88,6 +88,7 @@ def mini_batch_format(runner: EntryScriptRunner) -> str:
 def run_minibatch(runner: EntryScriptRunner, minibatch: MiniBatch) -> RunOutcome:
     """Load the mini-batch's data here, in the worker, and run the script on it."""
     payload = minibatch.payload
+    started = time.perf_counter()
     try:
         loaded = payloads.read(payload, mini_batch_format(runner))
     except Exception as exc:  # noqa: BLE001 - unreadable data fails this mini-batch, not the worker
@@ -111,6 +112,7 @@ def run_minibatch(runner: EntryScriptRunner, minibatch: MiniBatch) -> RunOutcome
             outcome.error_message = outcome.error_message or (
                 f"{extra_failed} bad rows, first: {lines[1].strip()}" if len(lines) > 1 else lines[0])
             outcome.traceback = report if not outcome.traceback else f"{outcome.traceback}\n{report}"
+    outcome.work_seconds = time.perf_counter() - started
     log.debug("mini-batch %d: %s, %d/%d in %.4f s", minibatch.index, outcome.status,
               outcome.succeeded, outcome.items, outcome.run_seconds)
     return outcome

@@ -394,7 +394,7 @@ class Scheduler:
         worker.done += 1
         self.progress.workers[worker.slot.process_name]["current"] = (
             worker.queue[0][0].index if worker.queue else None)
-        self._follow_run_seconds(outcome.run_seconds)
+        self._follow_run_seconds(outcome.work_seconds or outcome.run_seconds)
         mb.items = outcome.items
         record = self._record(worker, mb, attempt, started, now, outcome)
         if outcome.status == _RUN_DONE:
@@ -421,6 +421,9 @@ class Scheduler:
         return min(self.LINGER, 0.5 * min(queued) * self._run_seconds_avg)
 
     def _follow_run_seconds(self, seconds: float) -> None:
+        # a worker's whole time per mini-batch (reading a table's piece may take longer than
+        # run()): queues sized by run() alone held ~20 pieces each, and at the end one worker
+        # drained its queue while the other sat idle
         average = self._run_seconds_avg
         average = seconds if average is None else 0.9 * average + 0.1 * seconds
         self._run_seconds_avg = average
