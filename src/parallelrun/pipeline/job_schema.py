@@ -195,17 +195,24 @@ _MAPPING_OF_INPUTS = "a mapping of input names to inputs"
 _MAPPING_OF_OUTPUTS = "a mapping of output names to outputs"
 
 
-class ParallelJobSpec(_Keys):
-    """A ``type: parallel`` job file (or a pipeline job's parallel node)."""
+class _JobKeys(_Keys):
+    """The keys every job document has (Azure ML's job base), whatever its type."""
 
     schema_: Any = Field(None, alias="$schema")
-    type: _one_of(("parallel",)) = Field(description="a parallel job needs 'type: parallel'")
     name: str | None = None
     display_name: str | None = None
     description: str | None = None
     tags: dict[str, Any] | None = None
-    experiment_name: str | None = None
     compute: str | None = None
+    identity: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
+
+
+class ParallelJobSpec(_JobKeys):
+    """A ``type: parallel`` job file (or a pipeline job's parallel node)."""
+
+    type: _one_of(("parallel",)) = Field(description="a parallel job needs 'type: parallel'")
+    experiment_name: str | None = None
     inputs: dict[InputName, InputSpec] | None = Field(None, description=_MAPPING_OF_INPUTS)
     outputs: dict[str, OutputSpec | None] | None = Field(None, description=_MAPPING_OF_OUTPUTS)
     input_data: str = Field(description="${{inputs.<name>}}")
@@ -220,9 +227,7 @@ class ParallelJobSpec(_Keys):
     environment_variables: dict[str, Any] | None = Field(
         None, description="a mapping of names to values")
     task: RunFunction = Field(description=RunFunction.shape)
-    identity: dict[str, Any] | None = None
     settings: dict[str, Any] | None = None
-    properties: dict[str, Any] | None = None
     is_deterministic: StrictBool | None = None
 
 
@@ -245,37 +250,23 @@ class _Node(BaseModel):
     shape: ClassVar[str] = "a mapping with type: parallel or type: command"
 
 
-class PipelineJobSpec(_Keys):
+class PipelineJobSpec(_JobKeys):
     """A ``type: pipeline`` job file; its nodes are checked one by one."""
 
-    schema_: Any = Field(None, alias="$schema")
     type: _one_of(("pipeline",)) = Field(description="a pipeline job needs 'type: pipeline'")
-    name: str | None = None
-    display_name: str | None = None
-    description: str | None = None
-    tags: dict[str, Any] | None = None
     experiment_name: str | None = None
-    compute: str | None = None
     settings: PipelineSettings | None = None
     inputs: dict[InputName, InputSpec] | None = Field(None, description=_MAPPING_OF_INPUTS)
     outputs: dict[str, OutputSpec | None] | None = Field(None, description=_MAPPING_OF_OUTPUTS)
     jobs: Annotated[dict[str, _Node], AfterValidator(_jobs)] = Field(
         description="a mapping of node names to parallel or command jobs")
-    properties: dict[str, Any] | None = None
-    identity: dict[str, Any] | None = None
 
 
-class CommandJobSpec(_Keys):
+class CommandJobSpec(_JobKeys):
     """A pipeline job's ``type: command`` node (its component merged in)."""
 
-    schema_: Any = Field(None, alias="$schema")
     type: _one_of(("command",))
-    name: str | None = None
-    display_name: str | None = None
-    description: str | None = None
-    tags: dict[str, Any] | None = None
     version: str | None = None
-    compute: str | None = None
     inputs: dict[InputName, Any] | None = Field(None, description=_MAPPING_OF_INPUTS)
     outputs: dict[str, Any] | None = Field(None, description=_MAPPING_OF_OUTPUTS)
     code: str | None = None
@@ -287,9 +278,7 @@ class CommandJobSpec(_Keys):
     resources: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
     distribution: dict[str, Any] | None = None
-    identity: dict[str, Any] | None = None
     services: dict[str, Any] | None = None
-    properties: dict[str, Any] | None = None
     is_deterministic: StrictBool | None = None
     queue_settings: dict[str, Any] | None = None
 
