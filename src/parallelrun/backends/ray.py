@@ -63,6 +63,10 @@ Backend options (``BackendTarget("ray", {...})`` or ``RayCompute``):
     fails (default 120; finished mini-batches are kept, and the job can be resumed).
 ``shared_filesystem``
     ``True``/``False`` to skip the probe and say whether the nodes see the coordinator's files.
+
+Longer than most modules: what is left after connection, sizing, placement, runtime env and the
+actor moved out is one thing, the backend's submit/poll loop and its rules for which mini-batch a
+lost actor was running.
 """
 
 from __future__ import annotations

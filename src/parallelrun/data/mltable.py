@@ -32,6 +32,9 @@ mini-batches are DataFrames with every transformation applied in the order writt
 The ``Path`` column comes first, as in Azure ML. Checked against ``mltable`` 1.7 (row order,
 column order, types). Hand-written rather than built on ``mltable``: that package needs
 ``pyarrow<26`` and ``pandas<3`` and a native runtime of ~75 MB (see ARCHITECTURE.md).
+
+Longer than most modules: one concept, the MLTable file: reading it, its transformations and the
+dataset it makes, after Azure ML's ``mltable`` package.
 """
 
 from __future__ import annotations

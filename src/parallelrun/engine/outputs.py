@@ -41,6 +41,9 @@ Lists returned by run() are turned into a table for csv and parquet: a list of d
 per dict, a list of tuples/lists one row each (columns "0", "1"...), anything else one column
 named "result". A pyarrow Table (what a script that reads ``pyarrow`` mini-batches may return)
 is written as its ``to_pandas()`` DataFrame in ``text`` and ``csv``, and as it is in ``parquet``.
+
+Longer than most modules: one concept, what the coordinator writes, and the commit, sync, size and
+cut-back contract the journal and resume rely on is shared by every format.
 """
 
 from __future__ import annotations

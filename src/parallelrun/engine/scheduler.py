@@ -18,14 +18,17 @@ outcomes in groups then knows which one ran, so one that kills its worker again 
 
 While every busy worker has more queued, the loop lingers up to ``LINGER`` before it polls, so
 that outcomes are handled several at a time: on a machine whose cores the workers fill, each
-wake-up of this process takes a core from a worker (measured on two cores: a third less
-coordinator CPU per mini-batch, dispatch of trivial mini-batches 13% faster). ``LINGER`` is
-long enough that a worker whose run() takes a millisecond or two reports several outcomes per
-wake-up (bench/README.md, "the bound", has the figures).
+wake-up of this process takes a core from a worker. ``LINGER`` is long enough that a worker
+whose run() takes a millisecond or two reports several outcomes per wake-up (bench/README.md,
+"Held to the bound", has the figures).
 
 ``run_invocation_timeout`` and ``init_timeout`` are measured on ``timeout_clock``
 (``time.monotonic`` unless given): a test passes a scripted clock so that a timeout fires when
 it means it to, whatever the load on the machine, while the records keep real times.
+
+Longer than most modules: one concept, the scheduling loop; dispatch, retries, timeouts, thresholds
+and the rules for a lost worker all read and change the same worker queues, and split apart they
+would pass that state around.
 """
 
 from __future__ import annotations

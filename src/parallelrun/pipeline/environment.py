@@ -12,6 +12,9 @@ the workers. Docker and Spark settings are accepted, so code written for Azure M
 ignored with a note: locally workers are processes on this machine. Conda files are read for
 their Python version and pip part; their conda packages are installed from PyPI under the same
 names (there is no conda here), with a note, and one PyPI does not have is an error naming it.
+
+Longer than most modules: Azure ML's ``Environment`` and ``CondaDependencies`` surface is kept
+whole, so notebooks written for it run; the virtualenv build lives in ``environment_build``.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Times: ``start_time`` (a ``datetime`` or ISO text; now by default) anchors the r
 ``time_zone`` (an IANA name such as ``"Europe/Paris"`` or ``"UTC"``; this machine's zone by
 default). ``hours`` / ``minutes`` pick times of day and ``week_days`` the days (for ``Day`` and
 ``Week``); ``time_of_day`` ``"HH:MM"`` is the same as one hour and minute.
+
+Longer than most modules: one concept, a schedule: Azure ML's ``Schedule`` API, its recurrence
+arithmetic and the claim of each due time, which only make sense together.
 """
 
 from __future__ import annotations
