@@ -138,15 +138,7 @@ class RunStore:
         catalog = self._ready()
         now = time.time()
         with catalog.write() as db:
-            db.execute("INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
-                       (run["experiment"], now))
-            db.execute(
-                "INSERT INTO runs (id, experiment, kind, status, description, tags, graph, "
-                "run_dir, cwd, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (run["id"], run["experiment"], run["kind"], RunStatus.NOT_STARTED,
-                 run.get("description"),
-                 _encode("tags", run.get("tags") or {}), _encode("graph", run["graph"]),
-                 self.rel(run["run_dir"]), run["cwd"], now, now))
+            self._insert_run(db, run, RunStatus.NOT_STARTED, now)
             for step in steps:
                 db.execute(
                     "INSERT INTO step_runs (id, run_id, name, kind, position, status, depends_on, "
@@ -161,23 +153,27 @@ class RunStore:
         catalog = self._ready()
         now = time.time()
         with catalog.write() as db:
-            db.execute("INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
-                       (run["experiment"], now))
-            db.execute(
-                "INSERT INTO runs (id, experiment, kind, status, description, tags, graph, "
-                "run_dir, cwd, pid, pid_started, host, attempts, created_at, started_at, "
-                "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?)",
-                (run["id"], run["experiment"], run["kind"], RunStatus.RUNNING,
-                 run.get("description"),
-                 _encode("tags", run.get("tags") or {}), _encode("graph", run["graph"]),
-                 self.rel(run["run_dir"]), run["cwd"], run["pid"], run.get("pid_started"),
-                 run.get("host"), now, now, now))
+            self._insert_run(db, run, RunStatus.RUNNING, now, pid=run["pid"],
+                             pid_started=run.get("pid_started"), host=run.get("host"),
+                             attempts=1, started_at=now)
             db.execute(
                 "INSERT INTO step_runs (id, run_id, name, kind, position, status, log_dir, "
                 "outputs, started_at, updated_at) VALUES (?,?,?,?,0,?,?,?,?,?)",
                 (step["id"], run["id"], step["name"], step["kind"], RunStatus.RUNNING,
                  self.rel(step.get("log_dir")),
                  _encode("outputs", step.get("outputs") or {}), now, now))
+
+    def _insert_run(self, db, run: dict, status: str, now: float, **columns) -> None:
+        """The run's row (and its experiment's, the first time), with any further ``columns``."""
+        db.execute("INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
+                   (run["experiment"], now))
+        values = {"id": run["id"], "experiment": run["experiment"], "kind": run["kind"],
+                  "status": status, "description": run.get("description"),
+                  "tags": _encode("tags", run.get("tags") or {}),
+                  "graph": _encode("graph", run["graph"]), "run_dir": self.rel(run["run_dir"]),
+                  "cwd": run["cwd"], "created_at": now, "updated_at": now, **columns}
+        db.execute(f"INSERT INTO runs ({', '.join(values)}) "
+                   f"VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
 
     def job_run_with_log_dir(self, log_dir: str) -> dict | None:
         """The latest job run (kind ``run_job``) whose step wrote its logs to ``log_dir``: the

@@ -37,16 +37,9 @@ class Experiment(_Open):
     latest_run: Optional[RunBrief] = None
 
 
-class RunSummary(_Open):
-    id: str
+class RunSummary(RunBrief):
     experiment: str
     kind: str
-    status: str
-    created_at: float
-    started_at: Optional[float] = None
-    finished_at: Optional[float] = None
-    duration: Optional[float] = None
-    runner_lost: bool
     cancel_requested: bool
     steps_total: int
     steps_finished: int
