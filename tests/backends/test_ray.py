@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from parallelrun import (BackendError, Dataset, Environment, Experiment, JobProgress,
+from parallelrun import (BackendError, Dataset, Datastore, Environment, Experiment, JobProgress,
                          ParallelRunConfig, ParallelRunStep, Pipeline, PipelineData,
                          ProgressListener, RayCompute, Workspace, run_job)
 from parallelrun.backends import BackendTarget, WorkerSpec, get_backend
@@ -262,7 +262,7 @@ def test_without_a_shared_filesystem_the_source_travels_and_logs_come_back(ray_c
 
 
 def test_without_a_shared_filesystem_local_inputs_are_refused_before_workers_start(
-        ray_cluster, make_script, make_files, tmp_path):
+        ray_cluster, azurite, make_script, make_files, tmp_path):
     data = make_files(3)
     target = BackendTarget("ray", {"shared_filesystem": False})
     with pytest.raises(DataError, match=r"input '.*data'.*do not share.*datastore"):
@@ -270,9 +270,16 @@ def test_without_a_shared_filesystem_local_inputs_are_refused_before_workers_sta
                 [Dataset.File.from_files(str(data))], tmp_path / "out")
     logs = tmp_path / "out" / "logs"
     assert not [p for p in logs.rglob("*") if "node0" in p.parts]  # no worker started
+    # a remote input is fine (run_job lists it before any work), a local side input is not
+    ws = Workspace.create("ray-remote", path=tmp_path / "ws")
+    store = Datastore.register_azure_blob_container(
+        ws, datastore_name="images", container_name=azurite.new_container(),
+        account_name=azurite.account_name, account_key=azurite.account_key,
+        endpoint=f"127.0.0.1:{azurite.port}", protocol="http")
+    azurite.filesystem().pipe({f"{store.container_name}/a.png": b"png"})
     with pytest.raises(DataError, match=r"side input 'labels'"):
         run_job(config(make_script(NUMBERS.format(sleep=0)), compute_target=target),
-                [Dataset.File.from_files("az://container/*.png", validate=False)],
+                [Dataset.File.from_files((store, "*.png"))],
                 tmp_path / "out2", side_inputs={"labels": str(data)})
 
 
