@@ -11,10 +11,13 @@ import sys
 import time
 import warnings
 from datetime import datetime, timedelta, timezone
+from unittest import mock
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from parallelrun import (ConfigurationError, Dataset, Experiment, ParallelRunStep, Pipeline,
                          PipelineData, PipelineParameter, WorkspaceError)
@@ -185,3 +188,20 @@ def test_recurrences_give_azure_mls_times():
                 dict(frequency="Day", interval=1, time_zone="Mars/Olympus")):
         with pytest.raises(ConfigurationError):
             ScheduleRecurrence(**bad)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(created=st.floats(min_value=1.6e9, max_value=2.2e9, allow_nan=False),
+       frequency=st.sampled_from(["Minute", "Hour", "Day", "Week", "Month"]))
+def test_a_schedule_without_a_start_time_is_due_when_it_is_created(ws, published, created,
+                                                                   frequency):
+    # the first due time was computed as the first after a moment a microsecond earlier, which
+    # rounded to the same microsecond about one time in twenty: the first run came a period late
+    with mock.patch("parallelrun.pipeline.schedules.time") as clock, pytest.warns(UserWarning):
+        clock.time.return_value = created
+        schedule = Schedule.create(ws, name="now", pipeline_id=published.id,
+                                   experiment_name="scheduled",
+                                   recurrence=ScheduleRecurrence(frequency=frequency, interval=1))
+    assert abs(schedule._record["next_run_at"] - created) < 1e-3
+    schedule.disable()

@@ -178,6 +178,14 @@ class ScheduleRecurrence:
         return f"ScheduleRecurrence(frequency={self.frequency!r}, interval={self.interval})"
 
 
+def _first_due(recurrence: ScheduleRecurrence, now: float) -> float:
+    """A new schedule's first due time: ``now`` itself when no start time or times of day are
+    given (Azure ML runs it at once). Asked as the first time after a moment a second before
+    ``now``: a moment a microsecond before it rounded, one time in several, to ``now``'s own
+    microsecond, so the first run was an interval late."""
+    return recurrence.next_after(now - 1.0, now)
+
+
 class Schedule:
     """A published pipeline submitted on a recurrence while a scheduler runs (see the module
     documentation). Attributes: ``id``, ``name``, ``pipeline_id``, ``experiment_name``,
@@ -250,7 +258,7 @@ class Schedule:
                 (schedule_id, name, pipeline_id, experiment_name, description, ACTIVE,
                  json.dumps(recurrence.to_dict()), json.dumps(parameters),
                  None if continue_on_step_failure is None else int(continue_on_step_failure),
-                 recurrence.next_after(now - 1e-6, now), now, now))
+                 _first_due(recurrence, now), now, now))
         schedule = Schedule.get(workspace, schedule_id)
         if not scheduler_running(workspace):
             warnings.warn(no_scheduler_message(workspace, schedule), stacklevel=2)
