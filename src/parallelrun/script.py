@@ -199,6 +199,19 @@ class RunOutcome:
     def failed(self) -> int:
         return max(0, self.items - self.succeeded)
 
+    def to_message(self) -> tuple:
+        """Its fields as a plain tuple, for the local workers' socket: pickling a dataclass
+        costs each side a few microseconds a mini-batch, a tenth of the coordinator's share."""
+        return tuple([getattr(self, name) for name in _OUTCOME_FIELDS])
+
+    @classmethod
+    def from_message(cls, message: tuple) -> "RunOutcome":
+        """The outcome :meth:`to_message` sent."""
+        return cls(*message)
+
+
+_OUTCOME_FIELDS = tuple(field.name for field in dataclasses.fields(RunOutcome))
+
 
 class ResultEncoder:
     """Turns what ``run()`` returned into the bytes an output action commits.

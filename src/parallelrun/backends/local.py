@@ -35,6 +35,7 @@ from parallelrun.backends.base import (
 from parallelrun.backends.local_worker import UNREADABLE_EXIT
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.errors import BackendError
+from parallelrun.script import RunOutcome
 
 # the folder holding the parallelrun package, put on workers' path (they may run another Python)
 #: the folder holding the parallelrun package, put on the path of the processes it starts
@@ -244,7 +245,8 @@ class LocalProcessBackend(Backend):
         is finished with (its init failed: it exits next, and its EOF is not news)."""
         for message in _whole_messages(worker.inbox):
             if isinstance(message, list):  # outcomes of consecutive mini-batches
-                events.extend(MiniBatchDone(worker.slot.id, outcome) for outcome in message)
+                events.extend(MiniBatchDone(worker.slot.id, RunOutcome.from_message(outcome))
+                              for outcome in message)
                 continue
             event = self._event(worker, message)
             events.append(event)

@@ -61,7 +61,8 @@ def main(fd: int) -> int:
         # group kills the process, the coordinator still knows which ones finished, and which
         # one was running (the first without an outcome).
         for minibatch in minibatches:
-            conn.send_bytes(pickle.dumps([run_minibatch(runner, minibatch)], protocol=pickle.HIGHEST_PROTOCOL))
+            outcome = run_minibatch(runner, minibatch).to_message()
+            conn.send_bytes(pickle.dumps([outcome], protocol=pickle.HIGHEST_PROTOCOL))
     stop_worker(runner)
     return 0
 
