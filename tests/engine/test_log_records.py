@@ -4,11 +4,15 @@ traceback's place, progress samples; and the dashboard and RunDetails read only 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fixtures.scripts import SHORT_AND_RAISE
 from parallelrun import Dataset, ParallelRunConfig, run_job
-from parallelrun.engine.logs import FAILURES_FILE, PROGRESS_FILE, TRIES_FILE
+from parallelrun.engine.logs import FAILURES_FILE, PROGRESS_FILE, TRIES_FILE, _utc
 from parallelrun.ui.failures import FailureIndex
 from parallelrun.ui.throughput import Throughput
 
@@ -114,3 +118,13 @@ def test_the_fast_line_of_a_done_try_is_the_same_record():
         fast = _DoneTryLines()(record)
         assert fast.endswith("\n") and fast.count("\n") == 1
         assert json.loads(fast) == json.loads(_json_line(try_record(record)))
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False))
+def test_the_logs_time_of_day_is_what_datetime_writes(ts):
+    # processed_mini-batches.csv formats a time per mini-batch; the quick formatter (the
+    # second's text kept between calls) must write what datetime writes, rounding included
+    expected = datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+    assert _utc(ts) == expected
+    assert _utc(ts + 1.0) == datetime.fromtimestamp(ts + 1.0, timezone.utc).isoformat(
+        timespec="milliseconds")

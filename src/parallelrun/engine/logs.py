@@ -68,8 +68,23 @@ _MAX_MESSAGE = 2000
 _RUN_DONE = OutcomeStatus.RUN_DONE
 
 
+_utc_second: tuple[int, str] = (-1, "")
+
+
 def _utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+    """``ts`` as ISO 8601 UTC to the millisecond (``2026-12-06T04:46:56.223+00:00``). The
+    seconds' text is kept from the last call: the scheduler's thread formats a time for every
+    mini-batch, mostly within the same second."""
+    global _utc_second
+    whole = int(ts)
+    micro = round((ts - whole) * 1e6)     # as datetime rounds: to the microsecond, then cut
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    second, text = _utc_second            # one read: other threads may replace it
+    if whole != second:
+        text = datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _utc_second = (whole, text)
+    return f"{text}.{micro // 1000:03d}+00:00"
 
 
 def progress_record(p: JobProgress, now: float | None = None) -> dict:
