@@ -69,7 +69,8 @@ def inspect_entry_script(path: str | os.PathLike) -> None:
         raise EntryScriptError(
             f"entry script {str(path)!r} does not define {' and '.join(f'{m}()' for m in missing)} "
             "at module level. An entry script needs init() (called once per worker) and "
-            "run(mini_batch) (called per mini-batch, returning a list or a pandas DataFrame).")
+            "run(mini_batch) (called per mini-batch, returning a list, a pandas DataFrame or a "
+            "pyarrow Table).")
 
 
 @dataclasses.dataclass
