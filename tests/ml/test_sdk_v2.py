@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fixtures.models import digits_model, oj_models_trained_directly
 from parallelrun import AmlCompute, ComputeTarget, Workspace
 from parallelrun.errors import ConfigurationError, JobFailedError
 
@@ -30,20 +31,6 @@ def ws(tmp_path, monkeypatch):
     return workspace
 
 
-def _digits_model(folder: Path):
-    from PIL import Image
-    from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
-
-    digits = load_digits()
-    pixels = np.stack([np.asarray(Image.fromarray((img * 255 / 16).astype(np.uint8))
-                                  .resize((28, 28))).reshape(784) for img in digits.images[:400]])
-    model = LogisticRegression(max_iter=300).fit(pixels, digits.target[:400])
-    folder.mkdir()
-    (folder / "mnist-sklearn.pkl").write_bytes(pickle.dumps(model))
-    return model
-
-
 def _expected_digits(model, images: Path) -> list[str]:
     from PIL import Image
 
@@ -53,7 +40,7 @@ def _expected_digits(model, images: Path) -> list[str]:
 
 def test_the_mnist_notebook_runs_with_its_imports_changed(ws, tmp_path):
     shutil.copytree(SAMPLES / "mnist", tmp_path / "mnist")
-    model = _digits_model(tmp_path / "mnist" / "mnist_models")
+    model = digits_model(tmp_path / "mnist" / "mnist_models")
     done = subprocess.run([sys.executable, "mnist_batch_prediction.py"], capture_output=True,
                           text=True, timeout=240, cwd=tmp_path / "mnist")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -80,31 +67,6 @@ def test_the_mnist_notebook_runs_with_its_imports_changed(ws, tmp_path):
     assert not (tmp_path / "dl" / "artifacts").exists()
     ml_client.jobs.download(job.name, download_path=tmp_path / "dl")
     assert (tmp_path / "dl" / "artifacts" / "run.log").is_file()
-
-
-def _oj_models_trained_directly(sales) -> dict:
-    """(store, brand) -> the model the 1a sample's parallel_train.py trains on that partition,
-    trained here from the sample's CSV with the script's own steps (features, lags, split)."""
-    import pandas as pd
-    from sklearn.ensemble import GradientBoostingRegressor
-    from sklearn.model_selection import train_test_split
-
-    models = {}
-    for (store, brand), data in sales.groupby(["Store", "Brand"]):
-        data = data.copy()
-        data["WeekStarting"] = pd.to_datetime(data["WeekStarting"])
-        data = data.set_index("WeekStarting").sort_index()
-        data = data.assign(Week_Year=data.index.isocalendar().week.values)
-        data = data.drop(columns=["Revenue", "Advert", "Store", "Brand"])
-        for lag in range(1, 7):
-            data[f"lag_{lag}"] = data["Quantity"].shift(lag)
-        data = data.dropna()
-        features = data[data.columns.drop("Quantity")].values
-        train, _, target, _ = train_test_split(features, data["Quantity"].values,
-                                               test_size=0.05, random_state=12, shuffle=False)
-        models[(str(store), brand)] = (GradientBoostingRegressor(random_state=12)
-                                       .fit(train, target), features)
-    return models
 
 
 def test_the_oj_sales_notebook_trains_one_model_per_store_and_brand(tmp_path, monkeypatch):
@@ -135,7 +97,7 @@ def test_the_oj_sales_notebook_trains_one_model_per_store_and_brand(tmp_path, mo
     # the command node's MLTable partitioned by Store/Brand; partition_keys: one mini-batch and
     # one model (mlflow.sklearn.save_model) per Store and Brand, predicting as trained directly
     sales = pd.read_csv(tmp_path / "oj_sales" / "oj_sales_data" / "oj_sales_data.csv")
-    expected = _oj_models_trained_directly(sales)
+    expected = oj_models_trained_directly(sales)
     assert len(expected) == 12
     assert sorted((p.parent.name, p.name) for p in models.glob("*/*") if p.is_dir()) == \
         sorted(expected)

@@ -7,7 +7,6 @@ changes their README lists (no environment: the test's Python; data made offline
 
 from __future__ import annotations
 
-import os
 import pickle
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
+from fixtures.models import digits_model, oj_models_trained_directly
 from parallelrun import AmlCompute, ComputeTarget, Experiment, Run, Workspace, load_job
 from parallelrun.pipeline.yaml_job import JobSpecError
 
@@ -32,24 +32,9 @@ def cluster(ws):
     return ws
 
 
-def _digits_model(folder: Path):
-    """A classifier of 28x28 digits, pickled where the 3a entry script looks for it."""
-    from PIL import Image
-    from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
-
-    digits = load_digits()
-    pixels = np.stack([np.asarray(Image.fromarray((img * 255 / 16).astype(np.uint8))
-                                  .resize((28, 28))).reshape(784) for img in digits.images[:400]])
-    model = LogisticRegression(max_iter=300).fit(pixels, digits.target[:400])
-    folder.mkdir()
-    (folder / "mnist-sklearn.pkl").write_bytes(pickle.dumps(model))
-    return model
-
-
 def test_the_mnist_sample_runs_a_command_node_then_a_parallel_node(cluster, tmp_path):
     shutil.copytree(SAMPLES / "mnist", tmp_path / "mnist")
-    model = _digits_model(tmp_path / "mnist" / "mnist_models")
+    model = digits_model(tmp_path / "mnist" / "mnist_models")
     done = subprocess.run([*CLI, "job", "submit", "mnist/pipeline.yml", "--stream"],
                           capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -218,8 +203,6 @@ def test_the_iris_sample_scores_an_mltable_with_an_mlflow_model(cluster, tmp_pat
 
 def test_the_oj_sales_sample_trains_one_model_per_store_and_brand(cluster, tmp_path):
     import pandas as pd
-    from sklearn.ensemble import GradientBoostingRegressor
-    from sklearn.model_selection import train_test_split
 
     shutil.copytree(SAMPLES / "oj_sales", tmp_path / "oj_sales")
     done = subprocess.run([*CLI, "job", "submit", "oj_sales/pipeline.yml", "--stream"],
@@ -232,28 +215,17 @@ def test_the_oj_sales_sample_trains_one_model_per_store_and_brand(cluster, tmp_p
     # mini-batch (and one model, saved with mlflow.sklearn.save_model) per Store and Brand
     models = Path(steps["parallel-train"].get_output_data("model_folder").local_path)
     sales = pd.read_csv(tmp_path / "oj_sales" / "oj_sales_data" / "oj_sales_data.csv")
+    # the sample's features for each partition, and its model trained here directly
+    expected = oj_models_trained_directly(sales)
     keys = sorted({(str(s), b) for s, b in zip(sales.Store, sales.Brand)})
-    assert len(keys) == 12
+    assert len(keys) == 12 and sorted(expected) == keys
     assert sorted((p.parent.name, p.name) for p in models.glob("*/*") if p.is_dir()) == keys
-    for store, brand in keys:
+    for (store, brand), (direct, features) in expected.items():
         folder = models / store / brand
         mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
         assert mlmodel["flavors"]["python_function"]["loader_module"] == "mlflow.sklearn"
         saved = pickle.loads((folder / mlmodel["flavors"]["sklearn"]["pickled_model"])
                              .read_bytes())
-        # the sample's features for this partition, and its model trained here directly
-        data = sales[(sales.Store == int(store)) & (sales.Brand == brand)].copy()
-        data["WeekStarting"] = pd.to_datetime(data["WeekStarting"])
-        data = data.set_index("WeekStarting").sort_index()
-        data = data.assign(Week_Year=data.index.isocalendar().week.values)
-        data = data.drop(columns=["Revenue", "Advert", "Store", "Brand"])
-        for lag in range(1, 7):
-            data[f"lag_{lag}"] = data["Quantity"].shift(lag)
-        data = data.dropna()
-        features = data[data.columns.drop("Quantity")].values
-        train, _, target, _ = train_test_split(features, data["Quantity"].values,
-                                               test_size=0.05, random_state=12, shuffle=False)
-        direct = GradientBoostingRegressor(random_state=12).fit(train, target)
         assert np.array_equal(saved.predict(features), direct.predict(features)), (store, brand)
     # the sample's run() returns [] for every mini-batch: error_threshold -1 lets that pass
     assert run.get_status() == "Finished"
