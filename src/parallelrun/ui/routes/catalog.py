@@ -3,39 +3,34 @@ datastores (never their secrets)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from parallelrun.ui.routes.context import Ctx
+from parallelrun.ui.routes.context import Ctx, Limit, Offset
 from parallelrun.ui.routes.schemas import Page
-from parallelrun.ui.state import MAX_LIMIT
 
 router = APIRouter(tags=["workspace"])
 
 
 @router.get("/api/datasets", response_model=Page)
-def list_datasets(ctx: Ctx, limit: int = Query(50, ge=1, le=MAX_LIMIT),
-                  offset: int = Query(0, ge=0)):
+def list_datasets(ctx: Ctx, limit: Limit = 50, offset: Offset = 0):
     """Registered datasets by name, with their number of versions and the latest one."""
     return ctx.view.datasets(limit, offset)
 
 
 @router.get("/api/datasets/{name}/versions", response_model=Page)
-def dataset_versions(name: str, ctx: Ctx, limit: int = Query(50, ge=1, le=MAX_LIMIT),
-                     offset: int = Query(0, ge=0)):
+def dataset_versions(name: str, ctx: Ctx, limit: Limit = 50, offset: Offset = 0):
     """A dataset's versions, newest first."""
     return ctx.view.dataset_versions(name, limit, offset)
 
 
 @router.get("/api/models", response_model=Page)
-def list_models(ctx: Ctx, limit: int = Query(50, ge=1, le=MAX_LIMIT),
-                offset: int = Query(0, ge=0)):
+def list_models(ctx: Ctx, limit: Limit = 50, offset: Offset = 0):
     """Registered models by name, with their number of versions and the latest one."""
     return ctx.view.models(limit, offset)
 
 
 @router.get("/api/models/{name}/versions", response_model=Page)
-def model_versions(name: str, ctx: Ctx, limit: int = Query(50, ge=1, le=MAX_LIMIT),
-                   offset: int = Query(0, ge=0)):
+def model_versions(name: str, ctx: Ctx, limit: Limit = 50, offset: Offset = 0):
     """A model's versions, newest first."""
     return ctx.view.model_versions(name, limit, offset)
 

@@ -9,11 +9,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from parallelrun.ui import logfiles
 from parallelrun.ui.failures import IndexCache
-from parallelrun.ui.state import WorkspaceView
+from parallelrun.ui.state import MAX_LIMIT, WorkspaceView
 from parallelrun.ui.throughput import ThroughputCache
 
 
@@ -42,3 +42,6 @@ async def app_context(request: Request) -> AppContext:
 
 
 Ctx = Annotated[AppContext, Depends(app_context)]
+#: a page of a list: how many rows (``limit: Limit = 50``) from which one (``offset: Offset = 0``)
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0)]

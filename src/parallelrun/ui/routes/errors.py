@@ -9,9 +9,9 @@ import re
 from fastapi import APIRouter, Query
 
 from parallelrun.ui.failures import FailureIndex
-from parallelrun.ui.routes.context import AppContext, Ctx
+from parallelrun.ui.routes.context import AppContext, Ctx, Limit, Offset
 from parallelrun.ui.routes.schemas import ErrorSummary, Failure, FailurePage
-from parallelrun.ui.state import MAX_LIMIT, NotFound, inside
+from parallelrun.ui.state import NotFound, inside
 
 TYPE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
@@ -50,7 +50,7 @@ def step_errors(step_id: str, ctx: Ctx, tracebacks: bool = True):
 @router.get("/api/steps/{step_id}/errors/items", response_model=FailurePage)
 def step_error_items(step_id: str, ctx: Ctx,
                      type: str = Query(..., description="exception type"),
-                     limit: int = Query(50, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0)):
+                     limit: Limit = 50, offset: Offset = 0):
     """The failed tries of one exception type, in the order they happened."""
     if not TYPE_NAME.match(type):
         raise NotFound(f"no error type {type!r}")

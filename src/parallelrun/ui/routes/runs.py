@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Optional
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from parallelrun import __version__
 from parallelrun.ui import graph as graph_layout
 from parallelrun.ui.access import require_token
-from parallelrun.ui.routes.context import AppContext, Ctx
+from parallelrun.ui.routes.context import AppContext, Ctx, Limit, Offset
 from parallelrun.ui.routes.events import EVENT_STREAM, stream
 from parallelrun.ui.routes.schemas import CancelResult, ExperimentPage, RunDetail, RunPage
-from parallelrun.ui.state import MAX_LIMIT, is_terminal
+from parallelrun.ui.state import is_terminal
 
 router = APIRouter()
 
@@ -28,22 +28,20 @@ def get_workspace(ctx: Ctx) -> dict:
 
 
 @router.get("/api/experiments", response_model=ExperimentPage, tags=["runs"])
-def list_experiments(ctx: Ctx, limit: int = Query(50, ge=1, le=MAX_LIMIT),
-                     offset: int = Query(0, ge=0)):
+def list_experiments(ctx: Ctx, limit: Limit = 50, offset: Offset = 0):
     """Experiments by name, each with its number of runs and its latest run."""
     return ctx.view.experiments(limit, offset)
 
 
 @router.get("/api/experiments/{name}/runs", response_model=RunPage, tags=["runs"])
-def list_experiment_runs(name: str, ctx: Ctx, limit: int = Query(50, ge=1, le=MAX_LIMIT),
-                         offset: int = Query(0, ge=0), status: Optional[str] = None):
+def list_experiment_runs(name: str, ctx: Ctx, limit: Limit = 50, offset: Offset = 0,
+                         status: Optional[str] = None):
     """An experiment's runs, newest first: status, duration, items/s, steps finished."""
     return ctx.view.runs(experiment=name, status=status, limit=limit, offset=offset)
 
 
 @router.get("/api/runs", response_model=RunPage, tags=["runs"])
-def list_runs(ctx: Ctx, limit: int = Query(50, ge=1, le=MAX_LIMIT),
-              offset: int = Query(0, ge=0), status: Optional[str] = None):
+def list_runs(ctx: Ctx, limit: Limit = 50, offset: Offset = 0, status: Optional[str] = None):
     """All runs of the workspace, newest first."""
     return ctx.view.runs(status=status, limit=limit, offset=offset)
 
