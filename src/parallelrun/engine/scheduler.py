@@ -197,7 +197,7 @@ class Scheduler:
         self._last_init_traceback: str | None = None
         self._first_error: MiniBatchRecord | None = None
         self._depth = 2
-        self._run_seconds_avg: float | None = None
+        self._work_seconds_avg: float | None = None
         self._next_flush = 0.0
         self._events: collections.deque = collections.deque()  # polled, not yet handled
         self._stopping = False
@@ -397,7 +397,7 @@ class Scheduler:
         worker.done += 1
         self.progress.workers[worker.slot.process_name]["current"] = (
             worker.queue[0][0].index if worker.queue else None)
-        self._follow_run_seconds(outcome.work_seconds or outcome.run_seconds)
+        self._follow_work_seconds(outcome.work_seconds or outcome.run_seconds)
         mb.items = outcome.items
         record = self._record(worker, mb, attempt, started, now, outcome)
         if outcome.status == _RUN_DONE:
@@ -416,20 +416,20 @@ class Scheduler:
 
     def _linger_seconds(self) -> float:
         """How long the loop may wait before polling without any worker running dry."""
-        if self._run_seconds_avg is None or self._stopping:
+        if self._work_seconds_avg is None or self._stopping:
             return 0.0
         queued = [len(w.queue) - 1 for w in self._workers.values() if w.ready and w.queue]
         if not queued or len(queued) < sum(w.ready for w in self._workers.values()):
             return 0.0  # an idle worker waits for work (or the job's last outcomes): no delay
-        return min(self.LINGER, 0.5 * min(queued) * self._run_seconds_avg)
+        return min(self.LINGER, 0.5 * min(queued) * self._work_seconds_avg)
 
-    def _follow_run_seconds(self, seconds: float) -> None:
+    def _follow_work_seconds(self, seconds: float) -> None:
         # a worker's whole time per mini-batch (reading a table's piece may take longer than
         # run()): queues sized by run() alone held ~20 pieces each, and at the end one worker
         # drained its queue while the other sat idle
-        average = self._run_seconds_avg
+        average = self._work_seconds_avg
         average = seconds if average is None else 0.9 * average + 0.1 * seconds
-        self._run_seconds_avg = average
+        self._work_seconds_avg = average
         wanted = self.backend.queue_seconds / max(average, 1e-6)
         self._depth = max(2, min(self.MAX_DEPTH, round(wanted)))
 
