@@ -57,3 +57,20 @@ def test_what_a_worker_imports_parses_as_the_oldest_worker_python(make_script, t
         except SyntaxError as exc:
             too_new.append(f"{source}:{exc.lineno}: {exc.msg}")
     assert not too_new, "worker-side modules that need a newer Python:\n" + "\n".join(too_new)
+
+
+def test_a_file_worker_does_not_import_the_planners(make_script, tmp_path):
+    # a worker's start-up is paid once per process and per restart: what plans mini-batches
+    # (listing, globbing, config, the dataset classes) stays in the coordinator
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.png").write_bytes(b"")
+    config = ParallelRunConfig(source_directory=str(make_script(MODULES_SEEN)),
+                               entry_script="score.py", mini_batch_size="1", error_threshold=0,
+                               output_action="append_row", process_count_per_node=1)
+    result = run_job(config, [Dataset.File.from_files(str(data))], tmp_path / "out")
+    assert result.succeeded, result.error
+    modules = set(json.loads(open(result.output_file).read().splitlines()[-1]))
+    planners = {"parallelrun.config", "parallelrun.data.files", "parallelrun.data.dataset",
+                "parallelrun.data.listing", "parallelrun.data.globbing", "parallelrun.data.base"}
+    assert not modules & planners, sorted(modules & planners)
