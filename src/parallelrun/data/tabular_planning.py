@@ -27,7 +27,7 @@ from parallelrun.data.partitions import PartitionPattern
 from parallelrun.data.readers import (
     PATH_COLUMN, ReadSpec, TablePart, TableSlice, file_size, open_binary, read_part,
 )
-from parallelrun.data.records import first_record_end, plan_cuts, scan_boundaries
+from parallelrun.data.records import first_record_end, plan_file_cuts
 from parallelrun.data.tabular_options import byte_scannable
 from parallelrun.data.urls import is_url
 from parallelrun.errors import DataError
@@ -234,8 +234,7 @@ class TablePlanner:
                                 constants=constants)
                 return
             quote = self.quote if delimited else None
-            cuts = plan_cuts(scan_boundaries(fh, start, total, quote, self.delim, first_line),
-                             start, size, first_line)
+            cuts = plan_file_cuts(fh, start, total, quote, self.delim, first_line, size)
             for begin, end, line, end_line in cuts:
                 yield TablePart(path, begin, end, line, columns=columns, constants=constants,
                                 rows_hint=end_line - line)
