@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from fixtures.scripts import SHORT_AND_RAISE
 from parallelrun import Dataset, ParallelRunConfig, run_job
 from parallelrun.engine.logs import FAILURES_FILE, PROGRESS_FILE, TRIES_FILE, _utc
+from parallelrun.statuses import OutcomeStatus
 from parallelrun.ui.failures import FailureIndex
 from parallelrun.ui.throughput import Throughput
 
@@ -106,18 +107,29 @@ def test_a_record_cannot_point_a_traceback_outside_the_error_folder(tmp_path):
     assert [index.traceback(n)["traceback"] for n in range(3)] == [None, None, None]
 
 
-def test_the_fast_line_of_a_done_try_is_the_same_record():
-    from parallelrun.engine.logs import _DoneTryLines, _json_line, try_record
+def test_the_fast_lines_of_a_done_try_are_the_same_records():
+    import csv
+    import io
+
+    from parallelrun.engine.logs import _DoneTryLines, _json_line, _utc, try_record
     from parallelrun.engine.progress import MiniBatchRecord
 
-    for names, item_names in ((("node0", "process001"), ""), (('n"1', "p\u00e9\n"), "a, b\n")):
+    for names, item_names in ((("node0", "process001"), ""), (('n"1', "p\u00e9\n"), "a, b\n"),
+                              (("node,2", "p 3"), "")):
         record = MiniBatchRecord(index=12, attempt=2, node_name=names[0], process_name=names[1],
                                  started_at=1767225600.1234567, finished_at=1767225601.5,
-                                 items=3, succeeded=3, run_seconds=0.0012345678,
-                                 status="RUN_DONE", final=True, item_names=item_names)
-        fast = _DoneTryLines()(record)
-        assert fast.endswith("\n") and fast.count("\n") == 1
-        assert json.loads(fast) == json.loads(_json_line(try_record(record)))
+                                 items=3, succeeded=2, run_seconds=0.0012345678,
+                                 status=OutcomeStatus.RUN_DONE, final=True, item_names=item_names)
+        row, line = _DoneTryLines()(record)
+        assert line.endswith("\n") and line.count("\n") == 1
+        assert json.loads(line) == json.loads(_json_line(try_record(record)))
+        # the row csv.writer writes for processed_mini-batches.csv
+        expected = io.StringIO(newline="")
+        csv.writer(expected).writerow([
+            record.index, record.attempt, record.node_name, record.process_name,
+            _utc(record.started_at), record.items, record.succeeded, record.failed,
+            f"{record.elapsed:.4f}", f"{record.run_seconds:.4f}", record.status, "", ""])
+        assert row == expected.getvalue()
 
 
 @given(st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False))

@@ -147,29 +147,45 @@ def _json_line(record: dict) -> str:
 
 
 class _DoneTryLines:
-    """``_json_line(try_record(record))`` for a try done without error, formatted directly:
-    the scheduler's thread writes one per mini-batch, and building the dict and encoding it
-    costs about three times as much (tests/engine/test_log_records.py checks they agree)."""
+    """The two lines a try done without error adds to the log folder, formatted directly: its
+    ``processed_mini-batches.csv`` row (as ``csv.writer`` writes it) and its
+    ``_json_line(try_record(record))``. The scheduler's thread writes both for every mini-batch,
+    and building the list, the dict and encoding them costs about three times as much
+    (tests/engine/test_log_records.py checks they agree)."""
 
     _TEMPLATE = ('{"v":%d,"mini_batch":%d,"attempt":%d,%s,"started_at":%.6f,"finished_at":%.6f,'
                  '"items":%d,"succeeded":%d,"failed":%d,"run_seconds":%.6f,"status":"'
                  + OutcomeStatus.RUN_DONE + '","final":%s,"outcome":"' + TryOutcome.DONE
                  + '","error_type":null,"error_message":null,'
                  '"item_names":%s,"traceback":null}\n')
+    _CSV_TEMPLATE = "%d,%d,%s,%s,%d,%d,%d,%.4f,%.4f," + OutcomeStatus.RUN_DONE + ",,\r\n"
 
     def __init__(self):
-        self._names: dict[tuple[str, str], str] = {}
+        self._names: dict[tuple[str, str], tuple[str, str]] = {}
 
-    def __call__(self, r: MiniBatchRecord) -> str:
-        names = self._names.get((r.node_name, r.process_name))
+    def _names_of(self, r: MiniBatchRecord) -> tuple[str, str]:
+        key = (r.node_name, r.process_name)
+        names = self._names.get(key)
         if names is None:
-            names = self._names[(r.node_name, r.process_name)] = (
+            quoted = io.StringIO()      # csv's quoting of names with commas, quotes, newlines
+            csv.writer(quoted).writerow(key)
+            names = self._names[key] = (
                 f'"node":{json.dumps(r.node_name, ensure_ascii=False)},'
-                f'"process":{json.dumps(r.process_name, ensure_ascii=False)}')
-        return self._TEMPLATE % (
-            RECORDS_VERSION, r.index, r.attempt, names, r.started_at, r.finished_at, r.items,
-            r.succeeded, r.failed, r.run_seconds, "true" if r.final else "false",
-            json.dumps(r.item_names, ensure_ascii=False) if r.item_names else "null")
+                f'"process":{json.dumps(r.process_name, ensure_ascii=False)}',
+                quoted.getvalue()[:-2])
+        return names
+
+    def __call__(self, r: MiniBatchRecord) -> tuple[str, str]:
+        """``(csv row, json line)`` of ``r``, a try with status RUN_DONE and no error."""
+        json_names, csv_names = self._names_of(r)
+        failed = r.items - r.succeeded if r.items > r.succeeded else 0
+        return (self._CSV_TEMPLATE % (r.index, r.attempt, csv_names, _utc(r.started_at), r.items,
+                                      r.succeeded, failed, r.finished_at - r.started_at,
+                                      r.run_seconds),
+                self._TEMPLATE % (
+                    RECORDS_VERSION, r.index, r.attempt, json_names, r.started_at, r.finished_at,
+                    r.items, r.succeeded, failed, r.run_seconds, "true" if r.final else "false",
+                    json.dumps(r.item_names, ensure_ascii=False) if r.item_names else "null"))
 
 
 def traceback_file(log_dir: str, record: MiniBatchRecord) -> str:
@@ -230,7 +246,7 @@ class JobLogs(ProgressListener):
         self._error_summary = open(self.dir / "user/error.txt", "a", encoding="utf-8")
         self._tries = open(self.dir / TRIES_FILE, "a", encoding="utf-8")
         self._failures = open(self.dir / FAILURES_FILE, "a", encoding="utf-8")
-        self._done_line = _DoneTryLines()
+        self._done_lines = _DoneTryLines()
         self._tracebacks: dict[tuple[str, str], io.TextIOWrapper] = {}
         self._last_overview = 0.0
         self._perf = _PerfSampler(self.dir / "sys/perf/node0/node_resource_usage.csv")
@@ -258,20 +274,22 @@ class JobLogs(ProgressListener):
         self._perf.start()
 
     def on_record(self, progress: JobProgress, record: MiniBatchRecord) -> None:
+        if record.status == _RUN_DONE and not record.error_message:
+            row, line = self._done_lines(record)
+            self._csv_file.write(row)
+            self._tries.write(line)
+            return
         self._csv.writerow([
             record.index, record.attempt, record.node_name, record.process_name,
             _utc(record.started_at), record.items, record.succeeded, record.failed,
             f"{record.elapsed:.4f}", f"{record.run_seconds:.4f}", record.status,
             record.error_type or "", (record.error_message or "").replace("\n", " ")[:500]])
-        if record.status != _RUN_DONE or record.error_message:
-            data = try_record(record, self._write_traceback(record))
-            line = _json_line(data)
-            self._tries.write(line)
-            self._failures.write(line)
-            self._failures.flush()   # a failure is seen at once; tries are flushed each tick
-            self._write_failure_line(data)
-        else:
-            self._tries.write(self._done_line(record))
+        data = try_record(record, self._write_traceback(record))
+        line = _json_line(data)
+        self._tries.write(line)
+        self._failures.write(line)
+        self._failures.flush()   # a failure is seen at once; tries are flushed each tick
+        self._write_failure_line(data)
 
     def _write_failure_line(self, data: dict) -> None:
         message = (data["error_message"] or "").splitlines()
