@@ -169,7 +169,8 @@ def plan_file_cuts(fh: BinaryIO, start: int, end: int, quote: bytes | None, deli
     """:func:`plan_cuts` of ``fh[start:end]``: the same pieces as over :func:`scan_boundaries`.
 
     Blocks that need no quote-aware scan (no quote byte, not inside a quoted value) are planned
-    from their bytes without an array of every newline: about 4x less CPU on a float CSV.
+    from their bytes without an array of every newline (the 320 MB float CSV of
+    ``bench/bench_tabular.py``: 0.20 s of CPU before, 0.06 s now).
     """
     return plan_cuts(_scan(fh, start, end, quote, delim, first_line, chunk, plain=True),
                      start, size, first_line)
