@@ -54,6 +54,78 @@ def require(*modules: str) -> None:
     sys.exit("\n".join(lines))
 
 
+def image_set(count: int, processes: int = 2) -> Path:
+    """A folder of ``count`` PNG digits (``images/NNNNNN.png`` and ``labels.csv``, as
+    examples/mnist/mnist_data.make_images writes them), made once per count in
+    ``processes`` processes: 480,000 images take ~5 minutes of CPU, which a 16-core run must
+    not spend on one core. Kept if complete (``labels.csv`` is written last)."""
+    import csv
+    from multiprocessing import get_context
+
+    folder = WORK / f"mnist_{count}"
+    labels_path = folder / "labels.csv"
+    if labels_path.exists() and sum(1 for _ in open(labels_path)) == count + 1:
+        return folder
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    step = -(-count // max(1, processes))
+    parts = [(str(folder), lo, min(count, lo + step)) for lo in range(0, count, step)]
+    with get_context("spawn").Pool(max(1, min(processes, len(parts)))) as pool:
+        labels = [label for part in pool.starmap(_image_part, parts) for label in part]
+    with open(labels_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "label"])
+        writer.writerows((f"{n:06d}.png", label) for n, label in enumerate(labels))
+    return folder
+
+
+def _image_part(folder: str, first: int, end: int) -> list[int]:
+    """Images ``first`` to ``end - 1`` of :func:`image_set` (the demo's digits, each shifted
+    and given noise from a generator seeded by ``first``); their labels."""
+    import numpy as np
+    from mnist_data import _upscaled_digits, _varied
+    from PIL import Image
+
+    base, targets = _upscaled_digits()
+    rng = np.random.default_rng(first)
+    labels = []
+    for n in range(first, end):
+        i = n % len(base)
+        Image.fromarray(_varied(base[i], rng)).save(Path(folder) / "images" / f"{n:06d}.png",
+                                                    optimize=False, compress_level=1)
+        labels.append(int(targets[i]))
+    return labels
+
+
+def add_workers_option(parser: argparse.ArgumentParser) -> None:
+    """``--workers N`` (default 2) and ``--json PATH``: what bench_cores.py runs each bound
+    benchmark with."""
+    parser.add_argument("--workers", type=int, default=2,
+                        help="workers of every contender: parallelrun's processes, Pool(N), "
+                             "the bound's processes (default 2)")
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write the best figures of each runner there (bench_cores.py "
+                             "reads them)")
+
+
+def results_entry(workload: str, workers: int, items: int, unit: str,
+                  runners: list[dict]) -> dict:
+    """One workload's best figures for :func:`write_results`: ``runners`` is
+    ``[{"name", "kind", "seconds", "steady", ...}]``, kind one of "local", "ray", "pool",
+    "ray-data", "bound" (one per workload: the others are fractions of it)."""
+    keep = ("name", "kind", "seconds", "steady", "batch_size")
+    return {"workload": workload, "workers": workers, "items": items, "unit": unit,
+            "runners": [{k: r[k] for k in keep if k in r} for r in runners]}
+
+
+def write_results(path: str | None, entries: list[dict]) -> None:
+    """The figures bench_cores.py summarises (:func:`results_entry`), as JSON at ``path``
+    (nothing when None)."""
+    if path is not None:
+        import json
+
+        Path(path).write_text(json.dumps({"workloads": entries}, indent=1))
+
+
 def machine() -> str:
     mem = psutil.virtual_memory().total / 2**30
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"

@@ -7,7 +7,9 @@ one-file mini-batches in a plain loop, with no engine. parallelrun's whole job (
 call, listing included) and steady rate (10%-90% of the mini-batches, from the job's
 ``tries.jsonl``) as fractions of the bound, each beside its target. Interleaved, best of N.
 
-    python bench/bench_dispatch.py [--files 100000] [--repeat 3]
+    python bench/bench_dispatch.py [--files 100000] [--repeat 3] [--workers 2]
+
+``--workers N`` (default 2): parallelrun with N processes, Pool(N) and the bound in N processes.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import argparse
 import time
 from multiprocessing import get_context
 
-from _common import (TARGETS, WORK, bar_chart, bound_job, parse_args, require, steady_rate,
-                     table, target_rows, tries_completions)
+from _common import (TARGETS, WORK, add_workers_option, bar_chart, bound_job, parse_args,
+                     require, results_entry, steady_rate, table, target_rows, tries_completions,
+                     write_results)
 
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
@@ -44,10 +47,10 @@ def parallelrun_job(config: ParallelRunConfig, folder) -> dict:
             "items": result.minibatches_succeeded}
 
 
-def pool_job(files: list[str], chunksize: int) -> dict:
+def pool_job(files: list[str], chunksize: int, processes: int = 2) -> dict:
     started = time.time()
     done = []
-    with get_context("spawn").Pool(2) as pool, open(WORK / "dispatch_pool.txt", "w") as fh:
+    with get_context("spawn").Pool(processes) as pool, open(WORK / "dispatch_pool.txt", "w") as fh:
         for lines in pool.imap_unordered(trivial, ([f] for f in files), chunksize=chunksize):
             fh.write("\n".join(lines) + "\n")
             done.append((time.time(), len(lines)))
@@ -58,7 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=100000)
     parser.add_argument("--repeat", type=int, default=3)
+    add_workers_option(parser)
     args = parse_args(parser)
+    n = args.workers
     require("matplotlib")
     folder = WORK / f"dispatch_{args.files}"
     files = make_files(folder, args.files)
@@ -68,13 +73,14 @@ def main() -> None:
 
     config = ParallelRunConfig(source_directory=str(script_dir), entry_script="trivial.py",
                                mini_batch_size=1, error_threshold=0, output_action="append_row",
-                               process_count_per_node=2)
-    ours, bound_name = "parallelrun (2 processes)", "bound: run() alone in 2 processes, no engine"
+                               process_count_per_node=n)
+    ours, bound_name = f"parallelrun ({n} processes)", f"bound: run() alone in {n} processes, no engine"
+    pool1, pool64 = (f"multiprocessing.Pool({n}), chunksize={c}" for c in (1, 64))
     runs = {
         ours: lambda: parallelrun_job(config, folder),
-        "multiprocessing.Pool(2), chunksize=1": lambda: pool_job(files, 1),
-        "multiprocessing.Pool(2), chunksize=64": lambda: pool_job(files, 64),
-        bound_name: lambda: bound_job(str(script_dir / "trivial.py"), [[f] for f in files], 2,
+        pool1: lambda: pool_job(files, 1, n),
+        pool64: lambda: pool_job(files, 64, n),
+        bound_name: lambda: bound_job(str(script_dir / "trivial.py"), [[f] for f in files], n,
                                       str(WORK / "dispatch_bound")),
     }
     best: dict[str, dict] = {}
@@ -92,7 +98,11 @@ def main() -> None:
           "(wall time incl. start-up)",
           ["runner", "mini-batches", "seconds", "mini-batches/s", "whole job, of bound",
            "mini-batches/s, steady (10%-90%)", "steady, of bound"], rows)
-    table("Dispatch: parallelrun (2 processes, local backend) against the bound",
+    kinds = {ours: "local", pool1: "pool", pool64: "pool", bound_name: "bound"}
+    write_results(args.json, [results_entry(
+        f"dispatch, {len(files):,} trivial mini-batches", n, len(files), "mini-batches",
+        [{"name": name, "kind": kinds[name], **s} for name, s in best.items()])])
+    table(f"Dispatch: parallelrun ({n} processes, local backend) against the bound",
           ["measure", "of bound", "target", "met"],
           target_rows([("whole job, start-up included", bound["seconds"] / best[ours]["seconds"],
                         TARGETS["local"]["whole"]),
@@ -100,7 +110,7 @@ def main() -> None:
                         best[ours]["steady"] / bound["steady"], TARGETS["local"]["steady"])]))
     bar_chart("dispatch", f"{len(files)} one-file mini-batches, trivial run() (higher is better)",
               {name: s["items"] / s["seconds"] for name, s in best.items()}, "mini-batches/s",
-              baseline="multiprocessing.Pool(2), chunksize=1")
+              baseline=pool1)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ parallelrun's whole job and steady rate (10%-90% of the images, from the job's
 ``tries.jsonl``) as fractions of it, each beside its target.
 
     python bench/bench_images.py [--images 20000] [--repeat 3]
+
+``--workers N`` (default 2) runs parallelrun with N processes, Pool(N) and the bound in N
+processes instead (bench_cores.py: workers = cores); ``--no-one-process`` leaves out the
+1-process row.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import argparse
 import time
 from multiprocessing import get_context
 
-from _common import (SCRIPT_DIR, TARGETS, WORK, bar_chart, bound_job, init_demo_script,
-                     parse_args, require, steady_rate, table, target_rows, tries_completions)
-from mnist_data import make_images, train_model
+from _common import (SCRIPT_DIR, TARGETS, WORK, add_workers_option, bar_chart, bound_job,
+                     image_set, init_demo_script, parse_args, require, steady_rate, table,
+                     results_entry, target_rows, tries_completions, write_results)
+from mnist_data import train_model
 
 from parallelrun import Dataset, ParallelRunConfig, run_job
 
@@ -61,22 +66,28 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-one-process", action="store_true",
+                        help="leave out parallelrun with 1 process")
+    add_workers_option(parser)
     args = parse_args(parser)
     require("matplotlib", "sklearn", "PIL")
-    data = make_images(WORK / "mnist", args.images)
+    n = args.workers
+    data = image_set(args.images, n)
     model_dir = str(train_model(WORK / "models" / "mnist"))
     pattern = str(data / "images" / "*.png")
     files = sorted(str(p) for p in (data / "images").glob("*.png"))
     chunks = [files[i:i + 5] for i in range(0, len(files), 5)]
     script = str(SCRIPT_DIR / "digit_identification.py")
-    bound_name = "bound: run() alone in 2 processes, no engine"
-    runs = {
-        "parallelrun, 1 process": lambda: parallelrun_job(pattern, model_dir, str(WORK / "out1"), 1),
-        "parallelrun, 2 processes": lambda: parallelrun_job(pattern, model_dir, str(WORK / "out2"), 2),
-        "multiprocessing.Pool(2) by hand": lambda: pool_baseline(files, model_dir, str(WORK / "pool.txt")),
-        bound_name: lambda: bound_job(script, chunks, 2, str(WORK / "images_bound"),
+    ours, pool_name = f"parallelrun, {n} processes", f"multiprocessing.Pool({n}) by hand"
+    bound_name = f"bound: run() alone in {n} processes, no engine"
+    runs = {} if args.no_one_process else {
+        "parallelrun, 1 process": lambda: parallelrun_job(pattern, model_dir, str(WORK / "out1"), 1)}
+    runs.update({
+        ours: lambda: parallelrun_job(pattern, model_dir, str(WORK / "out2"), n),
+        pool_name: lambda: pool_baseline(files, model_dir, str(WORK / "pool.txt"), n),
+        bound_name: lambda: bound_job(script, chunks, n, str(WORK / "images_bound"),
                                       env={"AZUREML_MODEL_DIR": model_dir}),
-    }
+    })
     # interleaved, so drift hits all alike; the best whole job and the best steady rate of N
     best: dict[str, dict] = {}
     for _ in range(args.repeat):
@@ -85,16 +96,20 @@ def main() -> None:
             kept = best.setdefault(name, stats)
             kept["seconds"] = min(kept["seconds"], stats["seconds"])
             kept["steady"] = max(kept["steady"], stats["steady"])
-    pool, bound = best["multiprocessing.Pool(2) by hand"], best[bound_name]
+    pool, bound = best[pool_name], best[bound_name]
     rows = [[name, len(files), f"{s['seconds']:.2f}", len(files) / s["seconds"],
              f"{pool['seconds'] / s['seconds']:.2f}x", f"{bound['seconds'] / s['seconds']:.2f}",
              s["steady"], f"{s['steady'] / bound['steady']:.2f}"]
             for name, s in best.items()]
     table(f"Images: {len(files)} PNG digits, mini_batch_size=5, best of {args.repeat} (wall time incl. start-up)",
-          ["runner", "images", "seconds", "images/s", "vs Pool(2)", "whole job, of bound",
+          ["runner", "images", "seconds", "images/s", f"vs Pool({n})", "whole job, of bound",
            "images/s, steady (10%-90%)", "steady, of bound"], rows)
-    ours = best["parallelrun, 2 processes"]
-    table("Images: parallelrun (2 processes, local backend) against the bound",
+    kinds = {ours: "local", pool_name: "pool", bound_name: "bound"}
+    write_results(args.json, [results_entry(
+        f"images, {len(files):,}", n, len(files), "images",
+        [{"name": name, "kind": kinds[name], **s} for name, s in best.items() if name in kinds])])
+    ours = best[ours]
+    table(f"Images: parallelrun ({n} processes, local backend) against the bound",
           ["measure", "of bound", "target", "met"],
           target_rows([("whole job, start-up included", bound["seconds"] / ours["seconds"],
                         TARGETS["local"]["whole"]),
@@ -102,7 +117,7 @@ def main() -> None:
                         TARGETS["local"]["steady"])]))
     bar_chart("images", f"{len(files)} PNG digits, mini_batch_size=5 (higher is better)",
               {name: len(files) / s["seconds"] for name, s in best.items()}, "images/s",
-              baseline="multiprocessing.Pool(2) by hand")
+              baseline=pool_name)
 
 
 if __name__ == "__main__":

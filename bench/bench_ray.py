@@ -21,6 +21,10 @@ The default size is the image workload of bench_images.py and ``make demo``: 20,
 issue 20's targets are for ``--images 60000``.
 
     python bench/bench_ray.py [--images 20000] [--repeat 3]
+
+``--workers N`` (default 2): an N-CPU Ray instance, N worker actors, N processes locally, N Ray
+Data actors and the bound in N processes; ``--ray-data-batch-sizes`` the batch sizes Ray Data
+runs with (default 5,100); ``--no-fresh-process`` leaves out the runs from a fresh process.
 """
 
 from __future__ import annotations
@@ -38,16 +42,15 @@ from pathlib import Path
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback addresses only
 
-from _common import (ROOT, SCRIPT_DIR, TARGETS, WORK, bar_chart, bound_job,  # noqa: E402
-                     init_demo_script, parse_args, require, steady_rate, table, target_rows,
-                     tries_completions)
-from mnist_data import make_images, train_model  # noqa: E402
+from _common import (ROOT, SCRIPT_DIR, TARGETS, WORK, add_workers_option, bar_chart,  # noqa: E402
+                     bound_job, image_set, init_demo_script, parse_args, require, results_entry,
+                     steady_rate, table, target_rows, tries_completions, write_results)
+from mnist_data import train_model  # noqa: E402
 
 from parallelrun import (Dataset, ParallelRunConfig, ProgressListener, RayCompute,  # noqa: E402
                          run_job)
 
 BATCH = 5
-BOUND = "bound: run() alone in 2 processes, no engine"
 
 
 class _Timeline:
@@ -86,13 +89,14 @@ class _Listener(ProgressListener):
             self.timeline.add(record.items)
 
 
-def parallelrun_job(compute, pattern: str, model_dir: str, out: str, t0: float | None = None) -> dict:
+def parallelrun_job(compute, pattern: str, model_dir: str, out: str, t0: float | None = None,
+                    processes: int = 2) -> dict:
     t0 = t0 or time.perf_counter()
     timeline = _Timeline(t0, len(glob.glob(pattern)))
     listener = _Listener(timeline)
     config = ParallelRunConfig(source_directory=str(SCRIPT_DIR), entry_script="digit_identification.py",
                                mini_batch_size=BATCH, error_threshold=0, output_action="append_row",
-                               process_count_per_node=2, compute_target=compute)
+                               process_count_per_node=processes, compute_target=compute)
     result = run_job(config, [Dataset.File.from_files(pattern)], out, models={"mnist": model_dir},
                      listeners=[listener], overwrite=True)
     assert result.succeeded, result.error
@@ -118,13 +122,14 @@ class _Scorer:
 
 
 def ray_data_job(files: list[str], model_dir: str, out: str, batch_size: int = BATCH,
-                 t0: float | None = None) -> dict:
+                 t0: float | None = None, actors: int = 2) -> dict:
     import ray
 
     t0 = t0 or time.perf_counter()
     ray.data.DataContext.get_current().enable_progress_bars = False
     ds = ray.data.from_items([{"path": p} for p in files]).map_batches(
-        _Scorer, fn_constructor_args=(model_dir,), batch_size=batch_size, concurrency=2, num_cpus=1)
+        _Scorer, fn_constructor_args=(model_dir,), batch_size=batch_size, concurrency=actors,
+        num_cpus=1)
     timeline = _Timeline(t0, len(files))
     with open(out, "w") as fh:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -133,7 +138,8 @@ def ray_data_job(files: list[str], model_dir: str, out: str, batch_size: int = B
     return timeline.stats()
 
 
-def first_result_child(kind: str, address: str, files_json: str, model_dir: str, out: str) -> None:
+def first_result_child(kind: str, address: str, files_json: str, model_dir: str, out: str,
+                       workers: int = 2) -> None:
     """In a fresh process: connect to the running cluster, run, report the first result's time."""
     t0 = time.perf_counter()
     import ray
@@ -142,17 +148,20 @@ def first_result_child(kind: str, address: str, files_json: str, model_dir: str,
     connected = time.perf_counter() - t0
     files = json.loads(Path(files_json).read_text())
     if kind == "ray-data":
-        stats = ray_data_job(files, model_dir, out, t0=t0)
+        stats = ray_data_job(files, model_dir, out, t0=t0, actors=workers)
     else:
         stats = parallelrun_job(RayCompute.attach(None, "bench", address=address),
-                                str(Path(files[0]).parent / "*.png"), model_dir, out, t0=t0)
+                                str(Path(files[0]).parent / "*.png"), model_dir, out, t0=t0,
+                                processes=workers)
     stats["connect"] = connected
     print(json.dumps(stats))
 
 
-def _child(kind: str, address: str, files_json: Path, model_dir: str, out: Path) -> dict:
+def _child(kind: str, address: str, files_json: Path, model_dir: str, out: Path,
+           workers: int) -> dict:
     done = subprocess.run([sys.executable, __file__, "--child", kind, address, str(files_json),
-                           model_dir, str(out)], capture_output=True, text=True, check=True,
+                           model_dir, str(out), "--workers", str(workers)],
+                          capture_output=True, text=True, check=True,
                           cwd=ROOT / "bench")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -161,64 +170,83 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ray-data-batch-sizes", default=f"{BATCH},100", metavar="B,B",
+                        help=f"the batch sizes Ray Data runs with (default {BATCH},100)")
+    parser.add_argument("--no-fresh-process", action="store_true",
+                        help="leave out the runs from a fresh process connecting to the cluster")
     parser.add_argument("--child", nargs=5, metavar=("KIND", "ADDRESS", "FILES", "MODEL", "OUT"))
+    add_workers_option(parser)
     args = parse_args(parser)
     require("ray", "matplotlib", "sklearn", "PIL")
+    n = args.workers
     if args.child:
-        first_result_child(*args.child)
+        first_result_child(*args.child, workers=n)
         return
 
     import ray
 
-    data = make_images(WORK / f"mnist_ray_{args.images}", args.images)
+    batch_sizes = [int(b) for b in args.ray_data_batch_sizes.split(",") if b]
+    local_name, ray_name = f"parallelrun, local backend, {n} processes", \
+        f"parallelrun, Ray backend, {n} worker actors"
+    ray_data_names = {b: f"Ray Data map_batches, {n} actors, batch_size={b}" for b in batch_sizes}
+    bound_name = f"bound: run() alone in {n} processes, no engine"
+    data = image_set(args.images, n)
     model_dir = str(train_model(WORK / "models" / "mnist"))
     files = sorted(str(p) for p in (data / "images").glob("*.png"))
     pattern = str(data / "images" / "*.png")
     files_json = WORK / "ray_files.json"
     files_json.write_text(json.dumps(files))
 
-    # "the cluster": a 2-CPU Ray instance on this machine that other processes can join
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "the cluster": an N-CPU Ray instance on this machine that other processes can join
+    ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False)
     address = ray.get_runtime_context().gcs_address
     try:
         best: dict[str, dict] = {}
         runs = {
-            "parallelrun, local backend, 2 processes": lambda: parallelrun_job(
-                "local", pattern, model_dir, str(WORK / "ray_out_local")),
-            "parallelrun, Ray backend, 2 worker actors": lambda: parallelrun_job(
+            local_name: lambda: parallelrun_job(
+                "local", pattern, model_dir, str(WORK / "ray_out_local"), processes=n),
+            ray_name: lambda: parallelrun_job(
                 RayCompute.attach(None, "bench", address=address), pattern, model_dir,
-                str(WORK / "ray_out_ray")),
-            f"Ray Data map_batches, 2 actors, batch_size={BATCH}": lambda: ray_data_job(
-                files, model_dir, str(WORK / "ray_data.txt")),
-            "Ray Data map_batches, 2 actors, batch_size=100": lambda: ray_data_job(
-                files, model_dir, str(WORK / "ray_data100.txt"), batch_size=100),
-            BOUND: lambda: bound_job(str(SCRIPT_DIR / "digit_identification.py"),
-                                     [files[i:i + BATCH] for i in range(0, len(files), BATCH)], 2,
-                                     str(WORK / "ray_bound"), env={"AZUREML_MODEL_DIR": model_dir}),
+                str(WORK / "ray_out_ray"), processes=n),
+            **{name: lambda b=b: ray_data_job(files, model_dir, str(WORK / f"ray_data{b}.txt"),
+                                              batch_size=b, actors=n)
+               for b, name in ray_data_names.items()},
+            bound_name: lambda: bound_job(str(SCRIPT_DIR / "digit_identification.py"),
+                                          [files[i:i + BATCH] for i in range(0, len(files), BATCH)],
+                                          n, str(WORK / "ray_bound"),
+                                          env={"AZUREML_MODEL_DIR": model_dir}),
         }
         for _ in range(args.repeat):  # interleaved, best of N, so drift hits all alike
             for name, job in runs.items():
                 stats = job()
                 if name not in best or stats["seconds"] < best[name]["seconds"]:
                     best[name] = stats
-        firsts = {name: _child(kind, address, files_json, model_dir, WORK / f"ray_first_{kind}")
-                  for name, kind in (("parallelrun, Ray backend", "parallelrun"),
-                                     (f"Ray Data map_batches, batch_size={BATCH}", "ray-data"))}
+        firsts = {} if args.no_fresh_process else {
+            name: _child(kind, address, files_json, model_dir, WORK / f"ray_first_{kind}", n)
+            for name, kind in (("parallelrun, Ray backend", "parallelrun"),
+                               (f"Ray Data map_batches, batch_size={BATCH}", "ray-data"))}
     finally:
         ray.shutdown()
 
-    ray_backend = best["parallelrun, Ray backend, 2 worker actors"]["seconds"]
-    bound = best[BOUND]
+    ray_backend = best[ray_name]["seconds"]
+    bound = best[bound_name]
     rows = [[name, len(files), f"{s['seconds']:.2f}", len(files) / s["seconds"],
              f"{s['seconds'] / ray_backend:.2f}x", f"{bound['seconds'] / s['seconds']:.2f}",
              f"{s['first']:.2f}", s["steady"], f"{s['steady'] / bound['steady']:.2f}"]
             for name, s in best.items()]
-    table(f"Ray: {len(files)} PNG digits, 2 workers on a 2-CPU Ray instance, best of "
+    table(f"Ray: {len(files)} PNG digits, {n} workers on a {n}-CPU Ray instance, best of "
           f"{args.repeat} (wall time incl. start-up)",
           ["runner", "images", "seconds", "images/s", "Ray backend's speed-up", "whole job, of bound",
            "first result s", "images/s, steady (10%-90%)", "steady, of bound"], rows)
-    local = best["parallelrun, local backend, 2 processes"]
-    ray_stats = best["parallelrun, Ray backend, 2 worker actors"]
+    kinds = {local_name: "local", ray_name: "ray", bound_name: "bound",
+             **{name: "ray-data" for name in ray_data_names.values()}}
+    sizes = {name: b for b, name in ray_data_names.items()}
+    write_results(args.json, [results_entry(
+        f"Ray's images, {len(files):,}", n, len(files), "images",
+        [{"name": name, "kind": kinds[name], **s, **({"batch_size": sizes[name]} if name in sizes
+                                                     else {})} for name, s in best.items()])])
+    local = best[local_name]
+    ray_stats = best[ray_name]
     table(f"Ray: parallelrun against the bound ({len(files)} images; issue 20's targets are for "
           "60,000)", ["measure", "of bound", "target", "met"],
           target_rows([
@@ -241,15 +269,16 @@ def main() -> None:
             f"{ray_stats['seconds'] - len(files) / ray_stats['steady']:.2f}",
             f"{(ray_stats['seconds'] - len(files) / ray_stats['steady']) - (local['seconds'] - len(files) / local['steady']):+.2f}"]])
     bar_chart("ray" if args.images == 20000 else f"ray_{args.images}",
-              f"{len(files)} PNG digits, 2 workers on one Ray instance (higher is better)",
+              f"{len(files)} PNG digits, {n} workers on one Ray instance (higher is better)",
               {name: len(files) / s["seconds"] for name, s in best.items()}, "images/s",
-              baseline=f"Ray Data map_batches, 2 actors, batch_size={BATCH}")
-    table("Ray: a fresh process connecting to the running cluster",
-          ["runner", "connect s", "first result s (incl. connect)", "whole job s"],
-          [[name, f"{s['connect']:.2f}", f"{s['first']:.2f}", f"{s['seconds']:.2f}"]
-           for name, s in firsts.items()])
+              baseline=ray_data_names[batch_sizes[0]] if batch_sizes else None)
+    if firsts:
+        table("Ray: a fresh process connecting to the running cluster",
+              ["runner", "connect s", "first result s (incl. connect)", "whole job s"],
+              [[name, f"{s['connect']:.2f}", f"{s['first']:.2f}", f"{s['seconds']:.2f}"]
+               for name, s in firsts.items()])
     cost_rows = []
-    for name in ("parallelrun, local backend, 2 processes", "parallelrun, Ray backend, 2 worker actors"):
+    for name in (local_name, ray_name):
         s = best[name]
         per_mb_ms = 1000 * s["coordinator_cpu"]
         run_ms = 1000 * s["run_seconds"]

@@ -16,7 +16,10 @@ Whole job (start-up included: processes, imports, planning) and steady state (th
 10% and 90% of the rows).
 
     python bench/bench_tabular.py [--rows 2000000] [--files 8] [--repeat 3]
-                                  [--formats pandas,pyarrow]
+                                  [--formats pandas,pyarrow] [--workers 2]
+
+``--workers N`` (default 2): parallelrun with N processes, Pool(N) and the bound in N processes
+(the data is then written by N processes too).
 
 ``--legacy`` runs the earlier workload instead: 8 float columns in CSV and Parquet, Parquet
 output, Pool(2) and Ray Data, then the memory of one 2 GB CSV file:
@@ -41,14 +44,14 @@ import psutil
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from _common import WORK, bar_chart, parse_args, require, table
+from _common import (WORK, add_workers_option, bar_chart, parse_args, require, results_entry, table,
+                     write_results)
 
 from parallelrun import Dataset, ParallelRunConfig, ProgressListener, run_job
 
 FEATURES = [f"f{i}" for i in range(8)]
 WEIGHTS = np.linspace(-1.0, 1.0, len(FEATURES))
 DATA = WORK / "tabular"
-BOUND = "bound: read + run() in 2 processes, no engine"
 SCRIPT = '''
 import numpy as np
 import pandas as pd
@@ -239,21 +242,30 @@ def score(mini_batch):
 FORMATS = ("pandas", "pyarrow")
 
 
-def make_wide_data(rows: int, files: int) -> Path:
-    """``files`` CSV files of ``rows`` rows in all, 20 float columns (5 decimals)."""
+def make_wide_data(rows: int, files: int, processes: int = 1) -> Path:
+    """``files`` CSV files of ``rows`` rows in all, 20 float columns (5 decimals), written by
+    ``processes`` processes (16,000,000 rows take a minute on one core)."""
     folder = DATA / f"wide-{rows}-{files}"
     if folder.exists():
         return folder
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    per = rows // files
-    for f in range(files):
-        values = np.round(np.random.default_rng(f).normal(size=(per, len(WIDE))), 5)
-        pa_csv.write_csv(pa.table({n: values[:, i] for i, n in enumerate(WIDE)}),
-                         tmp / f"part-{f:02d}.csv")
+    parts = [(tmp, f, rows // files) for f in range(files)]
+    if processes > 1:
+        with get_context("spawn").Pool(min(processes, files)) as pool:
+            pool.starmap(_write_wide_file, parts)
+    else:
+        for part in parts:
+            _write_wide_file(*part)
     tmp.rename(folder)
     return folder
+
+
+def _write_wide_file(folder: Path, number: int, rows: int) -> None:
+    values = np.round(np.random.default_rng(number).normal(size=(rows, len(WIDE))), 5)
+    pa_csv.write_csv(pa.table({n: values[:, i] for i, n in enumerate(WIDE)}),
+                     folder / f"part-{number:02d}.csv")
 
 
 def wide_script_dir(fmt: str) -> Path:
@@ -306,12 +318,13 @@ class _RowsListener(ProgressListener):
             self.timeline.add(record.succeeded)
 
 
-def wide_parallelrun(folder: Path, fmt: str, rows: int, size: str, out: Path) -> dict:
+def wide_parallelrun(folder: Path, fmt: str, rows: int, size: str, out: Path,
+                     processes: int = 2) -> dict:
     t0 = time.perf_counter()
     timeline = Timeline(t0, rows)
     config = ParallelRunConfig(source_directory=str(wide_script_dir(fmt)), entry_script="score.py",
                                mini_batch_size=size, error_threshold=0, output_action="append_row",
-                               process_count_per_node=2)
+                               process_count_per_node=processes)
     result = run_job(config, [Dataset.Tabular.from_delimited_files(str(folder / "*.csv"))], out,
                      listeners=[_RowsListener(timeline)], overwrite=True)
     assert result.succeeded, result.error
@@ -360,13 +373,13 @@ def _pool_task(piece) -> tuple[bytes, int]:
     return ("\n".join(map(str, result)) + "\n").encode(), len(result)
 
 
-def wide_pool(folder: Path, fmt: str, rows: int, size: int, out: Path) -> dict:
-    """The hand-written job: Pool(2) over the pieces, the workers read, run() and format the
+def wide_pool(folder: Path, fmt: str, rows: int, size: int, out: Path, processes: int = 2) -> dict:
+    """The hand-written job: Pool(N) over the pieces, the workers read, run() and format the
     lines, the parent writes them (as append_row's text format)."""
     t0 = time.perf_counter()
     timeline = Timeline(t0, rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with get_context("spawn").Pool(2, initializer=_pool_init, initargs=(fmt,)) as pool, \
+    with get_context("spawn").Pool(processes, initializer=_pool_init, initargs=(fmt,)) as pool, \
             open(out, "wb") as fh:
         for text, n in pool.imap_unordered(_pool_task, cut_pieces(folder, size)):
             fh.write(text)
@@ -384,16 +397,16 @@ def _bound_share(fmt: str, pieces: list) -> list[tuple[float, int]]:
     return done
 
 
-def wide_bound(folder: Path, fmt: str, rows: int, size: int) -> dict:
-    """The ceiling of any engine here: 2 processes, each reading and run()-ing every other
+def wide_bound(folder: Path, fmt: str, rows: int, size: int, processes: int = 2) -> dict:
+    """The ceiling of any engine here: N processes, each reading and run()-ing every N-th
     piece, with no queue, no messages and no output beyond what run() returns."""
     from concurrent.futures import ProcessPoolExecutor
 
     t0 = time.perf_counter()
     timeline = Timeline(t0, rows)
-    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
         pieces = cut_pieces(folder, size)
-        shares = [pool.submit(_bound_share, fmt, pieces[k::2]) for k in range(2)]
+        shares = [pool.submit(_bound_share, fmt, pieces[k::processes]) for k in range(processes)]
         done = sorted(mark for share in shares for mark in share.result())
     # perf_counter is CLOCK_MONOTONIC on Linux: comparable between processes
     for now, n in done:
@@ -410,19 +423,23 @@ def main(argv: list[str] | None = None) -> None:
                         help="MINI_BATCH_FORMAT values to measure, comma-separated")
     parser.add_argument("--legacy", action="store_true",
                         help="the earlier workload instead (8 columns, Parquet output, Ray Data)")
+    add_workers_option(parser)
     args = parse_args(parser, argv)
     require("matplotlib")
-    folder = make_wide_data(args.rows, args.files)
+    n = args.workers
+    ours, pool_name = f"parallelrun, {n} processes", f"Pool({n}) by hand"
+    bound_name = f"bound: read + run() in {n} processes, no engine"
+    folder = make_wide_data(args.rows, args.files, n)
     size = 2**20
     formats = [f for f in args.formats.split(",") if f]
     out = WORK / "tabular-out"
     runs = {}
     for fmt in formats:
-        runs[(fmt, "parallelrun, 2 processes")] = lambda fmt=fmt: wide_parallelrun(
-            folder, fmt, args.rows, "1MB", out / f"wide-pr-{fmt}")
-        runs[(fmt, "Pool(2) by hand")] = lambda fmt=fmt: wide_pool(
-            folder, fmt, args.rows, size, out / f"wide-pool-{fmt}.txt")
-        runs[(fmt, BOUND)] = lambda fmt=fmt: wide_bound(folder, fmt, args.rows, size)
+        runs[(fmt, ours)] = lambda fmt=fmt: wide_parallelrun(
+            folder, fmt, args.rows, "1MB", out / f"wide-pr-{fmt}", n)
+        runs[(fmt, pool_name)] = lambda fmt=fmt: wide_pool(
+            folder, fmt, args.rows, size, out / f"wide-pool-{fmt}.txt", n)
+        runs[(fmt, bound_name)] = lambda fmt=fmt: wide_bound(folder, fmt, args.rows, size, n)
     best: dict = {}
     for _ in range(args.repeat):  # interleaved, best of N, so drift hits all alike
         for key, job in runs.items():
@@ -432,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
                 best[key] = stats
     rows = []
     for fmt in formats:
-        pool, bound = best[(fmt, "Pool(2) by hand")], best[(fmt, BOUND)]
+        pool, bound = best[(fmt, pool_name)], best[(fmt, bound_name)]
         for (f, name), s in best.items():
             if f != fmt:
                 continue
@@ -445,13 +462,18 @@ def main(argv: list[str] | None = None) -> None:
     table(f"Tables against the bound: {args.rows:,} rows x 20 float columns in {args.files} CSV "
           f"files ({mb:,.0f} MB), 1 MB pieces, linear model, append_row text, best of "
           f"{args.repeat}", ["MINI_BATCH_FORMAT", "runner", "seconds", "first rows (s)", "rows/s",
-                             "vs Pool(2)",
-                             "of bound", "rows/s steady (10%-90%)", "steady vs Pool(2)",
+                             f"vs Pool({n})",
+                             "of bound", "rows/s steady (10%-90%)", f"steady vs Pool({n})",
                              "steady of bound"], rows)
+    kinds = {ours: "local", pool_name: "pool", bound_name: "bound"}
+    write_results(args.json, [results_entry(  # one workload per format: each has its own bound
+        f"tables ({fmt}), {args.rows:,} rows in {args.files} files", n, args.rows, "rows",
+        [{"name": name, "kind": kinds[name], **s} for (f, name), s in best.items() if f == fmt])
+        for fmt in formats])
     bar_chart("tabular-bound", f"{args.rows:,} CSV rows x 20 floats, 1 MB mini-batches, whole job "
               "(higher is better)", {f"{name} [{fmt}]": s["rows"] / s["seconds"]
                                      for (fmt, name), s in best.items()}, "rows/s",
-              baseline="Pool(2) by hand [pandas]")
+              baseline=f"{pool_name} [{formats[0]}]")
 
 
 def legacy_main(argv: list[str] | None = None) -> None:
