@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -288,3 +289,24 @@ def test_backend_target_options_are_checked():
                       output_dir=".", log_dir=".")
     with pytest.raises(BackendError, match="unknown Ray backend option.*adress"):
         get_backend("ray")(spec, **BackendTarget("ray", {"adress": "auto"}).backend_options)
+
+
+def test_mini_batches_and_outcomes_travel_as_plain_pickles():
+    """What crosses Ray for each call and streamed item: bytes of the C pickler, outcomes as
+    plain tuples (Ray's serializer calls back into Python for every object of a list), with
+    every field of every outcome, a failure's text included, back as it was sent."""
+    from parallelrun.backends.ray_worker import pack_minibatches, pack_outcomes, unpack_outcomes
+    from parallelrun.script import RunOutcome
+
+    group = [MiniBatch(i, 2, FileList([f"/data/{i}a.png", f"/data/{i}b.png"]), f"files {i}")
+             for i in range(3)]
+    sent = pack_minibatches(group)
+    assert isinstance(sent, bytes)
+    assert [(mb.index, mb.items, mb.label, mb.digest()) for mb in pickle.loads(sent)] == \
+        [(mb.index, mb.items, mb.label, mb.digest()) for mb in group]
+    outcomes = [RunOutcome(0, "RUN_DONE", 2, 2, b"a\nb\n", 2, 0.001, 0.002),
+                RunOutcome(1, "RUN_FAILED", 2, 0, error_type="ValueError", error_message="bad",
+                           traceback="Traceback ...")]
+    data = pack_outcomes([outcome.to_message() for outcome in outcomes])
+    assert isinstance(data, bytes) and b"RunOutcome" not in data
+    assert unpack_outcomes(data) == outcomes

@@ -23,7 +23,7 @@ shares; only the carrying changes:
   of the call is left to report, the loss is charged to none (``running_known``), and every
   mini-batch that was on the actor goes out again one per call, so a mini-batch that kills its
   worker (or hangs) is charged from its next time on, and no other one ever is. (Mini-batches
-  slower than ~25 ms travel one per call after an actor's first two: their failures are
+  slower than ~50 ms travel one per call after an actor's first two: their failures are
   charged at once.)
 * **Files.** When the nodes see the coordinator's files (same node, or a shared filesystem:
   checked with a probe file written in the log folder), the workers read local input paths and
@@ -96,7 +96,9 @@ from parallelrun.backends.ray_runtime_env import (
 from parallelrun.backends.ray_sizing import (
     Sizing, alive_nodes, describe_nodes, free_resources, size_workers,
 )
-from parallelrun.backends.ray_worker import OUTCOME_GROUP_SECONDS, RayWorker, probe_shared_files
+from parallelrun.backends.ray_worker import (
+    OUTCOME_GROUP_SECONDS, RayWorker, pack_minibatches, probe_shared_files, unpack_outcomes,
+)
 from parallelrun.data.minibatch import MiniBatch
 from parallelrun.errors import BackendError, DataError
 
@@ -155,9 +157,10 @@ class RayBackend(Backend):
     """
 
     name = "ray"
-    # A Ray call costs the coordinator and the actor ~0.2 ms each way: 50 ms of work queued
-    # per actor (sent ~25 ms at a time) keeps that under 2% (bench/bench_ray.py)
-    queue_seconds = 0.05
+    # A Ray call costs the coordinator ~0.3 ms of CPU, and the actor 1-5 ms between the end of
+    # one call and the start of the next (Ray's task switch; more on a busy machine): 100 ms
+    # of work queued per actor, sent ~50 ms at a time, keeps that near 5% (50 ms: 12-18%)
+    queue_seconds = 0.1
 
     def __init__(self, spec: WorkerSpec, **options: Any):
         super().__init__(spec, **options)
@@ -313,7 +316,7 @@ class RayBackend(Backend):
             self._send(actor)
 
     def _send(self, actor: _Actor) -> None:
-        # A Ray call costs the coordinator ~0.2 ms of CPU, as much as a small run(). So mini-
+        # A Ray call costs the coordinator ~0.3 ms of CPU, more than a small run(). So mini-
         # batches wait here while the actor has a call running and the next one queued behind
         # it, and go out together when the running call ends: the actor never waits for a
         # round trip between two calls, and a call carries many. Mini-batches that were on a
@@ -328,7 +331,7 @@ class RayBackend(Backend):
                             len(held))
             group, actor.held = held[:size], held[size:]
             run = actor.handle.run if self._streaming else actor.handle.run_whole
-            actor.calls.append(_Call("run", run.remote(group), group))
+            actor.calls.append(_Call("run", run.remote(pack_minibatches(group)), group))
 
     def running_known(self, slot: Slot) -> bool:
         # An actor sends the outcomes of quick mini-batches back in groups, so the first
@@ -374,9 +377,10 @@ class RayBackend(Backend):
         for (actor, kind, ref), value in zip(results, values):
             if id(actor) in lost:
                 continue
-            if kind == "run" and isinstance(value, list):  # outcomes of consecutive mini-batches
-                events.extend(MiniBatchDone(actor.slot.id, outcome) for outcome in value)
-                self._count_outcomes(actor, len(value))
+            if kind == "run" and isinstance(value, bytes):  # outcomes of consecutive mini-batches
+                outcomes = unpack_outcomes(value)
+                events.extend(MiniBatchDone(actor.slot.id, outcome) for outcome in outcomes)
+                self._count_outcomes(actor, len(outcomes))
                 continue
             event = self._event(actor, kind, ref, value)
             events.append(event)
