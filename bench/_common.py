@@ -64,8 +64,10 @@ def image_set(count: int, processes: int = 2) -> Path:
 
     folder = WORK / f"mnist_{count}"
     labels_path = folder / "labels.csv"
-    if labels_path.exists() and sum(1 for _ in open(labels_path)) == count + 1:
-        return folder
+    if labels_path.exists():
+        with open(labels_path) as fh:
+            if sum(1 for _ in fh) == count + 1:
+                return folder
     (folder / "images").mkdir(parents=True, exist_ok=True)
     step = -(-count // max(1, processes))
     parts = [(str(folder), lo, min(count, lo + step)) for lo in range(0, count, step)]

@@ -198,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     benches = plan(args.workers, args.quick, repeat, not args.no_ray)
     started = time.time()
-    heading = [f"### Against the bound with {args.workers} workers"
-               f"{' (--quick: sizes too small to mean anything)' if args.quick else ''}",
+    quick_note = " (--quick: sizes too small to mean anything)" if args.quick else ""
+    heading = [f"### Against the bound with {args.workers} workers{quick_note}",
                f"_{machine()}; best of {repeat}_", ""]
     heading += [f"- {b['bench']}: {b['size']}" for b in benches]
     rows: list[dict] = []
