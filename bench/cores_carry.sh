@@ -11,7 +11,7 @@
 # pydantic (with its three); uv, parallelrun's other missing dependency, only builds job
 # environments, which the benchmarks do not use. Ray's wheel is 79 MB, over the limit by itself:
 # it goes as a tar.xz of the installed tree, less what the benchmarks never load (the Java jar,
-# the dashboard's web client, RLlib, Serve, Ray LLM): ~45 MB.
+# the dashboard's web client, RLlib, Serve, Ray LLM): ~24 MB.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEST="$(realpath -m "${1:-$ROOT/.whl}")"
