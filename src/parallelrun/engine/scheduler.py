@@ -164,9 +164,10 @@ class Scheduler:
     FLUSH_EVERY = 0.05
     #: seconds a stopping job (threshold exceeded, canceled) waits for outcomes on their way
     STOP_GRACE = 0.5
-    #: the most mini-batches queued on one worker: bounds what a lost worker hands back and
-    #: how unevenly the last ones of a job can fall
-    MAX_DEPTH = 128
+    #: the most mini-batches queued on one worker (what a lost worker hands back); reached only
+    #: below queue_seconds / MAX_DEPTH each: at 128, Ray's calls of 0.6 ms image mini-batches
+    #: carried ~40 ms, and its steady state fell from ~0.9 to ~0.8 of the bound (bench/README)
+    MAX_DEPTH = 512
     #: the longest the loop waits to gather outcomes before polling; never more than half of
     #: what the least-loaded busy worker has queued after the one it runs
     LINGER = 0.010
