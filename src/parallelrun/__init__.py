@@ -16,8 +16,9 @@ Every public name is importable from here. Heavy parts are imported on first use
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from parallelrun._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -89,17 +90,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'parallelrun' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs

@@ -7,8 +7,9 @@ globbing and config that the dataset classes pull in (about 40 ms of every worke
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from parallelrun._lazy import lazy_exports
 
 _EXPORTS = {
     "AbstractDataset": "parallelrun.data.base",
@@ -18,15 +19,7 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'parallelrun.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
