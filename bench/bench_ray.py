@@ -197,8 +197,9 @@ def main() -> None:
     files_json = WORK / "ray_files.json"
     files_json.write_text(json.dumps(files))
 
-    # "the cluster": an N-CPU Ray instance on this machine that other processes can join
-    ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False)
+    # "the cluster": an N-CPU Ray instance on this machine that other processes can join; a new
+    # one even where RAY_ADDRESS names a running cluster (a test's, or the user's)
+    ray.init(address="local", num_cpus=n, include_dashboard=False, log_to_driver=False)
     address = ray.get_runtime_context().gcs_address
     try:
         best: dict[str, dict] = {}

@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 
 
-def test_quick_run_summarises_every_workload_and_runner_against_the_bound(tmp_path):
+def test_quick_run_summarises_every_workload_and_runner_against_the_bound(tmp_path, monkeypatch):
+    # a Ray cluster started by another test exports RAY_ADDRESS (ray.init does): the bench
+    # must start its own instance all the same
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     out = tmp_path / "cores"
     result = subprocess.run([sys.executable, str(BENCH / "bench_cores.py"), "--quick",
                              "--workers", "2", "--out", str(out), "--charts", str(tmp_path)],
