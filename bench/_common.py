@@ -7,6 +7,7 @@ import importlib.util
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -232,6 +233,31 @@ def bar_chart(name: str, title: str, bars: dict[str, float], unit: str,
 TARGETS = {"local": {"whole": 0.90, "steady": 0.95}, "ray": {"whole": 0.75, "steady": 0.85}}
 
 
+class Timeline:
+    """Items done over time, fed as they come: the whole job's seconds, the seconds to the
+    first items, and the steady rate between 10% and 90% of ``total`` (start-up and the last
+    stragglers left out). ``stats()`` names the count ``unit`` ("rows", "images")."""
+
+    def __init__(self, t0: float, total: int, unit: str = "items"):
+        self.t0, self.total, self.unit, self.done = t0, total, unit, 0
+        self.first: float | None = None              # seconds to the first items done
+        self.marks: list[tuple[float, int]] = []   # (time, items done) at 10% and at 90%
+
+    def add(self, items: int, now: float | None = None) -> None:
+        now = now or time.perf_counter()
+        if self.first is None:
+            self.first = now - self.t0
+        self.done += items
+        if len(self.marks) < 2 and self.done >= self.total * (0.1, 0.9)[len(self.marks)]:
+            self.marks.append((now, self.done))
+
+    def stats(self, end: float | None = None) -> dict:
+        (t10, done10), (t90, done90) = self.marks
+        seconds = (end or time.perf_counter()) - self.t0
+        return {"seconds": seconds, self.unit: self.done, "first": self.first,
+                "steady": (done90 - done10) / (t90 - t10)}
+
+
 def steady_rate(done: list[tuple[float, int]]) -> float:
     """Items per second between the moments 10% and 90% of the items were done, from
     ``(time, items)`` completions in any order: start-up and the last stragglers left out."""
@@ -291,7 +317,6 @@ def bound_job(script: str, chunks: list, processes: int, out: str,
     done; ``steady`` is items/s between 10% and 90% done; ``first``: the first one done."""
     import json
     import subprocess
-    import time
 
     threads = str(max(1, (os.cpu_count() or 1) // processes))
     child_env = {**{v: threads for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",

@@ -42,8 +42,8 @@ from pathlib import Path
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback addresses only
 
-from _common import (ROOT, SCRIPT_DIR, TARGETS, WORK, add_workers_option, bar_chart,  # noqa: E402
-                     bound_job, image_set, init_demo_script, parse_args, require, results_entry,
+from _common import (ROOT, SCRIPT_DIR, TARGETS, WORK, Timeline, add_workers_option,  # noqa: E402
+                     bar_chart, bound_job, image_set, init_demo_script, parse_args, require, results_entry,
                      steady_rate, table, target_rows, tries_completions, write_results)
 from mnist_data import train_model  # noqa: E402
 
@@ -53,33 +53,10 @@ from parallelrun import (Dataset, ParallelRunConfig, ProgressListener, RayComput
 BATCH = 5
 
 
-class _Timeline:
-    """When results came: the first one, and the steady rate between 10% and 90% of the images
-    (start-up, with its actors and init(), and the last stragglers left out)."""
-
-    def __init__(self, t0: float, total: int):
-        self.t0, self.total, self.done = t0, total, 0
-        self.first: float | None = None
-        self.marks: list[tuple[float, int]] = []   # (time, images done) at 10% and at 90%
-
-    def add(self, images: int, now: float | None = None) -> None:
-        now = now or time.perf_counter()
-        if self.first is None:
-            self.first = now - self.t0
-        self.done += images
-        if len(self.marks) < 2 and self.done >= self.total * (0.1, 0.9)[len(self.marks)]:
-            self.marks.append((now, self.done))
-
-    def stats(self) -> dict:
-        (t10, done10), (t90, done90) = self.marks
-        return {"seconds": time.perf_counter() - self.t0, "first": self.first,
-                "steady": (done90 - done10) / (t90 - t10)}
-
-
 class _Listener(ProgressListener):
-    """Feeds a _Timeline, and notes the coordinator's CPU time at the first result."""
+    """Feeds a Timeline, and notes the coordinator's CPU time at the first result."""
 
-    def __init__(self, timeline: _Timeline):
+    def __init__(self, timeline: Timeline):
         self.timeline, self.cpu_at_first = timeline, None
 
     def on_record(self, progress, record):
@@ -92,7 +69,7 @@ class _Listener(ProgressListener):
 def parallelrun_job(compute, pattern: str, model_dir: str, out: str, t0: float | None = None,
                     processes: int = 2) -> dict:
     t0 = t0 or time.perf_counter()
-    timeline = _Timeline(t0, len(glob.glob(pattern)))
+    timeline = Timeline(t0, len(glob.glob(pattern)), unit="images")
     listener = _Listener(timeline)
     config = ParallelRunConfig(source_directory=str(SCRIPT_DIR), entry_script="digit_identification.py",
                                mini_batch_size=BATCH, error_threshold=0, output_action="append_row",
@@ -130,7 +107,7 @@ def ray_data_job(files: list[str], model_dir: str, out: str, batch_size: int = B
     ds = ray.data.from_items([{"path": p} for p in files]).map_batches(
         _Scorer, fn_constructor_args=(model_dir,), batch_size=batch_size, concurrency=actors,
         num_cpus=1)
-    timeline = _Timeline(t0, len(files))
+    timeline = Timeline(t0, len(files), unit="images")
     with open(out, "w") as fh:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             fh.write("\n".join(batch["line"]) + "\n")

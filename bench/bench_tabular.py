@@ -44,8 +44,8 @@ import psutil
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from _common import (WORK, add_workers_option, bar_chart, parse_args, require, results_entry, table,
-                     write_results)
+from _common import (WORK, Timeline, add_workers_option, bar_chart, parse_args, require,
+                     results_entry, table, write_results)
 
 from parallelrun import Dataset, ParallelRunConfig, ProgressListener, run_job
 
@@ -285,30 +285,6 @@ def _load_script(fmt: str):
     return module
 
 
-class Timeline:
-    """Rows done over time: the whole job's seconds, and the steady rate between 10% and 90% of
-    the rows (start-up and the last stragglers left out)."""
-
-    def __init__(self, t0: float, total: int):
-        self.t0, self.total, self.done = t0, total, 0
-        self.first: float | None = None              # seconds to the first rows done
-        self.marks: list[tuple[float, int]] = []   # (time, rows done) at 10% and at 90%
-
-    def add(self, rows: int, now: float | None = None) -> None:
-        now = now or time.perf_counter()
-        if self.first is None:
-            self.first = now - self.t0
-        self.done += rows
-        if len(self.marks) < 2 and self.done >= self.total * (0.1, 0.9)[len(self.marks)]:
-            self.marks.append((now, self.done))
-
-    def stats(self, end: float | None = None) -> dict:
-        (t10, done10), (t90, done90) = self.marks
-        seconds = (end or time.perf_counter()) - self.t0
-        return {"seconds": seconds, "rows": self.done, "first": self.first,
-                "steady": (done90 - done10) / (t90 - t10)}
-
-
 class _RowsListener(ProgressListener):
     def __init__(self, timeline: Timeline):
         self.timeline = timeline
@@ -321,7 +297,7 @@ class _RowsListener(ProgressListener):
 def wide_parallelrun(folder: Path, fmt: str, rows: int, size: str, out: Path,
                      processes: int = 2) -> dict:
     t0 = time.perf_counter()
-    timeline = Timeline(t0, rows)
+    timeline = Timeline(t0, rows, unit="rows")
     config = ParallelRunConfig(source_directory=str(wide_script_dir(fmt)), entry_script="score.py",
                                mini_batch_size=size, error_threshold=0, output_action="append_row",
                                process_count_per_node=processes)
@@ -377,7 +353,7 @@ def wide_pool(folder: Path, fmt: str, rows: int, size: int, out: Path, processes
     """The hand-written job: Pool(N) over the pieces, the workers read, run() and format the
     lines, the parent writes them (as append_row's text format)."""
     t0 = time.perf_counter()
-    timeline = Timeline(t0, rows)
+    timeline = Timeline(t0, rows, unit="rows")
     out.parent.mkdir(parents=True, exist_ok=True)
     with get_context("spawn").Pool(processes, initializer=_pool_init, initargs=(fmt,)) as pool, \
             open(out, "wb") as fh:
@@ -403,7 +379,7 @@ def wide_bound(folder: Path, fmt: str, rows: int, size: int, processes: int = 2)
     from concurrent.futures import ProcessPoolExecutor
 
     t0 = time.perf_counter()
-    timeline = Timeline(t0, rows)
+    timeline = Timeline(t0, rows, unit="rows")
     with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
         pieces = cut_pieces(folder, size)
         shares = [pool.submit(_bound_share, fmt, pieces[k::processes]) for k in range(processes)]
