@@ -56,10 +56,9 @@ import threading
 from parallelrun.config import APPEND_ROW_FORMATS as CONFIG_APPEND_ROW_FORMATS
 from parallelrun.config import OUTPUT_ACTIONS
 from parallelrun.engine.journal import fdatasync, sync_directory, write_all
-from parallelrun.errors import ConfigurationError, DataError
 from parallelrun.engine.text_rows import TextEncoder
-from parallelrun.script import is_arrow_table
-from parallelrun.script import NullEncoder, ResultEncoder
+from parallelrun.errors import ConfigurationError, DataError
+from parallelrun.script import NullEncoder, ResultEncoder, is_arrow_table
 
 
 class OutputAction:
