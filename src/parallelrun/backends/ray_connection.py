@@ -24,8 +24,10 @@ log = logging.getLogger("parallelrun.backends.ray")
 
 #: seconds to wait for a Ray cluster's address to answer before the job fails
 CONNECT_TIMEOUT = 10.0
-#: how Ray Client reports that its proxy could not start a server for this client
-_CLIENT_SERVER_FAILED = "Starting Ray client server failed"
+#: how Ray Client reports that its proxy could not start a server for this client (the proxy's
+#: own error follows: "Starting Ray client server failed", or psutil's ZombieProcess when the
+#: server died between two of the proxy's checks)
+_CLIENT_SERVER_FAILED = "Initialization failure from server"
 
 
 class _Connection:
@@ -91,9 +93,11 @@ def _ray_init(address: str | None) -> None:
             return
         except (ConnectionError, ValueError, RuntimeError) as exc:
             if attempt == 1 and address.startswith("ray://") and _CLIENT_SERVER_FAILED in str(exc):
-                # Ray Client's proxy at times takes the server it just started for each client
-                # (a child process) for one that failed at once; the next try gets a new one
-                log.warning("Ray Client: %s; connecting again", str(exc).splitlines()[-1][:200])
+                # Ray Client's proxy starts a server (a child process) for each client; the
+                # first it starts may die at once (gRPC's fork handlers, skipped while the
+                # proxy's threads are in gRPC: "skipping fork() handlers" in its log). The next
+                # try gets a new one, after ~30 s of Ray Client's own timeouts
+                log.warning("Ray Client: %s; connecting again", str(exc).strip().splitlines()[-1][:200])
                 ray.shutdown()
                 continue
             raise BackendError(f"cannot connect to a Ray cluster at address={address!r}: {exc}. "
