@@ -12,11 +12,15 @@ import os
 import re
 import shutil
 
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 
+import pytest
+
+from parallelrun import DataError
+from parallelrun.data import globbing
 from parallelrun.data.globbing import fragment_regex
-from parallelrun.data.listing import iter_local_files
-from parallelrun.data.remote import iter_remote_files
+from parallelrun.data.listing import check_outside, iter_local_files
+from parallelrun.data.remote import check_remote_outside, iter_remote_files
 
 NAMES = ["a", "b", "ab", "a.txt", "b.txt", ".h", ".h.txt", "[x]", ".parallelrun", "x1"]
 COMPONENTS = ["*", "?", "a*", "*.txt", ".*", "[ab]", "[!a]*", "a?", "**", "a", ".h", "[[]x]",
@@ -85,6 +89,48 @@ def test_a_folder_lists_every_file_below_it_but_the_job_marker(tmp_path_factory,
                 for name in names if name != ".parallelrun"]
     assert listed == _listing_order(expected)
     assert [u[len("file://"):] for u in iter_remote_files("file://" + root)] == listed
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=paths, parts=st.one_of(patterns, st.lists(st.sampled_from(NAMES), max_size=2)),
+       own=st.lists(st.sampled_from(NAMES), max_size=2))
+@example(files=[("a", "b"), ("b",)], parts=[], own=[])            # the output is the input
+@example(files=[("a", "b"), ("b",)], parts=["*"], own=[])         # a glob in the output
+@example(files=[("a", "b.txt"), ("b.txt",)], parts=["**", "*.txt"], own=["a"])
+def test_the_jobs_own_folder_is_never_listed_and_a_listing_from_it_is_refused(
+        tmp_path_factory, files, parts, own):
+    root = str(tmp_path_factory.getbasetemp() / "globbing-own")
+    _build(root, files)
+    spec = os.path.join(root, *parts)
+    folder = os.path.join(root, *own)
+    everything = list(iter_local_files(spec))
+    assume(not os.path.isfile(folder))     # a job's output folder is a folder, or not yet made
+    start = globbing.listing_root(spec, os.sep)
+    named_outright = start == spec and not os.path.isdir(spec)   # a file: listed wherever it is
+    refused = start == folder and not named_outright
+    for listing in (lambda: list(iter_local_files(spec, exclude=[folder])),
+                    lambda: [u[len("file://"):] for u in
+                             iter_remote_files("file://" + spec, exclude=["file://" + folder])]):
+        if refused:
+            with pytest.raises(DataError, match="the job's own output or log folder"):
+                listing()
+        else:
+            # left out: what lies in the folder where the listing would enter it (an input
+            # inside the output folder is listed whole)
+            entered = (folder + os.sep).startswith(start + os.sep)
+            assert listing() == [p for p in everything if named_outright or not entered
+                                 or not p.startswith(folder + os.sep)]
+    # asked before any listing (of inputs that exist: run_job checks that first), the same
+    if not os.path.exists(start):
+        return
+    if refused:
+        with pytest.raises(DataError):
+            check_outside(spec, [folder])
+        with pytest.raises(DataError):
+            check_remote_outside("file://" + spec, ["file://" + folder])
+    else:
+        check_outside(spec, [folder])
+        check_remote_outside("file://" + spec, ["file://" + folder])
 
 
 @settings(max_examples=300, deadline=None)

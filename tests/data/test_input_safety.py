@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from parallelrun import Dataset, ParallelRunConfig, run_job
+from parallelrun import DataError, Dataset, ParallelRunConfig, run_job
 
 # run() fails loudly on anything that is not a readable file, and names each item it got
 CHECKING_SCRIPT = """
@@ -105,14 +105,26 @@ def test_the_jobs_own_output_and_log_folders_are_never_input(make_script, tmp_pa
     assert sorted(row.split()[0] for row in _rows(second)) == sorted(names)
 
 
-def test_an_input_that_is_the_output_folder_fails_naming_it(make_script, tmp_path):
+@pytest.mark.parametrize("spec, output, log_dir", [
+    ("{data}", "{data}", None),                      # the output folder itself
+    ("{data}/*.txt", "{data}", None),                # a glob in it (its results are .txt too)
+    ("{data}/{{name}}.txt", "{data}", None),         # a partition pattern in it
+    ("{data}/", "{tmp}/out", "{data}"),              # the log folder
+])
+def test_an_input_that_lists_the_output_or_log_folder_is_refused_before_any_work(
+        make_script, tmp_path, spec, output, log_dir):
     data = tmp_path / "data"
     _tree(data, 4)
-    result = run_job(_config(make_script(CHECKING_SCRIPT)), [Dataset.File.from_files(str(data))],
-                     data)
-    assert result.status == "Failed"
-    assert "the job's own output or log folder" in result.error and str(data) in result.error
-    assert result.items_succeeded == 0
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    where = dict(data=data, tmp=tmp_path)
+    with pytest.raises(DataError, match="the job's own output or log folder") as refused:
+        run_job(_config(make_script(CHECKING_SCRIPT)),
+                [Dataset.File.from_files(spec.format(**where))], output.format(**where),
+                log_dir=log_dir and log_dir.format(**where))
+    assert str(data) in str(refused.value)
+    # nothing written: no marker, no logs, no output file, in the data or elsewhere
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
+                  if "scripts" not in p.parts) == [p for p in before if "scripts" not in p.parts]
 
 
 def test_tabular_inputs_skip_the_jobs_output_folder(make_script, tmp_path):

@@ -287,3 +287,50 @@ def test_a_second_job_into_a_used_remote_output_is_refused_unless_overwrite(blob
         ["0.txt", "1.txt", "2.txt", "3.txt"]
     assert fs.cat(f"{container}/used/res/their_notes.txt") == b"the user's"
     assert not fs.exists(f"{container}/used/res/logs/sys/stale.txt")
+
+
+def test_a_remote_output_inside_the_remote_input_is_never_read_as_input(blob, azurite,
+                                                                        make_script):
+    fs = azurite.filesystem()
+    container = blob.container_name
+    fs.pipe({f"{container}/d/{i}.txt": b"1" for i in range(5)})
+    scripts = make_script("""
+        import os
+        def init(): pass
+        def run(mini_batch):
+            return [os.path.basename(p) for p in mini_batch]
+    """)
+    config = _config(scripts, mini_batch_size=2, process_count_per_node=1)
+    inputs = [Dataset.File.from_files(blob.path("d/"))]
+    assert run_job(config, inputs, blob.path("d/out/")).succeeded
+    # the first job's results and logs are in the input's folder now: a resume, and a new job
+    # into the same output, list the input without them
+    again = run_job(config, inputs, blob.path("d/out/"), resume=True)
+    assert again.succeeded and again.minibatches_succeeded == 3, again.error
+    anew = run_job(config, inputs, blob.path("d/out/"), overwrite=True)
+    assert anew.succeeded and anew.items_succeeded == 5, anew.error
+    rows = fs.cat(f"{container}/d/out/parallel_run_step.txt").decode().split()
+    assert sorted(rows) == ["0.txt", "1.txt", "2.txt", "3.txt", "4.txt"]
+
+
+@pytest.mark.parametrize("log_dir", [None, "d/logs/"])
+def test_a_remote_input_that_is_the_remote_output_or_log_folder_is_refused_before_any_work(
+        blob, azurite, make_script, log_dir):
+    from parallelrun import DataError
+
+    fs = azurite.filesystem()
+    container = blob.container_name
+    fs.pipe({f"{container}/d/{i}.txt": b"1" for i in range(3)})
+    scripts = make_script("""
+        def init(): pass
+        def run(mini_batch):
+            return mini_batch
+    """)
+    config = _config(scripts, mini_batch_size=2, process_count_per_node=1)
+    inputs = [Dataset.File.from_files(blob.path("d/*.txt" if log_dir else "d/"))]
+    output = blob.path("elsewhere/") if log_dir else blob.path("d")
+    logs = blob.path("d/") if log_dir else None
+    with pytest.raises(DataError, match="the job's own output or log folder"):
+        run_job(config, inputs, output, log_dir=logs)
+    assert sorted(fs.ls(f"{container}/d/")) == [f"{container}/d/{i}.txt" for i in range(3)]
+    assert not fs.exists(f"{container}/elsewhere")

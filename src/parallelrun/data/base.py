@@ -82,6 +82,23 @@ class AbstractDataset(abc.ABC):
 
         return [path for path in self.paths if not is_remote(path)]
 
+    def check_outside(self, folders: Iterable[str]) -> None:
+        """Raise DataError when a path lists one of ``folders`` (the job's own output and log
+        folders: local paths, or URLs on a datastore), whose results would become inputs:
+        ``run_job`` asks before it writes anything. Listing refuses the same, and never enters
+        those folders where they lie under an input."""
+        from parallelrun.data.listing import check_outside
+        from parallelrun.data.urls import is_remote
+
+        folders = list(folders)
+        for spec in self.paths:
+            if is_remote(spec):
+                from parallelrun.data.remote import check_remote_outside
+
+                check_remote_outside(spec, folders)
+            else:
+                check_outside(spec, folders)
+
     def as_named_input(self, name: str) -> "AbstractDataset":
         """A copy of this dataset known to the entry script as ``name``.
 

@@ -235,7 +235,7 @@ class FileDataset(AbstractDataset):
             remote = _is_remote(spec)
             if remote:
                 options = self.storage_options(spec)
-                files = _remote().iter_remote_entries(_listing(spec), options)
+                files = _remote().iter_remote_entries(_listing(spec), options, exclude)
             else:
                 files = iter_local_files(_listing(spec), exclude)
             empty = True
@@ -274,7 +274,7 @@ class FileDataset(AbstractDataset):
         for spec in self.paths:
             remote = _is_remote(spec)
             options = self.storage_options(spec) if remote else None
-            entries = (_remote().iter_remote_entries(_listing(spec), options) if remote
+            entries = (_remote().iter_remote_entries(_listing(spec), options, exclude) if remote
                        else iter_local_files(_listing(spec), exclude))
             empty = True
             for entry in entries:
@@ -376,9 +376,9 @@ def iter_files(spec: str, storage_options: dict | None = None,
                exclude: Iterable[str] = ()) -> Iterator[str]:
     """Files a path spec names, in deterministic order: local paths, or URLs for remote specs
     (``az://``, ``s3://``; ``storage_options`` default to those registered for the URL).
-    Local folders in ``exclude`` (a job's own output and logs) are left out."""
+    Folders in ``exclude`` (a job's own output and logs: local paths or URLs) are left out."""
     if _is_remote(spec):
-        return _remote().iter_remote_files(spec, storage_options)
+        return _remote().iter_remote_files(spec, storage_options, exclude)
     return iter_local_files(spec, exclude)
 
 

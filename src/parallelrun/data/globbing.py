@@ -25,6 +25,9 @@ The rule:
   read as input) is never listed, by any pattern or folder.
 * **Order**: every folder's names sorted (by code point, as ``sorted`` does), subfolders entered
   where their name falls, so ``a/x`` comes before ``a-b/x`` and ``a.txt`` on every storage.
+* **The job's own folders** (its output and log folders, passed to a listing as ``exclude``)
+  are never entered, and an input that lists one (``data/`` into the output ``data/``) is
+  refused: the results would become inputs (:func:`own_folder_error`).
 * **A folder without a pattern**, with or without a trailing ``/``, lists every file below it;
   a file's path lists that file. A pattern's trailing ``/`` is dropped: patterns name files,
   never folders (``a/*/`` is ``a/*``).
@@ -81,6 +84,25 @@ def split_pattern(pattern: str, sep: str = "/") -> tuple[str, list[str]]:
     if not base and pattern.startswith(sep):
         base = sep
     return base, parts[fixed:]
+
+
+def listing_root(spec: str, sep: str = "/") -> str:
+    """The folder a listing of ``spec`` starts at: its components before the first that holds a
+    glob character or a partition key (``data/{user}/*.wav`` -> ``data``); ``spec`` itself when
+    it has neither (a folder, or a file named outright)."""
+    parts = spec.rstrip(sep).split(sep) if spec.rstrip(sep) else [""]
+    fixed = 0
+    while fixed < len(parts) and not has_magic(parts[fixed]) and "{" not in parts[fixed]:
+        fixed += 1
+    return sep.join(parts[:fixed]) or (sep if spec.startswith(sep) else "")
+
+
+def own_folder_error(spec: str, folder: str) -> DataError:
+    """The refusal of an input ``spec`` that lists ``folder``, the job's own output or logs."""
+    return DataError(
+        f"input {spec!r} lists {folder}, the job's own output or log folder: its results would "
+        "become inputs. Give the job an output folder (and log folder) outside its inputs, or "
+        "name the input files more narrowly")
 
 
 def normalize(path: str) -> str:

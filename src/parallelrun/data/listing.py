@@ -33,7 +33,7 @@ from typing import Iterable, Iterator
 from parallelrun.data import globbing
 # has_magic is asked here by data/files.py; the rule is globbing's
 from parallelrun.data.globbing import has_magic  # noqa: F401
-from parallelrun.errors import DataError
+from parallelrun.data.urls import is_url
 
 
 #: a folder with more names than this yields its first HEAD names before sorting the rest
@@ -81,6 +81,8 @@ class _Walk:
         self._excluded: dict[tuple[int, int], str] = {}
         self._excluded_paths: set[str] = set()
         for folder in exclude:
+            if is_url(os.fspath(folder)):
+                continue   # a datastore's folder: remote listing's to leave out
             path = os.path.abspath(os.fspath(folder))
             try:
                 st = os.stat(path)
@@ -124,10 +126,7 @@ class _Walk:
         """Refuse an input whose folder is one of the excluded ones (the job's own output)."""
         folder = self.excluded_as(root)
         if folder is not None:
-            raise DataError(
-                f"input {spec!r} lists {folder}, the job's own output or log folder: its results "
-                "would become inputs. Give the job an output folder (and log folder) outside "
-                "its inputs, or name the input files more narrowly")
+            raise globbing.own_folder_error(spec, folder)
 
 
 def _in_order(names: list[str]) -> Iterator[str]:
@@ -195,6 +194,17 @@ def any_local_file(spec: str) -> bool:
     if "**" not in parts:
         return _any_match(root, parts)
     return next(globbing.iter_matches(_Walk(), root, parts, _in_order), None) is not None
+
+
+def check_outside(spec: str, exclude: Iterable[str | os.PathLike]) -> None:
+    """Refuse (DataError) a local input whose folder is one of ``exclude``, as listing it would,
+    but before any work: a stat or two, no listing. Partition keys (``data/{user}/*.wav``) count
+    as a pattern; a file named outright lists no folder."""
+    spec = os.path.abspath(os.path.expanduser(spec))
+    root = globbing.listing_root(spec, os.sep)
+    if root == spec and not os.path.isdir(spec):
+        return
+    _Walk(exclude).check_root(spec, root)
 
 
 def iter_local_files(spec: str, exclude: Iterable[str | os.PathLike] = ()) -> Iterator[str]:

@@ -29,7 +29,7 @@ from parallelrun.data.remote_cache import (  # noqa: F401
     RemoteFileList, cache_base, sweep_stale_caches)
 # _tag (data/base.py) and _missing_root_error (workspace/storage_kinds.py) are asked here too
 from parallelrun.data.remote_listing import (  # noqa: F401
-    RemoteFile, _tag, iter_remote_entries, iter_remote_files, local_entry)
+    RemoteFile, _tag, check_remote_outside, iter_remote_entries, iter_remote_files, local_entry)
 from parallelrun.data.remote_storage import (  # noqa: F401
     EXTRAS, _missing_root_error, filesystem, forget_storage_options, redact,
     register_storage_options, registered_storage_options, storage_error)

@@ -15,12 +15,12 @@ normalised are ``data/globbing.py``'s rule; its engine walks fsspec's folder lis
 from __future__ import annotations
 
 import os
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 from parallelrun.data import globbing
 from parallelrun.data.remote_storage import _missing_root_error, filesystem, storage_error
-from parallelrun.data.urls import split_url
-from parallelrun.errors import StorageError
+from parallelrun.data.urls import is_url, split_url
+from parallelrun.errors import DataError, StorageError
 
 
 class RemoteFile(NamedTuple):
@@ -65,11 +65,14 @@ class _FsspecTree:
     """A :class:`~parallelrun.data.globbing.Tree` over an fsspec filesystem: one ``ls`` per
     folder; a file is listed as its ``ls`` entry (size, etag), kept until its folder is done."""
 
-    def __init__(self, fs):
+    def __init__(self, fs, excluded: Iterable[str] = ()):
         self.fs = fs
+        self.excluded = set(excluded)                   # folders never entered (no scheme)
         self._files: dict[str, dict[str, dict]] = {}    # folder -> file name -> its entry
 
     def children(self, folder: str, parts: tuple[str, ...] = ()) -> tuple[list[str], set[str]]:
+        if folder.rstrip("/") in self.excluded:
+            return [], set()
         try:
             entries = _entries(self.fs, folder)
         except FileNotFoundError:
@@ -95,8 +98,32 @@ class _FsspecTree:
         self._files.pop(folder, None)
 
 
-def iter_remote_entries(spec: str, storage_options: dict | None = None) -> Iterator[RemoteFile]:
-    """The files ``spec`` (a URL of a file, folder or glob) names, in deterministic order.
+def excluded_folders(spec: str, exclude: Iterable[str]) -> dict[str, str]:
+    """The folders of ``exclude`` (URLs; local paths are ignored) on ``spec``'s storage, as
+    normalised paths without the scheme, each to the URL as given."""
+    scheme = split_url(spec)[0]
+    folders = {}
+    for url in exclude:
+        url = str(url)
+        if is_url(url) and split_url(url)[0] == scheme:
+            folders[globbing.normalize(split_url(url)[1]).rstrip("/")] = url
+    return folders
+
+
+def check_remote_outside(spec: str, exclude: Iterable[str]) -> None:
+    """Refuse (DataError) a remote input that lists one of the job's own folders in
+    ``exclude``, before any work and without a call to the storage (so a path equal to one of
+    them counts as that folder: no file lies where a job writes its folder)."""
+    folders = excluded_folders(spec, exclude)
+    root = globbing.listing_root(globbing.normalize(split_url(spec)[1])).rstrip("/")
+    if root in folders:
+        raise globbing.own_folder_error(spec, folders[root])
+
+
+def iter_remote_entries(spec: str, storage_options: dict | None = None,
+                        exclude: Iterable[str] = ()) -> Iterator[RemoteFile]:
+    """The files ``spec`` (a URL of a file, folder or glob) names, in deterministic order; the
+    folders in ``exclude`` (URLs: a job's own output and logs on a datastore) left out.
 
     Example::
 
@@ -105,8 +132,10 @@ def iter_remote_entries(spec: str, storage_options: dict | None = None) -> Itera
     """
     scheme, path = split_url(spec)
     path = globbing.normalize(path)  # first: a '..' above the container is refused unconnected
+    if globbing.has_magic(path) or "{" in path:
+        check_remote_outside(spec, exclude)
     fs = filesystem(spec, storage_options)[0]
-    tree = _FsspecTree(fs)
+    tree = _FsspecTree(fs, excluded_folders(spec, exclude))
     try:
         if globbing.has_magic(path):
             base, rest = globbing.split_pattern(path)
@@ -118,26 +147,28 @@ def iter_remote_entries(spec: str, storage_options: dict | None = None) -> Itera
             stripped = path.rstrip("/")
             try:
                 info = fs.info(stripped)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):   # the latter: a path through a file
                 missing = _missing_root_error(spec, stripped, storage_options)
                 if missing is not None:
                     raise missing from None
                 return
             if info.get("type") == "directory":
+                check_remote_outside(spec, exclude)
                 entries = globbing.iter_tree(tree, stripped)
             else:  # a file named outright: listed unless it is a job's marker
                 entries = iter([] if globbing.is_job_marker(_name(info)) else [info])
         for entry in entries:
             yield RemoteFile(f"{scheme}://{entry['name']}", int(entry.get("size") or 0), _tag(entry))
-    except StorageError:
+    except (StorageError, DataError):
         raise
     except Exception as exc:  # noqa: BLE001 - translated at this boundary
         raise storage_error(exc, spec, "listing") from None
 
 
-def iter_remote_files(spec: str, storage_options: dict | None = None) -> Iterator[str]:
-    """URLs of the files ``spec`` names, in deterministic order."""
-    for entry in iter_remote_entries(spec, storage_options):
+def iter_remote_files(spec: str, storage_options: dict | None = None,
+                      exclude: Iterable[str] = ()) -> Iterator[str]:
+    """URLs of the files ``spec`` names, in deterministic order (``exclude``: as above)."""
+    for entry in iter_remote_entries(spec, storage_options, exclude):
         yield entry.url
 
 

@@ -314,11 +314,13 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
             overwrite: bool = False, cancel: threading.Event | None = None,
             progress: JobProgress | None = None, python: str | None = None,
             run_id: str | None = None, workspace_path: str | None = None,
-            raise_on_failure: bool = False) -> JobResult:
+            raise_on_failure: bool = False, remote_folders: Sequence[str] = ()) -> JobResult:
     """Run the entry script over ``inputs`` in parallel and gather the results in ``output``:
     the engine's half of :func:`parallelrun.run_job`, whose docstring says what each argument
     does and what a job guarantees (that function also records the job as a run; pipeline steps
-    call this one, their runs being recorded by the pipeline).
+    call this one, their runs being recorded by the pipeline). ``remote_folders`` are set by
+    ``stage_remote_outputs``: the datastore URLs that ``output``/``log_dir`` (local staging
+    folders by then) stand for, never read as input either.
 
     In order: everything that can be refused is checked without writing; the output and log
     folders are claimed (engine/job_folders.py); the workers are prepared; then one ExitStack
@@ -338,6 +340,9 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
     log_path = os.path.abspath(os.fspath(log_dir)) if log_dir else os.path.join(output_dir, "logs")
     action = make_output_action(config.output_action, output_dir, config.append_row_file_name,
                                 config.append_row_format)
+    own_folders = [output_dir, log_path, *remote_folders]
+    for dataset in datasets:
+        dataset.check_outside(own_folders)
     fingerprint = job_fingerprint(config, args, [d.describe() for d in datasets])
 
     with contextlib.ExitStack() as stack:
@@ -380,7 +385,7 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
                 log.warning("%d committed mini-batches name rows the output lacks (lost in a "
                             "crash, or the output was cut short): they run again",
                             len(journal.dropped))
-            planner = _plan(datasets, config, exclude=[output_dir, log_path])
+            planner = _plan(datasets, config, exclude=own_folders)
             if committed:
                 # before the output is cut back or a worker starts: the same items, same places
                 planner = _same_plan_as_journal(planner, committed, log_path)

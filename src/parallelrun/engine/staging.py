@@ -77,6 +77,8 @@ def stage_remote_outputs(run: Callable) -> Callable:
 def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_target):
     from parallelrun.data import remote
 
+    remote_folders = [target[0] for target in (out_target, log_target) if target]
+    _refuse_inputs_in(bound.arguments.get("inputs"), remote_folders)
     stage = tempfile.mkdtemp(prefix="parallelrun-stage-")
     local_out = os.path.join(stage, "output") if out_target else _local_value(bound.arguments["output"])
     local_log = os.path.join(stage, "logs") if log_target else bound.arguments.get("log_dir")
@@ -91,6 +93,8 @@ def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_ta
             remote.download_tree(log_target[0], local_log, log_target[1], overwrite=True)
     bound.arguments["output"] = local_out
     bound.arguments["log_dir"] = local_log
+    # the remote folders are the job's own: never listed as input, though staged elsewhere
+    bound.arguments["remote_folders"] = remote_folders
     result = None
     failed = True
     try:
@@ -109,6 +113,20 @@ def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_ta
             if result is not None:
                 _point_at_remote(result, local_out, out_target, local_log, log_target)
         _sweep_caches(bound.arguments.get("config"))
+
+
+def _refuse_inputs_in(inputs: Any, folders: list[str]) -> None:
+    """Refuse an input that lists the job's remote output or log folder before the claim, which
+    may remove an earlier job's results there (run_job checks every input again)."""
+    from parallelrun.data.base import AbstractDataset
+
+    for item in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
+        if isinstance(item, AbstractDataset):
+            item.check_outside(folders)
+        elif isinstance(item, (str, os.PathLike)) and is_remote(os.fspath(item)):
+            from parallelrun.data.remote import check_remote_outside
+
+            check_remote_outside(os.fspath(item), folders)
 
 
 def _claim_remote(bound: inspect.BoundArguments, out_target, log_target) -> None:
