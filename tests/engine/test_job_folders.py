@@ -65,6 +65,19 @@ def test_a_log_folder_of_the_current_folder_is_refused(make_script, make_files, 
     assert still_there(tmp_path, work) and (src / "score.py").exists() and len(list(data.iterdir())) == 4
 
 
+@pytest.mark.parametrize("output, log_dir", [("results.txt", None), ("results.txt/a/b", None),
+                                             ("out", "results.txt/logs")])
+def test_an_output_or_log_folder_at_or_under_a_file_is_refused_and_the_file_kept(
+        make_script, make_files, tmp_path, output, log_dir):
+    src, data = make_script(SCORE), make_files(4)
+    (tmp_path / "results.txt").write_text("the user's results")
+    with pytest.raises(ConfigurationError, match="results.txt") as refused:
+        run_job(config(src), [str(data)], tmp_path / output,
+                log_dir=log_dir and tmp_path / log_dir)
+    assert "file" in str(refused.value)
+    assert (tmp_path / "results.txt").read_text() == "the user's results"
+
+
 def test_the_users_files_in_the_output_folder_survive_jobs_and_overwrite(make_script, make_files,
                                                                          tmp_path):
     src, data = make_script(SCORE), make_files(4)

@@ -181,6 +181,12 @@ def _differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[tupl
 def _mkdir(path: str, parameter: str) -> None:
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigurationError(parameter, path, "a folder (a file has that name)")
+    above = os.path.dirname(path)
+    while above != os.path.dirname(above) and not os.path.exists(above):
+        above = os.path.dirname(above)
+    if os.path.exists(above) and not os.path.isdir(above):
+        raise ConfigurationError(parameter, path, f"a folder, and {above} is a file: choose a "
+                                 "path that is not under a file")
     os.makedirs(path, exist_ok=True)
 
 
