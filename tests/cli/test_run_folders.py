@@ -50,3 +50,21 @@ def test_a_log_dir_holding_the_users_files_is_refused_and_kept(make_script, make
         assert "Traceback" not in refused.stderr
     assert (tmp_path / "precious" / "thesis.tex").read_text() == "years of work"
     assert (tmp_path / "scripts" / "score.py").exists()
+
+
+def test_an_empty_input_or_output_an_unset_variable_gives_is_refused_before_any_work(
+        make_script, make_files, tmp_path):
+    make_script(SCORE)
+    make_files(2)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for flag, message in (("--output", "--output '' is not allowed"),
+                          ("--input", "got an empty path")):
+        args = {"--input": "data", "--output": "out", flag: ""}
+        refused = subprocess.run([*CLI, "run", "--source-directory", "scripts", "--entry-script",
+                                  "score.py", "--input", args["--input"], "--output",
+                                  args["--output"]], cwd=tmp_path, capture_output=True,
+                                 text=True, timeout=120)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert "'.'" in refused.stderr   # how to name the current folder on purpose
+    # neither the current folder's files were scored nor results written beside them
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

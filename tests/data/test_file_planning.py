@@ -52,6 +52,11 @@ def test_nothing_matched_is_a_clear_error_now_or_at_planning(tmp_path):
         planned(lazy)
     with pytest.raises(DataError, match="got no paths"):
         Dataset.File.from_files([])
+    # '' would list the current folder (an unset "$DATA"): refused, for files and tables alike
+    with pytest.raises(DataError, match="got an empty path"):
+        Dataset.File.from_files([f"{tmp_path}/*.png", ""])
+    with pytest.raises(DataError, match="got an empty path"):
+        Dataset.Tabular.from_delimited_files("  ")
 
 
 def test_mini_batch_size_for_files_is_a_count(tmp_path):

@@ -336,6 +336,9 @@ def run_job(config: ParallelRunConfig, inputs: Any, output: str | os.PathLike, a
     model_paths = _model_paths(models)
     backend_name, backend_options = backend_choice(config.compute_target)
     backend_class = get_backend(backend_name)
+    if not os.fspath(output).strip():  # '' would be the current folder: an unset "$OUT"?
+        raise ConfigurationError("output", output, "a folder path, e.g. 'out/' ('.' for the "
+                                 "current folder)")
     output_dir = os.path.abspath(os.fspath(output))
     log_path = os.path.abspath(os.fspath(log_dir)) if log_dir else os.path.join(output_dir, "logs")
     action = make_output_action(config.output_action, output_dir, config.append_row_file_name,
