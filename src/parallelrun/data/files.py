@@ -50,7 +50,7 @@ def path_list(path: Any, constructor: str) -> list:
         raise DataError(f"{constructor}(path=[]) got no paths; give a file, folder or glob")
     for item in raw:
         # '' would list the current folder: most likely an unset variable ("$DATA")
-        if isinstance(item, (str, os.PathLike)) and not os.fspath(item).strip():
+        if isinstance(item, (str, os.PathLike)) and not _as_spec(item).strip():
             raise DataError(f"{constructor}(path={item!r}) got an empty path; give a file, "
                             "folder or glob ('.' for the current folder)")
     return [item[0].path(item[1]) if _datastore_tuple(item) else item for item in raw]
