@@ -40,6 +40,8 @@ MIN_RUN_MAX_TRY = 1
 #: marker a job leaves in its folders (engine/job_folders.py); a file there would be clobbered
 #: the marker a job writes into its output and log folders (engine/job_folders.py)
 JOB_MARKER_NAME = ".parallelrun"
+#: the hold a running job keeps on a datastore folder (engine/remote_hold.py)
+JOB_LOCK_NAME = ".parallelrun.lock"
 RESERVED_OUTPUT_NAMES = ("logs", JOB_MARKER_NAME)
 #: bytes in an append_row file name: parquet's staging file adds 8 to it, a file system allows 255
 MAX_FILE_NAME_BYTES = 240

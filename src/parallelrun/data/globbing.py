@@ -22,7 +22,8 @@ The rule:
   lists everything under it, hidden files and folders included (``**`` as the whole rest of
   a pattern is the same listing).
 * **The job marker** (a file named ``.parallelrun``: a job's own bookkeeping in an output folder
-  read as input) is never listed, by any pattern or folder.
+  read as input) is never listed, by any pattern or folder; nor is a running job's hold on a
+  datastore folder (``.parallelrun.lock``).
 * **Order**: every folder's names sorted (by code point, as ``sorted`` does), subfolders entered
   where their name falls, so ``a/x`` comes before ``a-b/x`` and ``a.txt`` on every storage.
 * **The job's own folders** (its output and log folders, passed to a listing as ``exclude``)
@@ -57,7 +58,7 @@ import posixpath
 import re
 from typing import Any, Iterable, Iterator, Protocol
 
-from parallelrun.config import JOB_MARKER_NAME
+from parallelrun.config import JOB_LOCK_NAME, JOB_MARKER_NAME
 from parallelrun.errors import DataError
 
 #: the characters that make a path a pattern (``glob.has_magic``'s)
@@ -253,15 +254,20 @@ def in_order(names: list[str]) -> Iterable[str]:
 
 
 def is_job_marker(name: str) -> bool:
-    """Whether a file named ``name`` is a job's marker (engine/job_folders.py), never data."""
-    return name == JOB_MARKER_NAME
+    """Whether a file named ``name`` is a job's marker (engine/job_folders.py) or its hold on a
+    datastore folder (engine/remote_hold.py), never data."""
+    return name in _JOB_FILES
+
+
+_JOB_FILES = (JOB_MARKER_NAME, JOB_LOCK_NAME)
 
 
 def children_of(tree: Tree, folder: str, parts: tuple[str, ...] = ()) -> tuple[list[str], set[str]]:
-    """``tree.children(folder, parts)`` less what is never listed (the job marker)."""
+    """``tree.children(folder, parts)`` less what is never listed (the job marker and hold)."""
     names, dirs = tree.children(folder, parts)
-    if JOB_MARKER_NAME in names and JOB_MARKER_NAME not in dirs:
-        names.remove(JOB_MARKER_NAME)
+    for name in _JOB_FILES:
+        if name in names and name not in dirs:
+            names.remove(name)
     return names, dirs
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from parallelrun.config import JOB_LOCK_NAME
 # the same walk as listing (sorted, recursive), so a downloaded tree is copied in listing order
 from parallelrun.data.remote_listing import _walk
 from parallelrun.data.remote_storage import _missing_root_error, filesystem, storage_error
@@ -54,6 +55,8 @@ def download_tree(url: str, local_dir: str, storage_options: dict | None = None,
         copies = []  # (source, target), all known before anything is copied
         for entry in _walk(fs, root):
             relative = entry["name"][len(root):].lstrip("/")
+            if relative == JOB_LOCK_NAME:
+                continue   # a running job's hold on the folder: not the folder's content
             copies.append((entry["name"], os.path.join(local_dir, *relative.split("/"))))
     except Exception as exc:  # noqa: BLE001
         raise storage_error(exc, url, "downloading") from None

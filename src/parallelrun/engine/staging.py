@@ -7,6 +7,8 @@ a staging folder; when the job ends, finished or failed or interrupted, the stag
 uploaded to the datastore path and removed. The :class:`~parallelrun.engine.job.JobResult` then
 names the remote URLs. With ``resume=True`` the remote output (journal included) is downloaded
 into the staging folder first, so a resumed job continues where the uploaded one stopped.
+While it runs, the job holds those folders (``engine/remote_hold.py``): a second job into
+them is refused, as a second job into a local folder is.
 
 The engine stays local-first: a local ``output`` takes no detour (the wrapper passes it through).
 This also removes cache folders that workers killed mid-job left behind
@@ -25,6 +27,7 @@ import tempfile
 from typing import Any, Callable
 
 from parallelrun.data.urls import is_remote
+from parallelrun.engine.remote_hold import RemoteHold
 from parallelrun.errors import ConfigurationError, StorageError
 
 log = logging.getLogger("parallelrun.staging")
@@ -75,22 +78,34 @@ def stage_remote_outputs(run: Callable) -> Callable:
 
 
 def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_target):
-    from parallelrun.data import remote
-
     remote_folders = [target[0] for target in (out_target, log_target) if target]
     _refuse_inputs_in(bound.arguments.get("inputs"), remote_folders)
+    # one job per datastore folder, from before the claim (which may remove an earlier job's
+    # results) until this job's files are uploaded
+    with RemoteHold([target for target in (out_target, log_target) if target]):
+        if not bound.arguments.get("resume"):
+            _claim_remote(bound, out_target, log_target)
+        return _run_in_stage(run, bound, out_target, log_target, remote_folders)
+
+
+def _run_in_stage(run: Callable, bound: inspect.BoundArguments, out_target, log_target,
+                  remote_folders: list[str]):
+    from parallelrun.data import remote
+
     stage = tempfile.mkdtemp(prefix="parallelrun-stage-")
     local_out = os.path.join(stage, "output") if out_target else _local_value(bound.arguments["output"])
     local_log = os.path.join(stage, "logs") if log_target else bound.arguments.get("log_dir")
     if local_log is not None and not log_target:
         local_log = _local_value(local_log)
-    if not bound.arguments.get("resume"):
-        _claim_remote(bound, out_target, log_target)
-    else:
-        if out_target:
-            remote.download_tree(out_target[0], local_out, out_target[1], overwrite=True)
-        if log_target:
-            remote.download_tree(log_target[0], local_log, log_target[1], overwrite=True)
+    if bound.arguments.get("resume"):
+        try:
+            if out_target:
+                remote.download_tree(out_target[0], local_out, out_target[1], overwrite=True)
+            if log_target:
+                remote.download_tree(log_target[0], local_log, log_target[1], overwrite=True)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
     bound.arguments["output"] = local_out
     bound.arguments["log_dir"] = local_log
     # the remote folders are the job's own: never listed as input, though staged elsewhere

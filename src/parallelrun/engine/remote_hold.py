@@ -1,0 +1,142 @@
+"""A job's hold on its output and log folders on a datastore: one job per folder, as locally.
+
+A local folder is locked with ``flock`` on its marker (engine/job_folders.py), which the
+kernel releases when the job's process dies. A datastore has no such lock, and a job with a
+remote output writes nothing there until it ends (engine/staging.py), so without a hold two
+jobs into one ``az://`` or ``s3://`` folder would both run, and the later upload would replace
+the earlier job's results and logs.
+
+The hold is a small JSON object, ``.parallelrun.lock``, in the folder: who holds it (host, pid,
+start time) and when it last said so. The holder rewrites it every ``BEAT_SECONDS`` while the
+job runs and removes it when the job's files are uploaded. Another job finding a hold refuses
+(:class:`~parallelrun.errors.FolderInUseError`), unless the hold is stale: not renewed for
+``STALE_SECONDS``, or left by a process of this machine that is gone (a job killed with
+``kill -9``: its resume is not kept waiting). Two jobs that take a free folder in the same
+instant are told apart by reading the hold back after ``SETTLE_SECONDS``: the last writer keeps
+it, the other refuses. Listings never name the hold (``data/globbing.py``), nor do downloads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+from parallelrun.config import JOB_LOCK_NAME
+from parallelrun.errors import FolderInUseError
+
+log = logging.getLogger("parallelrun.staging")
+
+#: seconds between two renewals of a hold while its job runs
+BEAT_SECONDS = 20.0
+#: a hold not renewed for this long is left by a job that is gone
+STALE_SECONDS = 3 * BEAT_SECONDS
+#: seconds between writing a hold and reading it back (two jobs taking a folder at once)
+SETTLE_SECONDS = 0.5
+
+
+class RemoteHold:
+    """The hold of one job on datastore folders; ``with RemoteHold(folders):`` holds them.
+
+    ``folders`` are ``(url, storage options)`` pairs: the job's remote output and log folders.
+    """
+
+    def __init__(self, folders: list[tuple[str, dict | None]]):
+        self.folders = folders
+        self.record = {"host": socket.gethostname(), "pid": os.getpid(),
+                       "started": time.strftime("%Y-%m-%d %H:%M:%S"), "id": uuid.uuid4().hex}
+        self._held: list[tuple[object, str]] = []    # (filesystem, path of the hold)
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def __enter__(self) -> "RemoteHold":
+        from parallelrun.data import remote
+
+        try:
+            for url, options in self.folders:
+                fs, root = remote.filesystem(url, options)
+                path = f"{root.rstrip('/')}/{JOB_LOCK_NAME}"
+                self._refuse_if_held(fs, path, url)
+                self._write(fs, path)
+                self._held.append((fs, path))
+            time.sleep(SETTLE_SECONDS)
+            for (fs, path), (url, _) in zip(self._held, self.folders):
+                holder = _read(fs, path)
+                if holder is not None and holder.get("id") != self.record["id"]:
+                    raise FolderInUseError(url, _describe(holder))   # theirs: _release keeps it
+        except BaseException:
+            self._release()
+            raise
+        self._beat = threading.Thread(target=self._renew, name="parallelrun-remote-hold",
+                                      daemon=True)
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        self._release()
+
+    def _refuse_if_held(self, fs, path: str, url: str) -> None:
+        holder = _read(fs, path)
+        if holder is None:
+            return
+        if _stale(holder):
+            log.warning("%s: taking over the hold of a job that is gone (%s)", url,
+                        _describe(holder))
+            return
+        raise FolderInUseError(url, _describe(holder))
+
+    def _write(self, fs, path: str) -> None:
+        fs.pipe_file(path, json.dumps({**self.record, "beat": time.time()}).encode())
+
+    def _renew(self) -> None:
+        while not self._stop.wait(BEAT_SECONDS):
+            for fs, path in list(self._held):
+                try:
+                    self._write(fs, path)
+                except Exception as exc:  # noqa: BLE001 - the job goes on; the next beat retries
+                    log.warning("could not renew the hold %s: %s", path, exc)
+
+    def _release(self) -> None:
+        for fs, path in self._held:
+            try:
+                holder = _read(fs, path)
+                if holder is not None and holder.get("id") == self.record["id"]:
+                    fs.rm_file(path)
+            except Exception as exc:  # noqa: BLE001 - a stale hold is taken over later
+                log.warning("could not remove the hold %s: %s", path, exc)
+        self._held.clear()
+
+
+def _read(fs, path: str) -> dict | None:
+    try:
+        return json.loads(fs.cat_file(path))
+    except FileNotFoundError:
+        return None
+    except ValueError:   # cut short: a holder that died while writing it
+        return {"beat": 0}
+
+
+def _stale(holder: dict) -> bool:
+    if time.time() - float(holder.get("beat") or 0) > STALE_SECONDS:
+        return True
+    if holder.get("host") == socket.gethostname():
+        try:
+            os.kill(int(holder.get("pid") or 0), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError):
+            return False
+    return False
+
+
+def _describe(holder: dict) -> str:
+    seen = time.time() - float(holder.get("beat") or 0)
+    return (f"the job of pid {holder.get('pid', '?')} on {holder.get('host', '?')} (started "
+            f"{holder.get('started', '?')}, last seen {seen:.0f} s ago)")

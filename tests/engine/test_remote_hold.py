@@ -1,0 +1,152 @@
+"""One job per datastore folder, as locally: a second job into a remote output that a job is
+writing is refused; the hold of a job that is gone (killed on this machine, or silent for
+longer than a hold lasts) does not block the next one; the hold is never data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from parallelrun import Dataset, Datastore, FolderInUseError, ParallelRunConfig, Workspace, run_job
+from parallelrun.engine import remote_hold
+from fixtures.waiting import wait_for
+
+SCORE = """
+    import os, time
+    def init(): pass
+    def run(mini_batch):
+        time.sleep(float(os.environ.get("SLOW", "0")))
+        return [os.path.basename(p) for p in mini_batch]
+"""
+LOCK = ".parallelrun.lock"
+
+
+@pytest.fixture(params=["azure", "s3"])
+def store(request, tmp_path, make_script):
+    """(datastore, fsspec filesystem, its root) on Azurite or on moto's S3 server."""
+    ws = Workspace.create("ws", path=tmp_path / "ws")
+    if request.param == "azure":
+        azurite = request.getfixturevalue("azurite")
+        store = Datastore.register_azure_blob_container(
+            ws, datastore_name="data", container_name=azurite.new_container(),
+            account_name=azurite.account_name, account_key=azurite.account_key,
+            endpoint=f"127.0.0.1:{azurite.port}", protocol="http")
+        fs, root = azurite.filesystem(), store.container_name
+    else:
+        import s3fs
+
+        moto = request.getfixturevalue("moto_s3")
+        bucket = moto.new_bucket()
+        store = Datastore.register_s3_bucket(
+            ws, "data", bucket=bucket, endpoint_url=moto.endpoint_url,
+            access_key_id=moto.access_key_id, secret_access_key=moto.secret_access_key)
+        fs = s3fs.S3FileSystem(key=moto.access_key_id, secret=moto.secret_access_key,
+                               client_kwargs={"endpoint_url": moto.endpoint_url})
+        root = bucket
+    fs.pipe({f"{root}/in/{i}.txt": b"1" for i in range(6)})
+    return store, fs, root
+
+
+def _config(scripts, **overrides) -> ParallelRunConfig:
+    values = dict(source_directory=str(scripts), entry_script="score.py", mini_batch_size=1,
+                  error_threshold=-1, output_action="append_row", process_count_per_node=1)
+    values.update(overrides)
+    return ParallelRunConfig(**values)
+
+
+def _rows(fs, root) -> list[str]:
+    fs.invalidate_cache()
+    return sorted(fs.cat(f"{root}/res/parallel_run_step.txt").decode().split())
+
+
+def test_a_second_job_into_a_remote_output_being_written_is_refused(store, make_script):
+    store, fs, root = store
+    scripts = make_script(SCORE)
+    inputs = [Dataset.File.from_files(store.path("in/"))]
+    results = []
+    first = threading.Thread(target=lambda: results.append(run_job(
+        _config(scripts, environment_variables={"SLOW": "0.4"}), inputs, store.path("res/"))))
+    first.start()
+    wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
+    for overwrite in (False, True):
+        with pytest.raises(FolderInUseError) as refused:
+            run_job(_config(scripts), inputs, store.path("res/"), overwrite=overwrite)
+        assert "pid" in str(refused.value) and "started" in str(refused.value)
+    first.join(120)
+    assert results[0].status == "Finished"
+    assert _rows(fs, root) == [f"{i}.txt" for i in range(6)]
+    # the first job's logs only, and its hold gone with it
+    tries = fs.cat(f"{root}/res/logs/sys/job_report/processed_mini-batches.csv").decode()
+    assert len(tries.strip().splitlines()) == 1 + 6
+    assert not fs.exists(f"{root}/res/{LOCK}")
+
+
+def test_the_hold_of_a_job_killed_on_this_machine_does_not_block_the_next(store, make_script,
+                                                                          tmp_path):
+    store, fs, root = store
+    scripts = make_script(SCORE)
+    code = (f"import sys; sys.path[:0] = {sys.path!r}\n"
+            "from parallelrun import Workspace, Dataset, ParallelRunConfig, run_job\n"
+            f"ws = Workspace.get('ws', path={str(tmp_path / 'ws')!r})\n"
+            "store = ws.datastores['data']\n"
+            f"run_job(ParallelRunConfig(source_directory={str(scripts)!r}, entry_script='score.py',"
+            " mini_batch_size=1, error_threshold=-1, output_action='append_row', "
+            "process_count_per_node=1, environment_variables={'SLOW': '30'}), "
+            "[Dataset.File.from_files(store.path('in/'))], store.path('res/'))\n")
+    killed = subprocess.Popen([sys.executable, "-c", code])
+    wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
+    killed.kill()
+    killed.wait()
+    # its resume is not kept waiting (the killed job uploaded nothing: all of it runs again)
+    result = run_job(_config(scripts), [Dataset.File.from_files(store.path("in/"))],
+                     store.path("res/"), resume=True)
+    assert result.status == "Finished" and _rows(fs, root) == [f"{i}.txt" for i in range(6)]
+    assert not fs.exists(f"{root}/res/{LOCK}")
+
+
+def test_a_hold_from_another_machine_refuses_until_it_is_stale(store, make_script):
+    store, fs, root = store
+    scripts = make_script(SCORE)
+    inputs = [Dataset.File.from_files(store.path("in/*.txt"))]
+    holder = {"host": "another-machine", "pid": 4242, "started": "2026-12-06 07:00:00",
+              "id": "theirs"}
+    fs.pipe_file(f"{root}/res/{LOCK}", json.dumps({**holder, "beat": time.time()}).encode())
+    with pytest.raises(FolderInUseError, match="pid 4242 on another-machine"):
+        run_job(_config(scripts), inputs, store.path("res/"))
+    assert json.loads(fs.cat(f"{root}/res/{LOCK}"))["id"] == "theirs"   # theirs, still
+    stale = time.time() - remote_hold.STALE_SECONDS - 1
+    fs.pipe_file(f"{root}/res/{LOCK}", json.dumps({**holder, "beat": stale}).encode())
+    result = run_job(_config(scripts), inputs, store.path("res/"))
+    assert result.status == "Finished" and _rows(fs, root) == [f"{i}.txt" for i in range(6)]
+    assert not fs.exists(f"{root}/res/{LOCK}")
+
+
+def test_a_hold_is_renewed_while_its_job_runs_and_never_read_as_data(store, make_script,
+                                                                     monkeypatch):
+    store, fs, root = store
+    monkeypatch.setattr(remote_hold, "BEAT_SECONDS", 0.3)
+    scripts = make_script(SCORE)
+    results = []
+    job = threading.Thread(target=lambda: results.append(run_job(
+        _config(scripts, environment_variables={"SLOW": "0.3"}),
+        [Dataset.File.from_files(store.path("in/"))], store.path("res/"))))
+    job.start()
+    wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
+    first_beat = json.loads(fs.cat(f"{root}/res/{LOCK}"))["beat"]
+
+    def renewed():
+        fs.invalidate_cache()
+        return json.loads(fs.cat(f"{root}/res/{LOCK}"))["beat"] > first_beat
+
+    wait_for(renewed, timeout=30)
+    # a listing of the folder while the job runs, as another job's input would see it
+    listed = [url.rsplit("/", 1)[-1] for url in
+              Dataset.File.from_files(store.path("res/"), validate=False).to_path()]
+    assert LOCK not in listed and ".parallelrun" not in listed
+    job.join(120)
+    assert results[0].status == "Finished"
