@@ -1,6 +1,7 @@
 """One job per datastore folder, as locally: a second job into a remote output that a job is
 writing is refused; the hold of a job that is gone (killed on this machine, or silent for
-longer than a hold lasts) does not block the next one; the hold is never data."""
+longer than a hold lasts) does not block the next one, and a job killed on this machine is
+resumed from the work it finished; the hold is never data."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from parallelrun import Dataset, Datastore, FolderInUseError, ParallelRunConfig, Workspace, run_job
+from parallelrun import (ConfigurationError, Dataset, Datastore, FolderInUseError,
+                         ParallelRunConfig, Workspace, run_job)
 from parallelrun.engine import remote_hold
 from fixtures.waiting import wait_for
 
@@ -86,8 +89,8 @@ def test_a_second_job_into_a_remote_output_being_written_is_refused(store, make_
     assert not fs.exists(f"{root}/res/{LOCK}")
 
 
-def test_the_hold_of_a_job_killed_on_this_machine_does_not_block_the_next(store, make_script,
-                                                                          tmp_path):
+def test_a_job_killed_on_this_machine_is_resumed_from_the_work_it_finished(store, make_script,
+                                                                           tmp_path):
     store, fs, root = store
     scripts = make_script(SCORE)
     code = (f"import sys; sys.path[:0] = {sys.path!r}\n"
@@ -96,17 +99,25 @@ def test_the_hold_of_a_job_killed_on_this_machine_does_not_block_the_next(store,
             "store = ws.datastores['data']\n"
             f"run_job(ParallelRunConfig(source_directory={str(scripts)!r}, entry_script='score.py',"
             " mini_batch_size=1, error_threshold=-1, output_action='append_row', "
-            "process_count_per_node=1, environment_variables={'SLOW': '30'}), "
+            "process_count_per_node=1, environment_variables={'SLOW': '0.5'}), "
             "[Dataset.File.from_files(store.path('in/'))], store.path('res/'))\n")
     killed = subprocess.Popen([sys.executable, "-c", code])
     wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
+    stage = json.loads(fs.cat(f"{root}/res/{LOCK}"))["stage"]
+    journal = Path(stage, "output", "logs", "sys", "journal.txt")
+    wait_for(lambda: journal.exists() and len(journal.read_text().splitlines()) >= 2, timeout=60)
     killed.kill()
     killed.wait()
-    # its resume is not kept waiting (the killed job uploaded nothing: all of it runs again)
-    result = run_job(_config(scripts), [Dataset.File.from_files(store.path("in/"))],
-                     store.path("res/"), resume=True)
+    inputs = [Dataset.File.from_files(store.path("in/"))]
+    # nothing was uploaded, yet the folder is not free: its finished work is on this machine
+    with pytest.raises(ConfigurationError, match="--resume") as refused:
+        run_job(_config(scripts), inputs, store.path("res/"))
+    assert stage in str(refused.value)
+    # its resume is not kept waiting by the hold, and runs only what was not finished
+    result = run_job(_config(scripts), inputs, store.path("res/"), resume=True)
     assert result.status == "Finished" and _rows(fs, root) == [f"{i}.txt" for i in range(6)]
-    assert not fs.exists(f"{root}/res/{LOCK}")
+    assert "resuming: " in fs.cat(f"{root}/res/logs/sys/master_role.txt").decode()
+    assert not fs.exists(f"{root}/res/{LOCK}") and not Path(stage).exists()
 
 
 def test_a_hold_from_another_machine_refuses_until_it_is_stale(store, make_script):
@@ -150,3 +161,26 @@ def test_a_hold_is_renewed_while_its_job_runs_and_never_read_as_data(store, make
     assert LOCK not in listed and ".parallelrun" not in listed
     job.join(120)
     assert results[0].status == "Finished"
+
+
+def test_an_output_in_a_missing_container_or_bucket_is_a_clear_error(store, make_script,
+                                                                     tmp_path, request):
+    from parallelrun import StorageError
+
+    store, fs, root = store
+    ws = Workspace.create("ws2", path=tmp_path / "ws2")
+    if "azure" in request.node.name:
+        azurite = request.getfixturevalue("azurite")
+        missing = Datastore.register_azure_blob_container(
+            ws, datastore_name="gone", container_name="nosuchplace",
+            account_name=azurite.account_name, account_key=azurite.account_key,
+            endpoint=f"127.0.0.1:{azurite.port}", protocol="http", skip_validation=True)
+    else:
+        moto = request.getfixturevalue("moto_s3")
+        missing = Datastore.register_s3_bucket(
+            ws, "gone", bucket="nosuchplace", endpoint_url=moto.endpoint_url,
+            access_key_id=moto.access_key_id, secret_access_key=moto.secret_access_key,
+            skip_validation=True)
+    with pytest.raises(StorageError, match="nosuchplace.* does not exist"):
+        run_job(_config(make_script(SCORE)), [Dataset.File.from_files(store.path("in/"))],
+                missing.path("res/"))

@@ -27,7 +27,7 @@ import time
 import uuid
 
 from parallelrun.config import JOB_LOCK_NAME
-from parallelrun.errors import FolderInUseError
+from parallelrun.errors import FolderInUseError, ParallelRunError
 
 log = logging.getLogger("parallelrun.staging")
 
@@ -40,15 +40,22 @@ SETTLE_SECONDS = 0.5
 
 
 class RemoteHold:
-    """The hold of one job on datastore folders; ``with RemoteHold(folders):`` holds them.
+    """The hold of one job on datastore folders; ``with RemoteHold(folders, stage):`` holds them.
 
-    ``folders`` are ``(url, storage options)`` pairs: the job's remote output and log folders.
+    ``folders`` are ``(url, storage options)`` pairs: the job's remote output and log folders;
+    ``stage`` is the local folder where the job writes them until they are uploaded. A hold
+    taken over from a job that died on this machine keeps where that job staged its files in
+    ``left_behind``: its finished work, never uploaded (engine/staging.py resumes from it).
     """
 
-    def __init__(self, folders: list[tuple[str, dict | None]]):
+    def __init__(self, folders: list[tuple[str, dict | None]], stage: str | None = None):
         self.folders = folders
         self.record = {"host": socket.gethostname(), "pid": os.getpid(),
-                       "started": time.strftime("%Y-%m-%d %H:%M:%S"), "id": uuid.uuid4().hex}
+                       "started": time.strftime("%Y-%m-%d %H:%M:%S"), "id": uuid.uuid4().hex,
+                       "stage": stage}
+        self.left_behind: str | None = None
+        self._previous: dict[str, dict] = {}          # path of a hold taken over -> its record
+        self._giving_back = False
         self._held: list[tuple[object, str]] = []    # (filesystem, path of the hold)
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -60,8 +67,14 @@ class RemoteHold:
             for url, options in self.folders:
                 fs, root = remote.filesystem(url, options)
                 path = f"{root.rstrip('/')}/{JOB_LOCK_NAME}"
-                self._refuse_if_held(fs, path, url)
-                self._write(fs, path)
+                try:
+                    self._refuse_if_held(fs, path, url)
+                    self._write(fs, path)
+                except ParallelRunError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a missing container, refused keys...
+                    missing = remote._missing_root_error(url, root, options)
+                    raise (missing or remote.storage_error(exc, url, "holding")) from None
                 self._held.append((fs, path))
             time.sleep(SETTLE_SECONDS)
             for (fs, path), (url, _) in zip(self._held, self.folders):
@@ -89,8 +102,23 @@ class RemoteHold:
         if _stale(holder):
             log.warning("%s: taking over the hold of a job that is gone (%s)", url,
                         _describe(holder))
+            if holder.get("host") == self.record["host"] and holder.get("stage"):
+                self.left_behind = str(holder["stage"])
+            self._previous[path] = holder
             return
         raise FolderInUseError(url, _describe(holder))
+
+    def give_back(self) -> None:
+        """Leave the holds taken over as they were when this one ends (a job refused before any
+        work: the hold of the dead job still says where its work is)."""
+        self._giving_back = True
+
+    def restage(self, stage: str) -> None:
+        """Say that the job's files are staged in ``stage`` now (a job resumed from the files
+        of one that died: if it dies too, its own resume finds them there)."""
+        self.record["stage"] = stage
+        for fs, path in self._held:
+            self._write(fs, path)
 
     def _write(self, fs, path: str) -> None:
         fs.pipe_file(path, json.dumps({**self.record, "beat": time.time()}).encode())
@@ -107,7 +135,11 @@ class RemoteHold:
         for fs, path in self._held:
             try:
                 holder = _read(fs, path)
-                if holder is not None and holder.get("id") == self.record["id"]:
+                if holder is None or holder.get("id") != self.record["id"]:
+                    continue
+                if self._giving_back and path in self._previous:
+                    fs.pipe_file(path, json.dumps(self._previous[path]).encode())
+                else:
                     fs.rm_file(path)
             except Exception as exc:  # noqa: BLE001 - a stale hold is taken over later
                 log.warning("could not remove the hold %s: %s", path, exc)

@@ -77,27 +77,66 @@ def stage_remote_outputs(run: Callable) -> Callable:
     return wrapper
 
 
+#: the name of every staging folder starts so (a folder a dead job's hold names is used, or
+#: removed, only if it does)
+STAGE_PREFIX = "parallelrun-stage-"
+
+
 def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_target):
     remote_folders = [target[0] for target in (out_target, log_target) if target]
     _refuse_inputs_in(bound.arguments.get("inputs"), remote_folders)
-    # one job per datastore folder, from before the claim (which may remove an earlier job's
-    # results) until this job's files are uploaded
-    with RemoteHold([target for target in (out_target, log_target) if target]):
-        if not bound.arguments.get("resume"):
-            _claim_remote(bound, out_target, log_target)
-        return _run_in_stage(run, bound, out_target, log_target, remote_folders)
+    fresh = stage = tempfile.mkdtemp(prefix=STAGE_PREFIX)
+    running = False
+    try:
+        # one job per datastore folder, from before the claim (which may remove an earlier
+        # job's results) until this job's files are uploaded
+        with RemoteHold([target for target in (out_target, log_target) if target],
+                        stage) as hold:
+            earlier = _left_behind(hold, bound, remote_folders[0])
+            if earlier and bound.arguments.get("resume"):
+                shutil.rmtree(fresh, ignore_errors=True)
+                stage = earlier
+                hold.restage(stage)
+            elif earlier:
+                shutil.rmtree(earlier, ignore_errors=True)   # overwrite: start anew
+            if not bound.arguments.get("resume"):
+                _claim_remote(bound, out_target, log_target)
+            running = True
+            return _run_in_stage(run, bound, out_target, log_target, remote_folders, stage,
+                                 download=bool(bound.arguments.get("resume")) and not earlier)
+    finally:
+        if not running:
+            shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _left_behind(hold: RemoteHold, bound: inspect.BoundArguments, url: str) -> str | None:
+    """The staging folder of a job that died on this machine holding these folders, with its
+    finished work (never uploaded); a new job is refused there unless it resumes that work or
+    overwrites it, as in a local folder holding an earlier job's results."""
+    folder = hold.left_behind
+    if not folder or not os.path.basename(folder).startswith(STAGE_PREFIX) \
+            or os.path.realpath(os.path.dirname(folder)) != os.path.realpath(tempfile.gettempdir()) \
+            or not os.path.isdir(folder) or not os.listdir(folder):
+        return None
+    if not bound.arguments.get("resume") and not bound.arguments.get("overwrite"):
+        hold.give_back()
+        raise ConfigurationError(
+            "output", url, f"a folder without an earlier job's results, and a job that died on "
+            f"this machine left its finished work for it in {folder}. To continue that job pass "
+            "--resume (resume=True); to start anew pass --overwrite (overwrite=True); or choose "
+            "another output folder")
+    return folder
 
 
 def _run_in_stage(run: Callable, bound: inspect.BoundArguments, out_target, log_target,
-                  remote_folders: list[str]):
+                  remote_folders: list[str], stage: str, download: bool):
     from parallelrun.data import remote
 
-    stage = tempfile.mkdtemp(prefix="parallelrun-stage-")
     local_out = os.path.join(stage, "output") if out_target else _local_value(bound.arguments["output"])
     local_log = os.path.join(stage, "logs") if log_target else bound.arguments.get("log_dir")
     if local_log is not None and not log_target:
         local_log = _local_value(local_log)
-    if bound.arguments.get("resume"):
+    if download:
         try:
             if out_target:
                 remote.download_tree(out_target[0], local_out, out_target[1], overwrite=True)
