@@ -67,6 +67,7 @@ class ResumeMismatchError(ConfigurationError):
     """
 
     def __init__(self, log_dir: str, differences: list[tuple[str, object, object]]):
+        self.log_dir = log_dir
         self.differences = differences
         listed = "; ".join(f"{name}: was {old!r}, now {new!r}" for name, old, new in differences)
         super().__init__("resume", True, f"the same job as the one whose journal is in "

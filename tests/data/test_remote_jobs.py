@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from parallelrun import ConfigurationError, Dataset, Datastore, ParallelRunConfig, Workspace, run_job
+from parallelrun import (ConfigurationError, Dataset, Datastore, ParallelRunConfig,
+                         ResumeMismatchError, Workspace, run_job)
 
 
 @pytest.fixture
@@ -261,6 +262,11 @@ def test_resume_continues_from_the_journal_uploaded_with_a_remote_output(blob, a
     assert sorted(rows) == ["0.txt", "1.txt", "2.txt", "3.txt", "4.txt"]
     csv = fs.cat(f"{container}/res/logs/sys/job_report/processed_mini-batches.csv").decode()
     assert len(csv.strip().splitlines()) == 1 + 3  # header and the first run's three tries
+    # a resume with other settings is refused, naming the journal where the user knows it
+    with pytest.raises(ResumeMismatchError, match="mini_batch_size") as refused:
+        run_job(_config(scripts, mini_batch_size=3), inputs, blob.path("res/"), resume=True)
+    assert f"az://{container}/res/logs" in str(refused.value)
+    assert "parallelrun-stage" not in str(refused.value)
 
 
 def test_a_second_job_into_a_used_remote_output_is_refused_unless_overwrite(blob, azurite,

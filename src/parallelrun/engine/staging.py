@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from parallelrun.data.urls import is_remote
 from parallelrun.engine.remote_hold import RemoteHold
-from parallelrun.errors import ConfigurationError, StorageError
+from parallelrun.errors import ConfigurationError, ResumeMismatchError, StorageError
 
 log = logging.getLogger("parallelrun.staging")
 
@@ -155,6 +155,10 @@ def _run_in_stage(run: Callable, bound: inspect.BoundArguments, out_target, log_
         result = run(*bound.args, **bound.kwargs)
         failed = False
         return result
+    except ResumeMismatchError as exc:   # name the journal where the user knows it: remote
+        journal = (_rebase(exc.log_dir, local_log, log_target[0]) if log_target
+                   else _rebase(exc.log_dir, local_out, out_target[0]))
+        raise ResumeMismatchError(journal, exc.differences) from None
     finally:
         try:
             _upload(local_out, out_target, local_log, log_target)
