@@ -184,3 +184,11 @@ def test_an_output_in_a_missing_container_or_bucket_is_a_clear_error(store, make
     with pytest.raises(StorageError, match="nosuchplace.* does not exist"):
         run_job(_config(make_script(SCORE)), [Dataset.File.from_files(store.path("in/"))],
                 missing.path("res/"))
+
+
+def test_one_folder_for_output_and_logs_is_held_once(store, make_script):
+    store, fs, root = store
+    result = run_job(_config(make_script(SCORE)), [Dataset.File.from_files(store.path("in/"))],
+                     store.path("res/"), log_dir=store.path("res"))
+    assert result.status == "Finished" and _rows(fs, root) == [f"{i}.txt" for i in range(6)]
+    assert not fs.exists(f"{root}/res/{LOCK}")

@@ -49,7 +49,8 @@ class RemoteHold:
     """
 
     def __init__(self, folders: list[tuple[str, dict | None]], stage: str | None = None):
-        self.folders = folders
+        # the output and log folders may be one: held once
+        self.folders = list({url.rstrip("/"): (url, options) for url, options in folders}.values())
         self.record = {"host": socket.gethostname(), "pid": os.getpid(),
                        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "id": uuid.uuid4().hex,
                        "stage": stage}
