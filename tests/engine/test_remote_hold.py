@@ -6,8 +6,6 @@ resumed from the work it finished; the hold is never data."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,32 +25,6 @@ SCORE = """
         return [os.path.basename(p) for p in mini_batch]
 """
 LOCK = ".parallelrun.lock"
-
-
-@pytest.fixture(params=["azure", "s3"])
-def store(request, tmp_path, make_script):
-    """(datastore, fsspec filesystem, its root) on Azurite or on moto's S3 server."""
-    ws = Workspace.create("ws", path=tmp_path / "ws")
-    if request.param == "azure":
-        azurite = request.getfixturevalue("azurite")
-        store = Datastore.register_azure_blob_container(
-            ws, datastore_name="data", container_name=azurite.new_container(),
-            account_name=azurite.account_name, account_key=azurite.account_key,
-            endpoint=f"127.0.0.1:{azurite.port}", protocol="http")
-        fs, root = azurite.filesystem(), store.container_name
-    else:
-        import s3fs
-
-        moto = request.getfixturevalue("moto_s3")
-        bucket = moto.new_bucket()
-        store = Datastore.register_s3_bucket(
-            ws, "data", bucket=bucket, endpoint_url=moto.endpoint_url,
-            access_key_id=moto.access_key_id, secret_access_key=moto.secret_access_key)
-        fs = s3fs.S3FileSystem(key=moto.access_key_id, secret=moto.secret_access_key,
-                               client_kwargs={"endpoint_url": moto.endpoint_url})
-        root = bucket
-    fs.pipe({f"{root}/in/{i}.txt": b"1" for i in range(6)})
-    return store, fs, root
 
 
 def _config(scripts, **overrides) -> ParallelRunConfig:
@@ -89,19 +61,12 @@ def test_a_second_job_into_a_remote_output_being_written_is_refused(store, make_
     assert not fs.exists(f"{root}/res/{LOCK}")
 
 
-def test_a_job_killed_on_this_machine_is_resumed_from_the_work_it_finished(store, make_script,
-                                                                           tmp_path):
+def test_a_job_killed_on_this_machine_is_resumed_from_the_work_it_finished(
+        store, make_script, job_in_its_own_process):
     store, fs, root = store
     scripts = make_script(SCORE)
-    code = (f"import sys; sys.path[:0] = {sys.path!r}\n"
-            "from parallelrun import Workspace, Dataset, ParallelRunConfig, run_job\n"
-            f"ws = Workspace.get('ws', path={str(tmp_path / 'ws')!r})\n"
-            "store = ws.datastores['data']\n"
-            f"run_job(ParallelRunConfig(source_directory={str(scripts)!r}, entry_script='score.py',"
-            " mini_batch_size=1, error_threshold=-1, output_action='append_row', "
-            "process_count_per_node=1, environment_variables={'SLOW': '0.5'}), "
-            "[Dataset.File.from_files(store.path('in/'))], store.path('res/'))\n")
-    killed = subprocess.Popen([sys.executable, "-c", code])
+    # no uploads while it runs: what it finished is only on this machine
+    killed = job_in_its_own_process(scripts, {"SLOW": "0.5"}, PARALLELRUN_CHECKPOINT_SECONDS="0")
     wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
     stage = json.loads(fs.cat(f"{root}/res/{LOCK}"))["stage"]
     journal = Path(stage, "output", "logs", "sys", "journal.txt")

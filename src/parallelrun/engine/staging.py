@@ -1,4 +1,5 @@
-"""Outputs and logs on a datastore: staged in a local folder, uploaded when the job ends.
+"""Outputs and logs on a datastore: staged in a local folder, uploaded while the job runs
+(every ``PARALLELRUN_CHECKPOINT_SECONDS``) and when it ends.
 
 ``run_job(output=store.path("results/"))`` (or an ``az://``/``s3://`` URL, for ``output`` or
 ``log_dir``): the job itself always writes locally (the coordinator appends the ``append_row``
@@ -8,7 +9,9 @@ uploaded to the datastore path and removed. The :class:`~parallelrun.engine.job.
 names the remote URLs. With ``resume=True`` the remote output (journal included) is downloaded
 into the staging folder first, so a resumed job continues where the uploaded one stopped.
 While it runs, the job holds those folders (``engine/remote_hold.py``): a second job into
-them is refused, as a second job into a local folder is.
+them is refused, as a second job into a local folder is. A job killed before its last upload
+is resumed from its staging folder on the same machine (the hold names it), from its last
+checkpoint elsewhere.
 
 The engine stays local-first: a local ``output`` takes no detour (the wrapper passes it through).
 This also removes cache folders that workers killed mid-job left behind
@@ -24,6 +27,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+import time
 from typing import Any, Callable
 
 from parallelrun.data.urls import is_remote
@@ -152,7 +157,8 @@ def _run_in_stage(run: Callable, bound: inspect.BoundArguments, out_target, log_
     result = None
     failed = True
     try:
-        result = run(*bound.args, **bound.kwargs)
+        with _Checkpoints(local_out, out_target, local_log, log_target):
+            result = run(*bound.args, **bound.kwargs)
         failed = False
         return result
     except ResumeMismatchError as exc:   # name the journal where the user knows it: remote
@@ -237,6 +243,44 @@ def _upload(local_out: str, out_target, local_log: str | None, log_target) -> No
         remote.upload_tree(local_out, out_target[0], out_target[1])
     if log_target and local_log and os.path.isdir(local_log):
         remote.upload_tree(local_log, log_target[0], log_target[1])
+
+
+class _Checkpoints:
+    """Uploads a running job's files every ``PARALLELRUN_CHECKPOINT_SECONDS`` (default 60; 0
+    for never), so that a job lost with its machine, or resumed on another, loses at most the
+    work since the last upload. Taken while the job appends, the output and the journal there
+    may disagree on the last few mini-batches; a resume cuts the output back to the journal's
+    last commit and runs again any commit whose rows the output lacks (engine/journal.py).
+    An upload that took long spaces the next ones (10 times its length at least: uploads take
+    at most a tenth of the job's time); one that fails is logged and tried at the next."""
+
+    def __init__(self, *upload_args: Any):
+        self.upload_args = upload_args
+        self.interval = float(os.environ.get("PARALLELRUN_CHECKPOINT_SECONDS", "60") or 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="parallelrun-checkpoints",
+                                        daemon=True)
+
+    def __enter__(self) -> "_Checkpoints":
+        if self.interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        wait = self.interval
+        while not self._stop.wait(wait):
+            started = time.monotonic()
+            try:
+                _upload(*self.upload_args)
+            except StorageError as exc:
+                log.warning("uploading the job's files so far failed (tried again in %.0f s): "
+                            "%s", wait, exc)
+            wait = max(self.interval, 10 * (time.monotonic() - started))
 
 
 def _rebase(path: str | None, local_root: str, url: str) -> str | None:
