@@ -6,6 +6,7 @@ resumed from the work it finished; the hold is never data."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -32,6 +33,12 @@ def _config(scripts, **overrides) -> ParallelRunConfig:
                   error_threshold=-1, output_action="append_row", process_count_per_node=1)
     values.update(overrides)
     return ParallelRunConfig(**values)
+
+
+def _beat(fs, root) -> float:
+    """When the hold on ``res/`` was last renewed."""
+    fs.invalidate_cache()
+    return json.loads(fs.cat(f"{root}/res/{LOCK}"))["beat"]
 
 
 def _rows(fs, root) -> list[str]:
@@ -113,13 +120,8 @@ def test_a_hold_is_renewed_while_its_job_runs_and_never_read_as_data(store, make
         [Dataset.File.from_files(store.path("in/"))], store.path("res/"))))
     job.start()
     wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
-    first_beat = json.loads(fs.cat(f"{root}/res/{LOCK}"))["beat"]
-
-    def renewed():
-        fs.invalidate_cache()
-        return json.loads(fs.cat(f"{root}/res/{LOCK}"))["beat"] > first_beat
-
-    wait_for(renewed, timeout=30)
+    first_beat = _beat(fs, root)
+    wait_for(lambda: _beat(fs, root) > first_beat, timeout=30)
     # a listing of the folder while the job runs, as another job's input would see it
     listed = [url.rsplit("/", 1)[-1] for url in
               Dataset.File.from_files(store.path("res/"), validate=False).to_path()]
@@ -157,3 +159,40 @@ def test_one_folder_for_output_and_logs_is_held_once(store, make_script):
                      store.path("res/"), log_dir=store.path("res"))
     assert result.status == "Finished" and _rows(fs, root) == [f"{i}.txt" for i in range(6)]
     assert not fs.exists(f"{root}/res/{LOCK}")
+
+
+def test_a_job_whose_hold_was_taken_over_writes_nothing_more_there(store, make_script,
+                                                                    monkeypatch):
+    from parallelrun import StorageError
+
+    store, fs, root = store
+    monkeypatch.setattr(remote_hold, "BEAT_SECONDS", 0.2)
+    scripts = make_script(SCORE)
+    outcome = []
+
+    def job():
+        try:
+            outcome.append(run_job(_config(scripts, environment_variables={"SLOW": "0.4"}),
+                                   [Dataset.File.from_files(store.path("in/"))],
+                                   store.path("res/")))
+        except StorageError as exc:
+            outcome.append(exc)
+
+    running = threading.Thread(target=job)
+    running.start()
+    wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
+    first_beat = _beat(fs, root)
+    wait_for(lambda: _beat(fs, root) > first_beat, timeout=30)   # past its start: renewed
+    # its renewals failed long enough for a job on another machine to take the folder over
+    theirs = {"host": "another-machine", "pid": 4242, "started": "2026-12-06 08:00:00",
+              "id": "theirs", "beat": time.time()}
+    fs.pipe_file(f"{root}/res/{LOCK}", json.dumps(theirs).encode())
+    running.join(120)
+    assert isinstance(outcome[0], StorageError) and "took over" in str(outcome[0])
+    fs.invalidate_cache()
+    assert not fs.exists(f"{root}/res/parallel_run_step.txt")      # nothing of it uploaded
+    assert json.loads(fs.cat(f"{root}/res/{LOCK}"))["id"] == "theirs"
+    kept = str(outcome[0]).split("kept in ")[-1].strip("'")
+    assert sorted(Path(kept, "output", "parallel_run_step.txt").read_text().split()) == \
+        [f"{i}.txt" for i in range(6)]                             # its work kept, locally
+    shutil.rmtree(kept)

@@ -27,7 +27,7 @@ import time
 import uuid
 
 from parallelrun.config import JOB_LOCK_NAME
-from parallelrun.errors import FolderInUseError, ParallelRunError
+from parallelrun.errors import FolderInUseError, ParallelRunError, StorageError
 
 log = logging.getLogger("parallelrun.staging")
 
@@ -60,6 +60,9 @@ class RemoteHold:
         self._held: list[tuple[object, str]] = []    # (filesystem, path of the hold)
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        #: the job that took the hold over while this one ran (its renewals failed for longer
+        #: than a hold lasts), if one did: this job must not write there any more
+        self.lost_to: str | None = None
 
     def __enter__(self) -> "RemoteHold":
         from parallelrun.data import remote
@@ -125,12 +128,26 @@ class RemoteHold:
         fs.pipe_file(path, json.dumps({**self.record, "beat": time.time()}).encode())
 
     def _renew(self) -> None:
-        while not self._stop.wait(BEAT_SECONDS):
+        while not self._stop.wait(BEAT_SECONDS) and self.lost_to is None:
             for fs, path in list(self._held):
                 try:
+                    holder = _read(fs, path)
+                    if holder is not None and holder.get("id") != self.record["id"]:
+                        self.lost_to = _describe(holder)
+                        log.error("%s was taken over by %s: this job's files stay local",
+                                  path, self.lost_to)
+                        return
                     self._write(fs, path)
                 except Exception as exc:  # noqa: BLE001 - the job goes on; the next beat retries
                     log.warning("could not renew the hold %s: %s", path, exc)
+
+    def check(self) -> None:
+        """Raise StorageError if another job took the hold over (see ``lost_to``)."""
+        if self.lost_to is not None:
+            raise StorageError(f"another job took over the folder while this one ran: "
+                               f"{self.lost_to} (this job's renewals of its hold failed for "
+                               f"over {STALE_SECONDS:.0f} s); nothing of this job's was written "
+                               "there since")
 
     def _release(self) -> None:
         for fs, path in self._held:

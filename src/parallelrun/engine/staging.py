@@ -107,7 +107,7 @@ def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_ta
             if not bound.arguments.get("resume"):
                 _claim_remote(bound, out_target, log_target)
             running = True
-            return _run_in_stage(run, bound, out_target, log_target, remote_folders, stage,
+            return _run_in_stage(run, bound, out_target, log_target, remote_folders, stage, hold,
                                  download=bool(bound.arguments.get("resume")) and not earlier)
     finally:
         if not running:
@@ -134,7 +134,7 @@ def _left_behind(hold: RemoteHold, bound: inspect.BoundArguments, url: str) -> s
 
 
 def _run_in_stage(run: Callable, bound: inspect.BoundArguments, out_target, log_target,
-                  remote_folders: list[str], stage: str, download: bool):
+                  remote_folders: list[str], stage: str, hold: RemoteHold, download: bool):
     from parallelrun.data import remote
 
     local_out = os.path.join(stage, "output") if out_target else _local_value(bound.arguments["output"])
@@ -157,7 +157,7 @@ def _run_in_stage(run: Callable, bound: inspect.BoundArguments, out_target, log_
     result = None
     failed = True
     try:
-        with _Checkpoints(local_out, out_target, local_log, log_target):
+        with _Checkpoints(hold, local_out, out_target, local_log, log_target):
             result = run(*bound.args, **bound.kwargs)
         failed = False
         return result
@@ -167,7 +167,7 @@ def _run_in_stage(run: Callable, bound: inspect.BoundArguments, out_target, log_
         raise ResumeMismatchError(journal, exc.differences) from None
     finally:
         try:
-            _upload(local_out, out_target, local_log, log_target)
+            _upload(hold, local_out, out_target, local_log, log_target)
         except StorageError as exc:
             log.error("the job's files stay in %s: %s", stage, exc)
             if not failed:
@@ -236,8 +236,11 @@ def _claim_remote(bound: inspect.BoundArguments, out_target, log_target) -> None
             raise remote.storage_error(exc, url, "replacing the earlier results in") from None
 
 
-def _upload(local_out: str, out_target, local_log: str | None, log_target) -> None:
+def _upload(hold: RemoteHold, local_out: str, out_target, local_log: str | None,
+            log_target) -> None:
     from parallelrun.data import remote
+
+    hold.check()   # never over the files of a job that took the folders over
 
     if out_target and os.path.isdir(local_out):
         remote.upload_tree(local_out, out_target[0], out_target[1])
