@@ -2,18 +2,21 @@
 
 A local folder is locked with ``flock`` on its marker (engine/job_folders.py), which the
 kernel releases when the job's process dies. A datastore has no such lock, and a job with a
-remote output writes nothing there until it ends (engine/staging.py), so without a hold two
-jobs into one ``az://`` or ``s3://`` folder would both run, and the later upload would replace
-the earlier job's results and logs.
+remote output writes there only now and then (engine/staging.py uploads its staged files), so
+without a hold two jobs into one ``az://`` or ``s3://`` folder would both run, and each upload
+would replace the other job's results and logs.
 
 The hold is a small JSON object, ``.parallelrun.lock``, in the folder: who holds it (host, pid,
-start time) and when it last said so. The holder rewrites it every ``BEAT_SECONDS`` while the
-job runs and removes it when the job's files are uploaded. Another job finding a hold refuses
-(:class:`~parallelrun.errors.FolderInUseError`), unless the hold is stale: not renewed for
-``STALE_SECONDS``, or left by a process of this machine that is gone (a job killed with
-``kill -9``: its resume is not kept waiting). Two jobs that take a free folder in the same
-instant are told apart by reading the hold back after ``SETTLE_SECONDS``: the last writer keeps
-it, the other refuses. Listings never name the hold (``data/globbing.py``), nor do downloads.
+start time), where it stages its files, and when it last said so. The holder rewrites it every
+``BEAT_SECONDS`` while the job runs and removes it when the job's files are uploaded. Another
+job finding a hold refuses (:class:`~parallelrun.errors.FolderInUseError`), unless the hold is
+stale: not renewed for ``STALE_SECONDS``, or left by a process of this machine that is gone (a
+job killed with ``kill -9``: its resume is not kept waiting, and finds the dead job's staged
+files through ``left_behind``). Two jobs that take a free folder in the same instant are told
+apart by reading the hold back after ``SETTLE_SECONDS``: the last writer keeps it, the other
+refuses. A holder that finds its hold taken over (its renewals failed for longer than a hold
+lasts) stops writing there (``check``). Listings never name the hold (``data/globbing.py``),
+nor do downloads.
 """
 
 from __future__ import annotations
