@@ -8,6 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from parallelrun import Dataset, ParallelRunConfig, run_job
 from fixtures.waiting import wait_for
 
@@ -47,3 +49,17 @@ def test_a_job_lost_with_its_machine_resumes_from_its_last_upload(store, make_sc
     assert sorted(rows) == [f"{i}.txt" for i in range(6)]   # every row once
     log = fs.cat(f"{root}/res/logs/sys/master_role.txt").decode()
     assert "resuming: " in log and not Path(stage).exists()
+
+
+def test_a_checkpoint_interval_that_is_no_number_is_refused_before_any_work(
+        store, make_script, monkeypatch):
+    from parallelrun import ConfigurationError
+
+    store, fs, root = store
+    monkeypatch.setenv("PARALLELRUN_CHECKPOINT_SECONDS", "every minute")
+    config = ParallelRunConfig(source_directory=str(make_script(SCORE)), entry_script="score.py",
+                               mini_batch_size=1, error_threshold=-1, output_action="append_row")
+    with pytest.raises(ConfigurationError, match="PARALLELRUN_CHECKPOINT_SECONDS"):
+        run_job(config, [Dataset.File.from_files(store.path("in/"))], store.path("res/"))
+    fs.invalidate_cache()
+    assert not fs.exists(f"{root}/res")

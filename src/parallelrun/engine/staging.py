@@ -90,6 +90,7 @@ STAGE_PREFIX = "parallelrun-stage-"
 def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_target):
     remote_folders = [target[0] for target in (out_target, log_target) if target]
     _refuse_inputs_in(bound.arguments.get("inputs"), remote_folders)
+    checkpoint_seconds = _checkpoint_seconds()
     fresh = stage = tempfile.mkdtemp(prefix=STAGE_PREFIX)
     running = False
     try:
@@ -108,6 +109,7 @@ def _run_staged(run: Callable, bound: inspect.BoundArguments, out_target, log_ta
                 _claim_remote(bound, out_target, log_target)
             running = True
             return _run_in_stage(run, bound, out_target, log_target, remote_folders, stage, hold,
+                                 checkpoint_seconds,
                                  download=bool(bound.arguments.get("resume")) and not earlier)
     finally:
         if not running:
@@ -134,7 +136,8 @@ def _left_behind(hold: RemoteHold, bound: inspect.BoundArguments, url: str) -> s
 
 
 def _run_in_stage(run: Callable, bound: inspect.BoundArguments, out_target, log_target,
-                  remote_folders: list[str], stage: str, hold: RemoteHold, download: bool):
+                  remote_folders: list[str], stage: str, hold: RemoteHold,
+                  checkpoint_seconds: float, download: bool):
     from parallelrun.data import remote
 
     local_out = os.path.join(stage, "output") if out_target else _local_value(bound.arguments["output"])
@@ -157,7 +160,8 @@ def _run_in_stage(run: Callable, bound: inspect.BoundArguments, out_target, log_
     result = None
     failed = True
     try:
-        with _Checkpoints(hold, local_out, out_target, local_log, log_target):
+        with _Checkpoints(checkpoint_seconds, hold, local_out, out_target, local_log,
+                          log_target):
             result = run(*bound.args, **bound.kwargs)
         failed = False
         return result
@@ -248,6 +252,19 @@ def _upload(hold: RemoteHold, local_out: str, out_target, local_log: str | None,
         remote.upload_tree(local_log, log_target[0], log_target[1])
 
 
+def _checkpoint_seconds() -> float:
+    value = os.environ.get("PARALLELRUN_CHECKPOINT_SECONDS", "60").strip() or "0"
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ConfigurationError("PARALLELRUN_CHECKPOINT_SECONDS", value,
+                                 "a number of seconds between uploads of a running job's files "
+                                 "to its datastore, e.g. 60 (0: only when the job ends)")
+    return seconds
+
+
 class _Checkpoints:
     """Uploads a running job's files every ``PARALLELRUN_CHECKPOINT_SECONDS`` (default 60; 0
     for never), so that a job lost with its machine, or resumed on another, loses at most the
@@ -257,9 +274,9 @@ class _Checkpoints:
     An upload that took long spaces the next ones (10 times its length at least: uploads take
     at most a tenth of the job's time); one that fails is logged and tried at the next."""
 
-    def __init__(self, *upload_args: Any):
+    def __init__(self, interval: float, *upload_args: Any):
+        self.interval = interval
         self.upload_args = upload_args
-        self.interval = float(os.environ.get("PARALLELRUN_CHECKPOINT_SECONDS", "60") or 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="parallelrun-checkpoints",
                                         daemon=True)
