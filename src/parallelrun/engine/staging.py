@@ -121,9 +121,9 @@ def _left_behind(hold: RemoteHold, bound: inspect.BoundArguments, url: str) -> s
     finished work (never uploaded); a new job is refused there unless it resumes that work or
     overwrites it, as in a local folder holding an earlier job's results."""
     folder = hold.left_behind
-    if not folder or not os.path.basename(folder).startswith(STAGE_PREFIX) \
-            or os.path.realpath(os.path.dirname(folder)) != os.path.realpath(tempfile.gettempdir()) \
-            or not os.path.isdir(folder) or not os.listdir(folder):
+    ours = folder and os.path.basename(folder).startswith(STAGE_PREFIX) and \
+        os.path.realpath(os.path.dirname(folder)) == os.path.realpath(tempfile.gettempdir())
+    if not ours or not os.path.isdir(folder) or not os.listdir(folder):
         return None
     if not bound.arguments.get("resume") and not bound.arguments.get("overwrite"):
         hold.give_back()
