@@ -196,3 +196,34 @@ def test_a_job_whose_hold_was_taken_over_writes_nothing_more_there(store, make_s
     assert sorted(Path(kept, "output", "parallel_run_step.txt").read_text().split()) == \
         [f"{i}.txt" for i in range(6)]                             # its work kept, locally
     shutil.rmtree(kept)
+
+
+def test_of_two_jobs_started_at_once_into_one_folder_one_writes_there(store, make_script):
+    from parallelrun import StorageError
+
+    store, fs, root = store
+    scripts = make_script(SCORE)
+    outcomes = []
+    start = threading.Barrier(2)
+
+    def job():
+        start.wait()
+        try:
+            outcomes.append(run_job(_config(scripts, environment_variables={"SLOW": "0.2"}),
+                                    [Dataset.File.from_files(store.path("in/"))],
+                                    store.path("res/")))
+        except (FolderInUseError, StorageError) as exc:
+            outcomes.append(exc)
+
+    jobs = [threading.Thread(target=job) for _ in range(2)]
+    for running in jobs:
+        running.start()
+    for running in jobs:
+        running.join(120)
+    finished = [o for o in outcomes if not isinstance(o, Exception)]
+    assert len(outcomes) == 2 and len(finished) == 1, outcomes
+    assert _rows(fs, root) == [f"{i}.txt" for i in range(6)]
+    tries = fs.cat(f"{root}/res/logs/sys/job_report/processed_mini-batches.csv").decode()
+    assert len(tries.strip().splitlines()) == 1 + 6      # one job's logs, not a mix
+    for kept in [o for o in outcomes if isinstance(o, StorageError)]:   # lost the race late
+        shutil.rmtree(str(kept).split("kept in ")[-1].strip("'"), ignore_errors=True)

@@ -145,7 +145,17 @@ class RemoteHold:
                     log.warning("could not renew the hold %s: %s", path, exc)
 
     def check(self) -> None:
-        """Raise StorageError if another job took the hold over (see ``lost_to``)."""
+        """Raise StorageError if another job took the hold over (see ``lost_to``): asked before
+        each upload, so it reads the hold again rather than wait for the next renewal."""
+        for fs, path in list(self._held):
+            if self.lost_to is not None:
+                break
+            try:
+                holder = _read(fs, path)
+            except Exception:  # noqa: BLE001 - unreadable now: the upload will say why
+                continue
+            if holder is not None and holder.get("id") != self.record["id"]:
+                self.lost_to = _describe(holder)
         if self.lost_to is not None:
             raise StorageError(f"another job took over the folder while this one ran: "
                                f"{self.lost_to} (this job's renewals of its hold failed for "
