@@ -51,6 +51,19 @@ _EXTRA_OF_MODULE = {"matplotlib": "bench", "ray": "bench", "sklearn": "bench", "
                     "adlfs": "azure", "fastapi": "ui", "uvicorn": "ui", "torch": None}
 
 
+def write_script(folder: Path, text: str, name: str = "score.py") -> Path:
+    """``folder/name`` holding ``text``, rewritten only when it differs, and then whole at once
+    (a temporary file renamed): the baselines' child processes import the script while a
+    sibling may be making sure of it, and must never read it half written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if not path.exists() or path.read_text() != text:
+        temporary = folder / f".{name}.{os.getpid()}.tmp"
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    return folder
+
+
 def require(*modules: str) -> None:
     """Stop at start, naming the command that installs them, when a module this benchmark
     imports later is missing: a missing chart library found after minutes of measuring loses

@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from _common import (WORK, Timeline, add_workers_option, bar_chart, parse_args, require,
-                     results_entry, table, write_results)
+                     results_entry, table, write_results, write_script)
 
 from parallelrun import Dataset, ParallelRunConfig, ProgressListener, run_job
 
@@ -111,10 +111,7 @@ def make_big_csv(gigabytes: float) -> Path:
 
 
 def script_dir() -> Path:
-    folder = DATA / "script"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "score.py").write_text(SCRIPT)
-    return folder
+    return write_script(DATA / "script", SCRIPT)
 
 
 # Runners --------------------------------------------------------------------------------------
@@ -269,10 +266,7 @@ def _write_wide_file(folder: Path, number: int, rows: int) -> None:
 
 
 def wide_script_dir(fmt: str) -> Path:
-    folder = DATA / f"wide-script-{fmt}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "score.py").write_text(WIDE_SCRIPT.format(fmt=fmt))
-    return folder
+    return write_script(DATA / f"wide-script-{fmt}", WIDE_SCRIPT.format(fmt=fmt))
 
 
 def _load_script(fmt: str):
