@@ -114,7 +114,10 @@ def check_remote_outside(spec: str, exclude: Iterable[str]) -> None:
     """Refuse (DataError) a remote input that lists one of the job's own folders in
     ``exclude``, before any work and without a call to the storage (so a path equal to one of
     them counts as that folder: no file lies where a job writes its folder)."""
-    folders = excluded_folders(spec, exclude)
+    _refuse_own_root(spec, excluded_folders(spec, exclude))
+
+
+def _refuse_own_root(spec: str, folders: dict[str, str]) -> None:
     root = globbing.listing_root(globbing.normalize(split_url(spec)[1])).rstrip("/")
     if root in folders:
         raise globbing.own_folder_error(spec, folders[root])
@@ -132,10 +135,11 @@ def iter_remote_entries(spec: str, storage_options: dict | None = None,
     """
     scheme, path = split_url(spec)
     path = globbing.normalize(path)  # first: a '..' above the container is refused unconnected
+    own = excluded_folders(spec, exclude)
     if globbing.has_magic(path) or "{" in path:
-        check_remote_outside(spec, exclude)
+        _refuse_own_root(spec, own)
     fs = filesystem(spec, storage_options)[0]
-    tree = _FsspecTree(fs, excluded_folders(spec, exclude))
+    tree = _FsspecTree(fs, own)
     try:
         if globbing.has_magic(path):
             base, rest = globbing.split_pattern(path)
@@ -153,7 +157,7 @@ def iter_remote_entries(spec: str, storage_options: dict | None = None,
                     raise missing from None
                 return
             if info.get("type") == "directory":
-                check_remote_outside(spec, exclude)
+                _refuse_own_root(spec, own)
                 entries = globbing.iter_tree(tree, stripped)
             else:  # a file named outright: listed unless it is a job's marker
                 entries = iter([] if globbing.is_job_marker(_name(info)) else [info])

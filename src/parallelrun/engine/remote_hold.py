@@ -85,8 +85,8 @@ class RemoteHold:
                 self._held.append((fs, path))
             time.sleep(SETTLE_SECONDS)
             for (fs, path), (url, _) in zip(self._held, self.folders):
-                holder = _read(fs, path)
-                if holder is not None and holder.get("id") != self.record["id"]:
+                holder = self._other_holder(fs, path)
+                if holder is not None:
                     raise FolderInUseError(url, _describe(holder))   # theirs: _release keeps it
         except BaseException:
             self._release()
@@ -134,8 +134,8 @@ class RemoteHold:
         while not self._stop.wait(BEAT_SECONDS) and self.lost_to is None:
             for fs, path in list(self._held):
                 try:
-                    holder = _read(fs, path)
-                    if holder is not None and holder.get("id") != self.record["id"]:
+                    holder = self._other_holder(fs, path)
+                    if holder is not None:
                         self.lost_to = _describe(holder)
                         log.error("%s was taken over by %s: this job's files stay local",
                                   path, self.lost_to)
@@ -151,16 +151,21 @@ class RemoteHold:
             if self.lost_to is not None:
                 break
             try:
-                holder = _read(fs, path)
+                holder = self._other_holder(fs, path)
             except Exception:  # noqa: BLE001 - unreadable now: the upload will say why
                 continue
-            if holder is not None and holder.get("id") != self.record["id"]:
+            if holder is not None:
                 self.lost_to = _describe(holder)
         if self.lost_to is not None:
             raise StorageError(f"another job took over the folder while this one ran: "
                                f"{self.lost_to} (this job's renewals of its hold failed for "
                                f"over {STALE_SECONDS:.0f} s); nothing of this job's was written "
                                "there since")
+
+    def _other_holder(self, fs, path: str) -> dict | None:
+        """The record of another job that holds ``path`` now; None when it is ours, or none."""
+        holder = _read(fs, path)
+        return holder if holder is not None and holder.get("id") != self.record["id"] else None
 
     def _release(self) -> None:
         for fs, path in self._held:
