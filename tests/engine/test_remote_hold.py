@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from parallelrun import (ConfigurationError, Dataset, Datastore, FolderInUseError,
-                         ParallelRunConfig, Workspace, run_job)
+                         ParallelRunConfig, ParallelRunError, StorageError, Workspace,
+                         run_job)
 from parallelrun.engine import remote_hold
 from fixtures.waiting import wait_for
 
@@ -35,6 +36,31 @@ def _config(scripts, **overrides) -> ParallelRunConfig:
     return ParallelRunConfig(**values)
 
 
+def _start_job(store, scripts, slow: str, outcomes: list,
+               start: threading.Barrier | None = None) -> threading.Thread:
+    """``run_job`` over the store's ``in/`` into ``res/`` on a thread of its own, ``slow``
+    seconds a mini-batch (after ``start``, if given); its result, or the ParallelRunError that
+    refused or ended it, goes to ``outcomes``."""
+    def job():
+        if start is not None:
+            start.wait()
+        try:
+            outcomes.append(run_job(_config(scripts, environment_variables={"SLOW": slow}),
+                                    [Dataset.File.from_files(store.path("in/"))],
+                                    store.path("res/")))
+        except ParallelRunError as exc:
+            outcomes.append(exc)
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    return thread
+
+
+def _kept_folder(error: Exception) -> str:
+    """The local folder that a StorageError at upload says keeps the job's files."""
+    return str(error).split("kept in ")[-1].strip("'")
+
+
 def _beat(fs, root) -> float:
     """When the hold on ``res/`` was last renewed."""
     fs.invalidate_cache()
@@ -51,9 +77,7 @@ def test_a_second_job_into_a_remote_output_being_written_is_refused(store, make_
     scripts = make_script(SCORE)
     inputs = [Dataset.File.from_files(store.path("in/"))]
     results = []
-    first = threading.Thread(target=lambda: results.append(run_job(
-        _config(scripts, environment_variables={"SLOW": "0.4"}), inputs, store.path("res/"))))
-    first.start()
+    first = _start_job(store, scripts, "0.4", results)
     wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
     for overwrite in (False, True):
         with pytest.raises(FolderInUseError) as refused:
@@ -115,10 +139,7 @@ def test_a_hold_is_renewed_while_its_job_runs_and_never_read_as_data(store, make
     monkeypatch.setattr(remote_hold, "BEAT_SECONDS", 0.3)
     scripts = make_script(SCORE)
     results = []
-    job = threading.Thread(target=lambda: results.append(run_job(
-        _config(scripts, environment_variables={"SLOW": "0.3"}),
-        [Dataset.File.from_files(store.path("in/"))], store.path("res/"))))
-    job.start()
+    job = _start_job(store, scripts, "0.3", results)
     wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
     first_beat = _beat(fs, root)
     wait_for(lambda: _beat(fs, root) > first_beat, timeout=30)
@@ -132,8 +153,6 @@ def test_a_hold_is_renewed_while_its_job_runs_and_never_read_as_data(store, make
 
 def test_an_output_in_a_missing_container_or_bucket_is_a_clear_error(store, make_script,
                                                                      tmp_path, request):
-    from parallelrun import StorageError
-
     store, fs, root = store
     ws = Workspace.create("ws2", path=tmp_path / "ws2")
     if "azure" in request.node.name:
@@ -163,23 +182,11 @@ def test_one_folder_for_output_and_logs_is_held_once(store, make_script):
 
 def test_a_job_whose_hold_was_taken_over_writes_nothing_more_there(store, make_script,
                                                                     monkeypatch):
-    from parallelrun import StorageError
-
     store, fs, root = store
     monkeypatch.setattr(remote_hold, "BEAT_SECONDS", 0.2)
     scripts = make_script(SCORE)
     outcome = []
-
-    def job():
-        try:
-            outcome.append(run_job(_config(scripts, environment_variables={"SLOW": "0.4"}),
-                                   [Dataset.File.from_files(store.path("in/"))],
-                                   store.path("res/")))
-        except StorageError as exc:
-            outcome.append(exc)
-
-    running = threading.Thread(target=job)
-    running.start()
+    running = _start_job(store, scripts, "0.4", outcome)
     wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
     first_beat = _beat(fs, root)
     wait_for(lambda: _beat(fs, root) > first_beat, timeout=30)   # past its start: renewed
@@ -192,38 +199,27 @@ def test_a_job_whose_hold_was_taken_over_writes_nothing_more_there(store, make_s
     fs.invalidate_cache()
     assert not fs.exists(f"{root}/res/parallel_run_step.txt")      # nothing of it uploaded
     assert json.loads(fs.cat(f"{root}/res/{LOCK}"))["id"] == "theirs"
-    kept = str(outcome[0]).split("kept in ")[-1].strip("'")
+    kept = _kept_folder(outcome[0])
     assert sorted(Path(kept, "output", "parallel_run_step.txt").read_text().split()) == \
         [f"{i}.txt" for i in range(6)]                             # its work kept, locally
     shutil.rmtree(kept)
 
 
 def test_of_two_jobs_started_at_once_into_one_folder_one_writes_there(store, make_script):
-    from parallelrun import StorageError
-
     store, fs, root = store
     scripts = make_script(SCORE)
     outcomes = []
     start = threading.Barrier(2)
-
-    def job():
-        start.wait()
-        try:
-            outcomes.append(run_job(_config(scripts, environment_variables={"SLOW": "0.2"}),
-                                    [Dataset.File.from_files(store.path("in/"))],
-                                    store.path("res/")))
-        except (FolderInUseError, StorageError) as exc:
-            outcomes.append(exc)
-
-    jobs = [threading.Thread(target=job) for _ in range(2)]
-    for running in jobs:
-        running.start()
+    jobs = [_start_job(store, scripts, "0.2", outcomes, start) for _ in range(2)]
     for running in jobs:
         running.join(120)
     finished = [o for o in outcomes if not isinstance(o, Exception)]
     assert len(outcomes) == 2 and len(finished) == 1, outcomes
+    # the other was refused at the start, or at its upload (it lost the race late)
+    assert all(isinstance(o, (FolderInUseError, StorageError)) for o in outcomes
+               if isinstance(o, Exception)), outcomes
     assert _rows(fs, root) == [f"{i}.txt" for i in range(6)]
     tries = fs.cat(f"{root}/res/logs/sys/job_report/processed_mini-batches.csv").decode()
     assert len(tries.strip().splitlines()) == 1 + 6      # one job's logs, not a mix
-    for kept in [o for o in outcomes if isinstance(o, StorageError)]:   # lost the race late
-        shutil.rmtree(str(kept).split("kept in ")[-1].strip("'"), ignore_errors=True)
+    for late in [o for o in outcomes if isinstance(o, StorageError)]:
+        shutil.rmtree(_kept_folder(late), ignore_errors=True)
