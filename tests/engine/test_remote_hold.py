@@ -67,6 +67,13 @@ def _beat(fs, root) -> float:
     return json.loads(fs.cat(f"{root}/res/{LOCK}"))["beat"]
 
 
+def _wait_for_a_renewal(fs, root) -> None:
+    """Until a job holds ``res/`` and has renewed its hold once."""
+    wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
+    first_beat = _beat(fs, root)
+    wait_for(lambda: _beat(fs, root) > first_beat, timeout=30)
+
+
 def _rows(fs, root) -> list[str]:
     fs.invalidate_cache()
     return sorted(fs.cat(f"{root}/res/parallel_run_step.txt").decode().split())
@@ -140,9 +147,7 @@ def test_a_hold_is_renewed_while_its_job_runs_and_never_read_as_data(store, make
     scripts = make_script(SCORE)
     results = []
     job = _start_job(store, scripts, "0.3", results)
-    wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
-    first_beat = _beat(fs, root)
-    wait_for(lambda: _beat(fs, root) > first_beat, timeout=30)
+    _wait_for_a_renewal(fs, root)
     # a listing of the folder while the job runs, as another job's input would see it
     listed = [url.rsplit("/", 1)[-1] for url in
               Dataset.File.from_files(store.path("res/"), validate=False).to_path()]
@@ -187,9 +192,7 @@ def test_a_job_whose_hold_was_taken_over_writes_nothing_more_there(store, make_s
     scripts = make_script(SCORE)
     outcome = []
     running = _start_job(store, scripts, "0.4", outcome)
-    wait_for(lambda: fs.exists(f"{root}/res/{LOCK}"), timeout=60)
-    first_beat = _beat(fs, root)
-    wait_for(lambda: _beat(fs, root) > first_beat, timeout=30)   # past its start: renewed
+    _wait_for_a_renewal(fs, root)   # the job is past its start
     # its renewals failed long enough for a job on another machine to take the folder over
     theirs = {"host": "another-machine", "pid": 4242, "started": "2026-12-06 08:00:00",
               "id": "theirs", "beat": time.time()}
