@@ -13,6 +13,15 @@ from parallelrun import (ConfigurationError, Dataset, Datastore, ParallelRunConf
                          ResumeMismatchError, Workspace, run_job)
 
 
+# run() names each file it was given
+NAMES_SCRIPT = """
+    import os
+    def init(): pass
+    def run(mini_batch):
+        return [os.path.basename(p) for p in mini_batch]
+"""
+
+
 @pytest.fixture
 def ws(tmp_path):
     return Workspace.create("ws", path=tmp_path / "ws")
@@ -242,15 +251,7 @@ def test_resume_continues_from_the_journal_uploaded_with_a_remote_output(blob, a
     fs = azurite.filesystem()
     container = blob.container_name
     fs.pipe({f"{container}/r/{i}.txt": b"1" for i in range(5)})
-    scripts = make_script("""
-        import os
-
-        def init():
-            pass
-
-        def run(mini_batch):
-            return [os.path.basename(p) for p in mini_batch]
-    """)
+    scripts = make_script(NAMES_SCRIPT)
     config = _config(scripts, mini_batch_size=2, process_count_per_node=1)
     inputs = [Dataset.File.from_files(blob.path("r/"))]
     first = run_job(config, inputs, blob.path("res/"))
@@ -275,12 +276,7 @@ def test_a_second_job_into_a_used_remote_output_is_refused_unless_overwrite(blob
     container = blob.container_name
     fs.pipe({f"{container}/used/in/{i}.txt": b"1" for i in range(4)})
     fs.pipe({f"{container}/used/res/their_notes.txt": b"the user's"})
-    scripts = make_script("""
-        import os
-        def init(): pass
-        def run(mini_batch):
-            return [os.path.basename(p) for p in mini_batch]
-    """)
+    scripts = make_script(NAMES_SCRIPT)
     config = _config(scripts, mini_batch_size=2, process_count_per_node=1)
     inputs = [Dataset.File.from_files(blob.path("used/in/"))]
     assert run_job(config, inputs, blob.path("used/res/")).succeeded
@@ -300,12 +296,7 @@ def test_a_remote_output_inside_the_remote_input_is_never_read_as_input(blob, az
     fs = azurite.filesystem()
     container = blob.container_name
     fs.pipe({f"{container}/d/{i}.txt": b"1" for i in range(5)})
-    scripts = make_script("""
-        import os
-        def init(): pass
-        def run(mini_batch):
-            return [os.path.basename(p) for p in mini_batch]
-    """)
+    scripts = make_script(NAMES_SCRIPT)
     config = _config(scripts, mini_batch_size=2, process_count_per_node=1)
     inputs = [Dataset.File.from_files(blob.path("d/"))]
     assert run_job(config, inputs, blob.path("d/out/")).succeeded
