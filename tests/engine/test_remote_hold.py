@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -226,3 +230,27 @@ def test_of_two_jobs_started_at_once_into_one_folder_one_writes_there(store, mak
     assert len(tries.strip().splitlines()) == 1 + 6      # one job's logs, not a mix
     for late in [o for o in outcomes if isinstance(o, StorageError)]:
         shutil.rmtree(_kept_folder(late), ignore_errors=True)
+
+
+def test_a_hold_naming_folders_parallelrun_did_not_stage_never_touches_them(store, make_script,
+                                                                            tmp_path):
+    store, fs, root = store
+    # the user's folders: one anywhere, one that even looks like a staging folder
+    theirs = [tmp_path / "precious", Path(tempfile.mkdtemp(prefix="parallelrun-stage-"))]
+    for folder in theirs:
+        (folder / "output").mkdir(parents=True, exist_ok=True)
+        (folder / "output" / "thesis.tex").write_text("years of work")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    try:
+        for folder in theirs:   # a stale hold of this machine (its process is gone) names it
+            record = {"host": socket.gethostname(), "pid": int(gone), "id": "dead",
+                      "started": "2026-12-06 07:00:00", "stage": str(folder), "beat": time.time()}
+            fs.pipe_file(f"{root}/res/{LOCK}", json.dumps(record).encode())
+            result = run_job(_config(make_script(SCORE)),
+                             [Dataset.File.from_files(store.path("in/"))], store.path("res/"),
+                             overwrite=True)
+            assert result.status == "Finished" and _rows(fs, root) == [f"{i}.txt" for i in range(6)]
+            assert (folder / "output" / "thesis.tex").read_text() == "years of work"
+    finally:
+        shutil.rmtree(theirs[1])

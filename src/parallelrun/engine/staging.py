@@ -31,6 +31,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from parallelrun.config import JOB_MARKER_NAME
 from parallelrun.data.urls import is_remote
 from parallelrun.engine.remote_hold import RemoteHold
 from parallelrun.errors import ConfigurationError, ResumeMismatchError, StorageError
@@ -121,9 +122,13 @@ def _left_behind(hold: RemoteHold, bound: inspect.BoundArguments, url: str) -> s
     finished work (never uploaded); a new job is refused there unless it resumes that work or
     overwrites it, as in a local folder holding an earlier job's results."""
     folder = hold.left_behind
+    # only a folder that proves to be a staging folder of ours (its name and place, and a job's
+    # marker in it) is used, or removed by an overwrite: the hold's record is only a pointer
     ours = folder and os.path.basename(folder).startswith(STAGE_PREFIX) and \
-        os.path.realpath(os.path.dirname(folder)) == os.path.realpath(tempfile.gettempdir())
-    if not ours or not os.path.isdir(folder) or not os.listdir(folder):
+        os.path.realpath(os.path.dirname(folder)) == os.path.realpath(tempfile.gettempdir()) \
+        and any(os.path.isfile(os.path.join(folder, part, JOB_MARKER_NAME))
+                for part in ("output", "logs"))
+    if not ours:
         return None
     if not bound.arguments.get("resume") and not bound.arguments.get("overwrite"):
         hold.give_back()
