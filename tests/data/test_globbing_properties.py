@@ -61,6 +61,7 @@ def _listing_order(paths: list[str]) -> list[str]:
 @example(files=[(".h", "a"), ("b", "a"), ("a",)], parts=["**", "a"])
 @example(files=[("a", ".parallelrun"), ("a", ".h")], parts=["a", ".*"])
 @example(files=[("[x]",), ("x1",)], parts=["[[]x]"])
+@example(files=[(".h",)], parts=[".h", "a", "*"])     # a pattern through a file lists nothing
 def test_a_pattern_lists_what_glob_matches_in_listing_order(tmp_path_factory, files, parts):
     root = str(tmp_path_factory.getbasetemp() / "globbing-tree")
     _build(root, files)

@@ -75,7 +75,7 @@ class _FsspecTree:
             return [], set()
         try:
             entries = _entries(self.fs, folder)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):   # the latter: a path through a file
             return [], set()
         names, dirs, files = [], set(), {}
         for entry in entries:
